@@ -1,0 +1,13 @@
+/* qocnet edge program: TC ingress (clsact) of every sensor-facing port. */
+#include <uapi/linux/bpf.h>
+#include <uapi/linux/pkt_cls.h>
+
+#include "qoc_consts.h"
+#include "qoc_abi.h"
+#include "qoc_maps.h"
+#include "qoc_forward.h"
+
+int qoc_edge_in(struct __sk_buff *skb)
+{
+	return qoc_forward_port_pair(skb);
+}

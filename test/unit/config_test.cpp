@@ -1,0 +1,124 @@
+#include <catch2/catch.hpp>
+
+#include <cstddef>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "compiler.hpp"
+#include "preflight.hpp"
+#include "qoc_abi.h"
+#include "qocnet/edge.hpp"
+#include "qocnet/testbed.hpp"
+
+using namespace qocnet;
+namespace fs = std::filesystem;
+
+TEST_CASE("the shared ABI structs have the layout the BPF side gives them", "[unit][abi]") {
+  STATIC_REQUIRE(sizeof(qoc_port_pair) == 8);
+  STATIC_REQUIRE(sizeof(qoc_port_stats) == 64);
+  STATIC_REQUIRE(offsetof(qoc_port_stats, rx_packets) == 0);
+  STATIC_REQUIRE(offsetof(qoc_port_stats, fwd_packets) == 16);
+  STATIC_REQUIRE(offsetof(qoc_port_stats, pass_packets) == 32);
+  STATIC_REQUIRE(offsetof(qoc_port_stats, tx_packets) == 48);
+}
+
+TEST_CASE("default edge options are valid", "[unit][config]") {
+  CHECK(validate(EdgeOptions{}).ok());
+}
+
+TEST_CASE("invalid edge options are refused with the field named", "[unit][config]") {
+  EdgeOptions o;
+  SECTION("max_ports too small") {
+    o.max_ports = 1;
+    auto st = validate(o);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().code == Errc::invalid_argument);
+    CHECK(st.error().message.find("max_ports is 1") != std::string::npos);
+  }
+  SECTION("max_ports too large") {
+    o.max_ports = 100000;
+    REQUIRE_FALSE(validate(o).ok());
+  }
+  SECTION("relative lock dir") {
+    o.lock_dir = "run/locks";
+    auto st = validate(o);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().message.find("lock_dir") != std::string::npos);
+  }
+  SECTION("missing bpf source dir") {
+    o.bpf_src_dir = "/nonexistent/qocnet-bpf";
+    auto st = validate(o);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().code == Errc::not_found);
+    CHECK(st.error().message.find("/nonexistent/qocnet-bpf") != std::string::npos);
+  }
+}
+
+TEST_CASE("the embedded BPF sources are the files of bpf_src/", "[unit][bpf_src]") {
+  const auto& srcs = detail::embedded_bpf_sources();
+  std::set<std::string> names;
+  for (const auto& s : srcs) {
+    names.insert(s.name);
+    std::ifstream f(fs::path(QOCNET_SOURCE_DIR) / "bpf_src" / s.name);
+    REQUIRE(f);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    INFO(s.name);
+    CHECK(ss.str() == s.text);
+  }
+  for (const char* n : {"edge_ingress.c", "qoc_abi.h", "qoc_consts.h", "qoc_maps.h", "qoc_forward.h"})
+    CHECK(names.count(n) == 1);
+}
+
+TEST_CASE("libbcc noise is dropped and the virtual file name replaced", "[unit][compiler]") {
+  const std::string raw =
+      "sh: 1: modprobe: not found\n"
+      "/virtual/main.c:12:5: error: use of undeclared identifier 'x'\n"
+      "sha1 socket not available\n";
+  const std::string out = detail::clean_diagnostics(raw, "/src/edge_ingress.c");
+  CHECK(out == "/src/edge_ingress.c:12:5: error: use of undeclared identifier 'x'\n");
+}
+
+TEST_CASE("missing kernel headers name the paths tried and the fix", "[unit][preflight]") {
+  auto r = detail::check_kernel_headers("/nonexistent/qocnet-kernel-headers");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Errc::unavailable);
+  CHECK(r.error().message.find("/nonexistent/qocnet-kernel-headers") != std::string::npos);
+  CHECK(r.error().fix.find("scripts/bootstrap") != std::string::npos);
+}
+
+TEST_CASE("interface names are checked before the kernel is asked", "[unit][preflight]") {
+  for (const char* bad : {"", "name-longer-than-15", "a/b", "a b"}) {
+    auto r = detail::resolve_interface(bad);
+    INFO(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == Errc::invalid_argument);
+  }
+  auto missing = detail::resolve_interface("qocnetnope0");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().code == Errc::not_found);
+  CHECK(missing.error().message.find("'qocnetnope0'") != std::string::npos);
+  auto lo = detail::resolve_interface("lo");
+  REQUIRE(lo.ok());
+  CHECK(*lo >= 1u);
+}
+
+TEST_CASE("TC actions have their kernel names", "[unit]") {
+  CHECK(tc_action_name(0) == "TC_ACT_OK");
+  CHECK(tc_action_name(2) == "TC_ACT_SHOT");
+  CHECK(tc_action_name(7) == "TC_ACT_REDIRECT");
+  CHECK(tc_action_name(42) == "TC_ACT(42)");
+}
+
+TEST_CASE("testbed names are unique and fit an interface/namespace name", "[unit][testbed]") {
+  std::set<std::string> seen;
+  for (int i = 0; i < 100; ++i) {
+    auto n = testbed::unique_name("proc");
+    CHECK(n.size() <= 15);
+    CHECK(n.rfind("qn", 0) == 0);
+    seen.insert(n);
+  }
+  CHECK(seen.size() == 100);
+}
