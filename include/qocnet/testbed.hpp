@@ -82,9 +82,10 @@ class UdpSocket {
   // Sends a datagram of `size` bytes whose first 8 bytes are `seq` (host order).
   Status send_seq(const std::string& ip, std::uint16_t port, std::uint64_t seq,
                   std::size_t size = 64);
-  // Receives every datagram that arrives until `quiet` passes with none, and
+  // Receives datagrams until `quiet` passes with none (or `max` arrived), and
   // returns their sequence numbers in arrival order.
-  std::vector<std::uint64_t> drain_seqs(std::chrono::milliseconds quiet);
+  std::vector<std::uint64_t> drain_seqs(std::chrono::milliseconds quiet,
+                                        std::size_t max = SIZE_MAX);
   int fd() const { return fd_; }
 
  private:

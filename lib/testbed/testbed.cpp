@@ -222,10 +222,11 @@ Status UdpSocket::send_seq(const std::string& ip, std::uint16_t port, std::uint6
   return send_to(ip, port, buf);
 }
 
-std::vector<std::uint64_t> UdpSocket::drain_seqs(std::chrono::milliseconds quiet) {
+std::vector<std::uint64_t> UdpSocket::drain_seqs(std::chrono::milliseconds quiet,
+                                                 std::size_t max) {
   std::vector<std::uint64_t> seqs;
   std::uint8_t buf[65536];
-  for (;;) {
+  while (seqs.size() < max) {
     pollfd p{fd_, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(quiet.count())) <= 0) break;
     ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
