@@ -26,4 +26,127 @@ struct qoc_port_stats {
 	__u64 tx_bytes;
 };
 
+/* What a datagram carries, in rising order of importance for video: a
+ * datagram holding packets of several frames takes the highest video class.
+ * `other` (audio, unknown, not TS) is outside that order: never dropped. */
+enum qoc_class {
+	QOC_CLASS_OTHER = 0,
+	QOC_CLASS_DISP = 1, /* non-reference frame */
+	QOC_CLASS_DIFF = 2, /* P frame, referenced B frame */
+	QOC_CLASS_REF = 3,  /* I / IDR / IRAP frame; PSI alone */
+	QOC_NUM_CLASSES = 4,
+};
+
+enum qoc_codec {
+	QOC_CODEC_UNKNOWN = 0,
+	QOC_CODEC_H264 = 1, /* stream_type 0x1b */
+	QOC_CODEC_HEVC = 2, /* stream_type 0x24 */
+};
+
+/* A stream: one UDP flow of TS packets. IPv4 addresses are stored
+ * IPv4-mapped (::ffff:a.b.c.d). */
+struct qoc_stream_key {
+	__u8 saddr[16];
+	__u16 sport; /* network order */
+	__u16 dport; /* network order */
+	__u32 pad;   /* 0 */
+};
+
+/* The frame scanner's place in the elementary stream (see qoc_ts.h). */
+enum qoc_scan_phase {
+	QOC_SCAN_SEEK = 0,    /* looking for a 00 00 01 start code */
+	QOC_SCAN_NAL = 1,     /* the next byte is a NAL unit header */
+	QOC_SCAN_SLICE = 2,   /* collecting an H.264 slice header's first bytes */
+	QOC_SCAN_DONE = 3,    /* the frame's class is known */
+};
+
+/* qoc_streams value: what the DPI learnt of a stream, and its counters. */
+struct qoc_stream {
+	__u16 pmt_pid;      /* 0: not learnt yet (PID 0 is the PAT's) */
+	__u16 video_pid;    /* 0: not learnt yet */
+	__u8 codec;         /* enum qoc_codec */
+	__u8 frame_class;   /* class of the current frame (REF while pending) */
+	__u8 scan_phase;    /* enum qoc_scan_phase */
+	__u8 scan_zeros;    /* zero bytes just seen (0..3) */
+	__u8 scan_nbytes;   /* slice header bytes collected */
+	__u8 video_cc;      /* last continuity counter on the video PID */
+	__u8 has_cc;        /* video_cc is valid */
+	__u8 pad0;
+	__u32 scan_acc;     /* slice header bytes, big endian */
+	__u32 frames;       /* PES starts seen on the video PID */
+	__u64 dgrams[QOC_NUM_CLASSES];
+	__u64 bytes[QOC_NUM_CLASSES];
+	__u64 misaligned;   /* datagrams with packets of two video frames */
+	__u64 cc_errors;    /* continuity counter jumps on the video PID */
+	__u64 ts_partial;   /* datagrams ending in a partial TS packet */
+	__u64 ts_bad_sync;  /* datagrams where a TS packet lacked 0x47 */
+	__u64 ts_malformed; /* TS/PSI/PES headers that contradict themselves */
+	__u64 ts_unparsed;  /* datagrams with more TS packets than inspected */
+};
+
+/* qoc_counters (one per-CPU entry): what the parser met, datagram by datagram.
+ * Every frame the program sees lands in exactly one of the first outcomes:
+ * seen = not_udp + not_ts + ts (and ts = sum of class_* for TS datagrams). */
+enum qoc_counter {
+	QOC_CNT_SEEN = 0,       /* frames seen */
+	QOC_CNT_NOT_UDP,        /* not IPv4/IPv6 + UDP, or headers cut short */
+	QOC_CNT_NOT_TS,         /* UDP whose payload is not TS */
+	QOC_CNT_TS,             /* UDP carrying TS */
+	QOC_CNT_CLASS_OTHER,    /* TS datagrams by class */
+	QOC_CNT_CLASS_DISP,
+	QOC_CNT_CLASS_DIFF,
+	QOC_CNT_CLASS_REF,
+	/* reasons, counted besides the outcome above */
+	QOC_CNT_TRUNCATED,      /* a header ran past the end of the frame */
+	QOC_CNT_VLAN_DEEP,      /* more VLAN tags than QOC_MAX_VLAN_DEPTH */
+	QOC_CNT_IPV6_EXT_DEEP,  /* more IPv6 extension headers than QOC_MAX_IPV6_EXT */
+	QOC_CNT_FRAGMENT,       /* non-first IP fragment */
+	QOC_CNT_UDP_LEN_BAD,    /* UDP length below 8 or past the frame */
+	QOC_CNT_GSO,            /* GSO super-packets (verdict covers all segments) */
+	QOC_CNT_GSO_SEGS,       /* their segments */
+	QOC_CNT_PULLED,         /* non-linear frames made linear */
+	QOC_CNT_STREAM_FULL,    /* no stream state could be created */
+	QOC_NUM_COUNTERS,
+};
+
+struct qoc_counters {
+	__u64 c[QOC_NUM_COUNTERS];
+};
+
+/* qoc_scratch value (per CPU): one datagram's walk, carried across the tail
+ * calls between the edge program and the frame scanner (see qoc_dpi.h). */
+struct qoc_walk {
+	struct qoc_stream_key key;
+	__u32 poff;       /* UDP payload offset in the frame */
+	__u32 len;        /* UDP payload length */
+	__u32 next;       /* next TS packet to process */
+	__u32 scan_from;  /* where the scanner starts in packet `next` */
+	__u8 vmax;        /* highest class of its video packets, 0 if none */
+	__u8 psi;         /* PAT or PMT packets */
+	__u8 video_seen;  /* a video packet came before (for misalignment) */
+	__u8 new_frame;
+	__u8 misaligned;
+	__u8 partial;
+	__u8 bad_sync;
+	__u8 unparsed;
+	__u8 malformed;
+	__u8 pad[3];
+};
+
+/* What the edge program leaves in skb->cb[] for a BPF_PROG_TEST_RUN caller. */
+enum qoc_cb_slot {
+	QOC_CB_CLASS = 0,       /* enum qoc_class of the datagram */
+	QOC_CB_FRAMES = 1,      /* the stream's PES starts on the video PID so far */
+	QOC_CB_FRAME_CLASS = 2, /* class of the current frame after this datagram */
+	QOC_CB_FLAGS = 3,       /* QOC_F_* */
+	QOC_CB_VIDEO = 4,       /* video PID | codec << 16 */
+};
+
+#define QOC_F_TS (1u << 0)        /* the payload is TS */
+#define QOC_F_VIDEO (1u << 1)     /* holds video TS packets */
+#define QOC_F_PSI (1u << 2)       /* holds PAT/PMT */
+#define QOC_F_NEW_FRAME (1u << 3) /* a video frame starts in it */
+#define QOC_F_PENDING (1u << 4)   /* the current frame's class is not known yet */
+#define QOC_F_MISALIGNED (1u << 5)/* packets of two video frames */
+
 #endif /* QOC_ABI_H */

@@ -8,10 +8,45 @@
 #define QOC_MAX_PORTS 256
 #endif
 
+/* 802.1Q / 802.1ad tags walked before giving up (the frame is then `other`). */
+#ifndef QOC_MAX_VLAN_DEPTH
+#define QOC_MAX_VLAN_DEPTH 2
+#endif
+
+/* IPv6 extension headers walked before giving up (the frame is `other`). */
+#ifndef QOC_MAX_IPV6_EXT
+#define QOC_MAX_IPV6_EXT 4
+#endif
+
+/* Headers before the UDP payload beyond which a frame is not inspected. */
+#ifndef QOC_MAX_HDR_LEN
+#define QOC_MAX_HDR_LEN 512
+#endif
+
+/* MPEG-TS: packet size, and how many packets of one datagram are inspected
+ * (7 x 188 = 1316 bytes is the usual payload; more are counted, not parsed). */
+#define QOC_TS_SIZE 188
+#ifndef QOC_TS_MAX_PACKETS
+#define QOC_TS_MAX_PACKETS 7
+#endif
+
+/* Program entries of a PAT and elementary streams of a PMT looked at. */
+#ifndef QOC_PAT_MAX_PROGRAMS
+#define QOC_PAT_MAX_PROGRAMS 4
+#endif
+#ifndef QOC_PMT_MAX_STREAMS
+#define QOC_PMT_MAX_STREAMS 8
+#endif
+
+/* Video streams whose state the edge keeps (LRU: the oldest goes first). */
+#ifndef QOC_MAX_STREAMS
+#define QOC_MAX_STREAMS 1024
+#endif
+
 /* Version of the map layouts in qoc_abi.h; bumped on any layout change so a
  * pinned map of another layout is refused instead of silently reused. */
 #ifndef QOC_ABI_VERSION
-#define QOC_ABI_VERSION 1
+#define QOC_ABI_VERSION 2
 #endif
 
 #endif /* QOC_CONSTS_H */

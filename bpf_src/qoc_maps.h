@@ -12,4 +12,17 @@ BPF_HASH(qoc_port_pairs, __u32, struct qoc_port_pair, QOC_MAX_PORTS);
 /* ifindex -> counters, one copy per CPU */
 BPF_PERCPU_HASH(qoc_port_stats, __u32, struct qoc_port_stats, QOC_MAX_PORTS);
 
+/* stream -> what the DPI learnt of it, and its counters */
+BPF_TABLE("lru_hash", struct qoc_stream_key, struct qoc_stream, qoc_streams, QOC_MAX_STREAMS);
+
+/* one datagram's walk, across tail calls (scratch, per CPU) */
+BPF_PERCPU_ARRAY(qoc_scratch, struct qoc_walk, 1);
+
+/* the walk's slow path, for tail calls (see qoc_dpi.h) */
+#define QOC_PROG_SLOW 0
+BPF_PROG_ARRAY(qoc_progs, 1);
+
+/* parser outcomes and reasons, one entry, per CPU */
+BPF_PERCPU_ARRAY(qoc_counters, struct qoc_counters, 1);
+
 #endif /* QOC_MAPS_H */

@@ -3,6 +3,9 @@
 #include <bpf/bpf.h>
 #include <linux/pkt_cls.h>
 
+#include <arpa/inet.h>
+
+#include <cstring>
 #include <map>
 #include <mutex>
 
@@ -20,6 +23,7 @@ using namespace detail;
 namespace {
 constexpr const char* kEntry = "edge_ingress.c";
 constexpr const char* kProgram = "qoc_edge_in";
+constexpr const char* kSlowProgram = "qoc_ts_slow";  // tail-called by the DPI
 
 Result<const Map*> find_map(const CompiledObject& obj, const char* name) {
   auto it = obj.maps.find(name);
@@ -43,7 +47,46 @@ PortCounters sum_counters(const std::vector<qoc_port_stats>& per_cpu) {
   }
   return c;
 }
+std::string format_source(const qoc_stream_key& k) {
+  static const std::uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  char buf[INET6_ADDRSTRLEN] = {};
+  const std::uint16_t port = ntohs(k.sport);
+  if (std::memcmp(k.saddr, v4mapped, 12) == 0) {
+    ::inet_ntop(AF_INET, &k.saddr[12], buf, sizeof buf);
+    return std::string(buf) + ":" + std::to_string(port);
+  }
+  ::inet_ntop(AF_INET6, k.saddr, buf, sizeof buf);
+  return "[" + std::string(buf) + "]:" + std::to_string(port);
+}
+
+Result<ProgramInfo> program_info(const Program& p) {
+  bpf_prog_info info{};
+  __u32 len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(p.fd(), &info, &len) != 0)
+    return make_error(Errc::internal, "cannot read info of program " + p.name(), {}, errno);
+  return ProgramInfo{p.name(), info.id, info.verified_insns, info.xlated_prog_len / 8};
+}
+
 }  // namespace
+
+const char* to_string(FrameClass c) noexcept {
+  switch (c) {
+    case FrameClass::other: return "other";
+    case FrameClass::disp: return "disp";
+    case FrameClass::diff: return "diff";
+    case FrameClass::ref: return "ref";
+  }
+  return "?";
+}
+
+const char* to_string(Codec c) noexcept {
+  switch (c) {
+    case Codec::unknown: return "unknown";
+    case Codec::h264: return "h264";
+    case Codec::hevc: return "hevc";
+  }
+  return "?";
+}
 
 std::string tc_action_name(int action) {
   switch (action) {
@@ -82,15 +125,21 @@ struct Edge::Impl {
   EdgeOptions options;
   UniqueFd netns;
   Program program;
+  Program slow_program;
   TypedMap<__u32, qoc_port_pair> pairs;
   PerCpuMap<__u32, qoc_port_stats> stats;
+  TypedMap<qoc_stream_key, qoc_stream> streams;
+  PerCpuMap<__u32, qoc_counters> counters;
+  Map prog_array;  // keeps the tail-call table (and so the slow path) alive
   std::map<unsigned, TcAttachment> attached;  // by ifindex
   mutable std::mutex mu;
 
-  Impl(EdgeOptions o, UniqueFd ns, Program p, TypedMap<__u32, qoc_port_pair> pm,
-       PerCpuMap<__u32, qoc_port_stats> sm)
+  Impl(EdgeOptions o, UniqueFd ns, Program p, Program slow, TypedMap<__u32, qoc_port_pair> pm,
+       PerCpuMap<__u32, qoc_port_stats> sm, TypedMap<qoc_stream_key, qoc_stream> st,
+       PerCpuMap<__u32, qoc_counters> cm, Map progs)
       : options(std::move(o)), netns(std::move(ns)), program(std::move(p)),
-        pairs(std::move(pm)), stats(std::move(sm)) {}
+        slow_program(std::move(slow)), pairs(std::move(pm)), stats(std::move(sm)),
+        streams(std::move(st)), counters(std::move(cm)), prog_array(std::move(progs)) {}
 
   Result<NetnsGuard> enter() const { return NetnsGuard::enter(netns.get()); }
 
@@ -113,19 +162,32 @@ Result<Edge> Edge::create(EdgeOptions options) {
   QOCNET_TRY(check_privileges());
   CompileRequest req;
   req.entry = kEntry;
-  req.programs = {kProgram};
+  req.programs = {kProgram, kSlowProgram};
   req.defines = {"QOC_MAX_PORTS=" + std::to_string(options.max_ports)};
   req.src_dir = options.bpf_src_dir;
   req.kernel_headers = options.kernel_headers;
   QOCNET_ASSIGN(obj, compile_bpf(req));
   QOCNET_ASSIGN(pairs_map, find_map(obj, "qoc_port_pairs"));
   QOCNET_ASSIGN(stats_map, find_map(obj, "qoc_port_stats"));
+  QOCNET_ASSIGN(streams_map, find_map(obj, "qoc_streams"));
+  QOCNET_ASSIGN(counters_map, find_map(obj, "qoc_counters"));
+  QOCNET_ASSIGN(progs_map, find_map(obj, "qoc_progs"));
   QOCNET_ASSIGN(pairs, (TypedMap<__u32, qoc_port_pair>::open(*pairs_map)));
   QOCNET_ASSIGN(stats, (PerCpuMap<__u32, qoc_port_stats>::open(*stats_map)));
+  QOCNET_ASSIGN(streams, (TypedMap<qoc_stream_key, qoc_stream>::open(*streams_map)));
+  QOCNET_ASSIGN(counters, (PerCpuMap<__u32, qoc_counters>::open(*counters_map)));
+  QOCNET_ASSIGN(progs, progs_map->dup());
+  // The DPI's slow path is reached by tail call through qoc_progs[0].
+  const __u32 slot = 0;
+  const int slow_fd = obj.programs.at(kSlowProgram).fd();
+  if (bpf_map_update_elem(progs.fd(), &slot, &slow_fd, BPF_ANY) != 0)
+    return make_error(Errc::internal, "cannot install the DPI slow path in qoc_progs", {}, errno);
   QOCNET_ASSIGN(ns, open_current_netns());
   auto prog = std::move(obj.programs.at(kProgram));
+  auto slow = std::move(obj.programs.at(kSlowProgram));
   return Edge(std::make_unique<Impl>(std::move(options), std::move(ns), std::move(prog),
-                                     std::move(pairs), std::move(stats)));
+                                     std::move(slow), std::move(pairs), std::move(stats),
+                                     std::move(streams), std::move(counters), std::move(progs)));
 }
 
 Status Edge::attach_port(std::string_view ifname) {
@@ -244,6 +306,9 @@ Result<Verdict> Edge::test_run(std::span<const std::uint8_t> frame,
   opts.data_size_in = static_cast<__u32>(frame.size());
   opts.ctx_in = &ctx;
   opts.ctx_size_in = sizeof(ctx);
+  __sk_buff out{};
+  opts.ctx_out = &out;
+  opts.ctx_size_out = sizeof(out);
   opts.repeat = 1;
   if (bpf_prog_test_run_opts(impl_->program.fd(), &opts) != 0) {
     int err = errno;
@@ -253,9 +318,95 @@ Result<Verdict> Edge::test_run(std::span<const std::uint8_t> frame,
                       err == ENODEV ? "use the ifindex of an interface in the edge's namespace" : "",
                       err);
   }
-  return Verdict{static_cast<int>(opts.retval), opts.duration};
+  Verdict v;
+  v.action = static_cast<int>(opts.retval);
+  v.duration_ns = opts.duration;
+  v.cls = static_cast<FrameClass>(out.cb[QOC_CB_CLASS] & 3);
+  v.frames = out.cb[QOC_CB_FRAMES];
+  v.frame_class = static_cast<FrameClass>(out.cb[QOC_CB_FRAME_CLASS] & 3);
+  const std::uint32_t f = out.cb[QOC_CB_FLAGS];
+  v.ts = f & QOC_F_TS;
+  v.video = f & QOC_F_VIDEO;
+  v.psi = f & QOC_F_PSI;
+  v.new_frame = f & QOC_F_NEW_FRAME;
+  v.pending = f & QOC_F_PENDING;
+  v.misaligned = f & QOC_F_MISALIGNED;
+  v.video_pid = static_cast<std::uint16_t>(out.cb[QOC_CB_VIDEO] & 0xffff);
+  v.codec = static_cast<Codec>((out.cb[QOC_CB_VIDEO] >> 16) & 0xff);
+  return v;
 }
 
 std::uint32_t Edge::program_id() const { return impl_->program.id(); }
+
+std::vector<ProgramInfo> Edge::programs() const {
+  std::vector<ProgramInfo> out;
+  for (const Program* p : {&impl_->program, &impl_->slow_program}) {
+    auto info = program_info(*p);
+    if (info) out.push_back(*info);
+  }
+  return out;
+}
+
+Result<std::vector<StreamStats>> Edge::streams() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  QOCNET_ASSIGN(keys, impl_->streams.keys());
+  std::vector<StreamStats> out;
+  for (const auto& k : keys) {
+    QOCNET_ASSIGN(v, impl_->streams.lookup(k));
+    if (!v) continue;  // evicted meanwhile
+    StreamStats s;
+    s.source = format_source(k);
+    s.source_port = ntohs(k.sport);
+    s.destination_port = ntohs(k.dport);
+    s.pmt_pid = v->pmt_pid;
+    s.video_pid = v->video_pid;
+    s.codec = static_cast<Codec>(v->codec);
+    s.frames = v->frames;
+    for (int c = 0; c < 4; ++c) {
+      s.datagrams[c] = v->dgrams[c];
+      s.bytes[c] = v->bytes[c];
+    }
+    s.misaligned = v->misaligned;
+    s.cc_errors = v->cc_errors;
+    s.ts_partial = v->ts_partial;
+    s.ts_bad_sync = v->ts_bad_sync;
+    s.ts_malformed = v->ts_malformed;
+    s.ts_unparsed = v->ts_unparsed;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<DpiCounters> Edge::dpi_counters() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  QOCNET_ASSIGN(vals, impl_->counters.lookup_all(0));
+  std::uint64_t c[QOC_NUM_COUNTERS] = {};
+  if (vals)
+    for (const auto& v : *vals)
+      for (int i = 0; i < QOC_NUM_COUNTERS; ++i) c[i] += v.c[i];
+  DpiCounters d;
+  d.seen = c[QOC_CNT_SEEN];
+  d.not_udp = c[QOC_CNT_NOT_UDP];
+  d.not_ts = c[QOC_CNT_NOT_TS];
+  d.ts = c[QOC_CNT_TS];
+  for (int i = 0; i < 4; ++i) d.by_class[i] = c[QOC_CNT_CLASS_OTHER + i];
+  d.truncated = c[QOC_CNT_TRUNCATED];
+  d.vlan_too_deep = c[QOC_CNT_VLAN_DEEP];
+  d.ipv6_ext_too_deep = c[QOC_CNT_IPV6_EXT_DEEP];
+  d.fragments = c[QOC_CNT_FRAGMENT];
+  d.udp_length_bad = c[QOC_CNT_UDP_LEN_BAD];
+  d.gso_packets = c[QOC_CNT_GSO];
+  d.gso_segments = c[QOC_CNT_GSO_SEGS];
+  d.pulled = c[QOC_CNT_PULLED];
+  d.stream_table_full = c[QOC_CNT_STREAM_FULL];
+  return d;
+}
+
+Status Edge::reset_streams() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  QOCNET_ASSIGN(keys, impl_->streams.keys());
+  for (const auto& k : keys) QOCNET_TRY(impl_->streams.erase(k));
+  return {};
+}
 
 }  // namespace qocnet

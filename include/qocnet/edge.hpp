@@ -58,10 +58,64 @@ struct PortCounters {
   std::uint64_t tx_packets = 0, tx_bytes = 0;      // sent out of it by a pair
 };
 
+// What a datagram carries (DESIGN.md, Vocabulary), in rising importance for
+// video; `other` is never dropped by a content policy.
+enum class FrameClass : std::uint8_t { other = 0, disp = 1, diff = 2, ref = 3 };
+const char* to_string(FrameClass c) noexcept;
+
+enum class Codec : std::uint8_t { unknown = 0, h264 = 1, hevc = 2 };
+const char* to_string(Codec c) noexcept;
+
 // What the edge program decided for one frame (BPF_PROG_TEST_RUN).
 struct Verdict {
   int action = 0;                 // TC action: 0 OK, 2 SHOT, 7 REDIRECT, ...
   std::uint32_t duration_ns = 0;  // kernel-measured run time
+  FrameClass cls = FrameClass::other;  // the datagram's class
+  bool ts = false;                // the UDP payload is MPEG-TS
+  bool video = false;             // it holds video TS packets
+  bool psi = false;               // it holds PAT/PMT packets
+  bool new_frame = false;         // a video frame (PES) starts in it
+  bool pending = false;           // the current frame's class is not known yet
+  bool misaligned = false;        // it holds packets of two video frames
+  std::uint32_t frames = 0;       // the stream's video PES starts so far
+  FrameClass frame_class = FrameClass::other;  // the current frame's class after it
+  std::uint16_t video_pid = 0;    // learnt from the PMT (0: not yet)
+  Codec codec = Codec::unknown;
+};
+
+// What the DPI learnt of one stream (a UDP flow of TS packets) and its counters.
+struct StreamStats {
+  std::string source;             // "10.0.0.1:40000" or "[fd00::1]:40000"
+  std::uint16_t source_port = 0, destination_port = 0;
+  std::uint16_t pmt_pid = 0, video_pid = 0;
+  Codec codec = Codec::unknown;
+  std::uint32_t frames = 0;       // video PES starts
+  std::uint64_t datagrams[4] = {};  // by FrameClass
+  std::uint64_t bytes[4] = {};
+  std::uint64_t misaligned = 0;   // datagrams with packets of two video frames
+  std::uint64_t cc_errors = 0;    // continuity counter jumps on the video PID
+  std::uint64_t ts_partial = 0;   // datagrams ending in a partial TS packet
+  std::uint64_t ts_bad_sync = 0;  // datagrams where a TS packet lacked 0x47
+  std::uint64_t ts_malformed = 0; // TS/PSI/PES headers that contradict themselves
+  std::uint64_t ts_unparsed = 0;  // datagrams with more TS packets than inspected
+};
+
+// The parser's tallies over every frame the program saw (summed over CPUs).
+// seen = not_udp + not_ts + ts, and ts = the sum of by_class.
+struct DpiCounters {
+  std::uint64_t seen = 0, not_udp = 0, not_ts = 0, ts = 0;
+  std::uint64_t by_class[4] = {};  // TS datagrams, by FrameClass
+  std::uint64_t truncated = 0, vlan_too_deep = 0, ipv6_ext_too_deep = 0, fragments = 0;
+  std::uint64_t udp_length_bad = 0, gso_packets = 0, gso_segments = 0, pulled = 0;
+  std::uint64_t stream_table_full = 0;
+};
+
+// A loaded program as the kernel reports it.
+struct ProgramInfo {
+  std::string name;
+  std::uint32_t id = 0;
+  std::uint32_t verified_insns = 0;  // instructions the verifier processed
+  std::uint32_t xlated_insns = 0;    // instructions after the kernel's rewrite
 };
 
 // Returns "TC_ACT_OK", "TC_ACT_REDIRECT", ... for a TC action value.
@@ -105,6 +159,14 @@ class Edge {
 
   // The loaded program's kernel id (for bpftool / tc filter show).
   std::uint32_t program_id() const;
+  // The edge program and the DPI's slow path (reached by tail call).
+  std::vector<ProgramInfo> programs() const;
+
+  // What the DPI learnt of each stream, and its counters.
+  Result<std::vector<StreamStats>> streams() const;
+  Result<DpiCounters> dpi_counters() const;
+  // Forgets every stream's state (the next datagram starts it afresh).
+  Status reset_streams();
 
  private:
   struct Impl;

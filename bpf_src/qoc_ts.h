@@ -1,0 +1,458 @@
+/* MPEG-TS deep packet inspection: walks a UDP payload TS header to TS header
+ * (188-byte stride, bounded), learns the video PID from the PAT and PMT, and
+ * classifies each video frame from its first bytes. The scanner's state lives
+ * in the stream's map value and the datagram's tallies in a per-CPU scratch
+ * value: the verifier does not track map memory, so the paths through a loop
+ * body end in equal states and are pruned (with the state in registers the
+ * byte loop alone exceeds the verifier's budget). Classes:
+ *   H.264: random_access_indicator, IDR (NAL 5) or an I/SI slice -> ref;
+ *          another slice with nal_ref_idc != 0 -> diff; nal_ref_idc = 0 -> disp.
+ *   HEVC:  IRAP (NAL 16..23) -> ref; sub-layer non-reference (even <= 14)
+ *          -> disp; any other slice -> diff.
+ * A frame is ref until its class is known (its parameter sets and SEI must
+ * not be dropped anyway); the scanner carries its state across TS packets and
+ * datagrams until it meets the first slice header of the frame. */
+#ifndef QOC_TS_H
+#define QOC_TS_H
+
+#include "qoc_consts.h"
+#include "qoc_abi.h"
+
+#define QOC_PID_PAT 0x0000
+#define QOC_PID_NULL 0x1fff
+#define QOC_ST_H264 0x1b
+#define QOC_ST_HEVC 0x24
+
+/* p[i] for a variable index: the verifier wants every access at a variable
+ * offset checked against the end of the packet, though the caller knows the
+ * 188-byte packet at p is whole. Out of bounds reads as 0xff. */
+static __always_inline __u8 qoc_at(__u8 *p, __u32 i, void *end)
+{
+	__u8 *q = p + (i & 0xff);
+
+	if ((void *)(q + 1) > end)
+		return 0xff;
+	return *q;
+}
+
+static __always_inline void qoc_decide(struct qoc_stream *st, __u8 cls)
+{
+	st->frame_class = cls;
+	st->scan_phase = QOC_SCAN_DONE;
+}
+
+/* Leading zeros of a 32-bit word, without branches (the verifier then has
+ * one path through it, not one per outcome). */
+static __always_inline __u32 qoc_clz32(__u32 x)
+{
+	x |= x >> 1;
+	x |= x >> 2;
+	x |= x >> 4;
+	x |= x >> 8;
+	x |= x >> 16;
+	x = x - ((x >> 1) & 0x55555555u);
+	x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+	x = (x + (x >> 4)) & 0x0f0f0f0fu;
+	return 32 - ((x * 0x01010101u) >> 24);
+}
+
+/* Reads an unsigned Exp-Golomb code from the top of *bits; *used counts the
+ * bits consumed. Returns -1 when the code does not fit in what is left. */
+static __always_inline int qoc_ue(__u32 *bits, __u32 *used)
+{
+	__u32 lz = qoc_clz32(*bits);
+	__u32 n = 2 * lz + 1;
+
+	if (lz > 15 || *used + n > 32)
+		return -1;
+	__u32 code = *bits >> (32 - n);
+	*bits = n < 32 ? *bits << n : 0;
+	*used += n;
+	return code - 1;
+}
+
+/* first_mb_in_slice, then slice_type: I (2, 7) and SI (4, 9) make a ref frame. */
+static __always_inline __u8 qoc_h264_slice_class(__u32 acc)
+{
+	__u32 used = 0;
+
+	if (qoc_ue(&acc, &used) < 0)
+		return QOC_CLASS_REF;
+	int type = qoc_ue(&acc, &used);
+	if (type < 0)
+		return QOC_CLASS_REF;
+	type %= 5;
+	return (type == 2 || type == 4) ? QOC_CLASS_REF : QOC_CLASS_DIFF;
+}
+
+/* The scanner reads and writes its state through a volatile pointer, so
+ * clang keeps it in the map value instead of in registers: the verifier then
+ * sees the same state at the top of every iteration, whatever path the last
+ * byte took, and prunes. (With the state in registers it tracks each
+ * combination of constants apart and the byte loop exceeds its budget.) */
+typedef volatile struct qoc_stream qoc_vstream;
+
+static __always_inline void qoc_vdecide(qoc_vstream *vs, __u8 cls)
+{
+	vs->frame_class = cls;
+	vs->scan_phase = QOC_SCAN_DONE;
+}
+
+/* A NAL unit header byte (the first one, for HEVC). */
+static __always_inline void qoc_nal_header(qoc_vstream *vs, __u8 codec, __u8 b)
+{
+	if (codec == QOC_CODEC_HEVC) {
+		__u8 t = (b >> 1) & 0x3f;
+		if (t >= 16 && t <= 23)
+			qoc_vdecide(vs, QOC_CLASS_REF);
+		else if (t <= 14 && !(t & 1))
+			qoc_vdecide(vs, QOC_CLASS_DISP);
+		else if (t < 32)
+			qoc_vdecide(vs, QOC_CLASS_DIFF);
+		else
+			vs->scan_phase = QOC_SCAN_SEEK; /* VPS, SPS, PPS, AUD, SEI, ... */
+		return;
+	}
+	__u8 t = b & 0x1f;
+	if (t == 5) {
+		qoc_vdecide(vs, QOC_CLASS_REF);
+	} else if (t >= 1 && t <= 2) { /* non-IDR slice, or its partition A */
+		if (!(b & 0x60)) {
+			qoc_vdecide(vs, QOC_CLASS_DISP);
+		} else {
+			vs->scan_phase = QOC_SCAN_SLICE;
+			vs->scan_nbytes = 0;
+			vs->scan_acc = 0;
+		}
+	} else {
+		vs->scan_phase = QOC_SCAN_SEEK; /* SEI, SPS, PPS, AUD, ... */
+	}
+}
+
+/* Feeds the elementary-stream bytes p[from..187] to the scanner. `p` points
+ * at a TS packet known to have 188 bytes. */
+static __always_inline void qoc_scan_es(struct qoc_stream *st, __u8 codec, __u8 *p,
+					__u32 from, void *end)
+{
+	qoc_vstream *vs = st;
+
+#pragma clang loop unroll(disable)
+	for (__u32 k = 0; k < QOC_TS_SIZE - 4; k++) {
+		__u32 j = from + k;
+		__u8 phase = vs->scan_phase;
+		if (j >= QOC_TS_SIZE || phase == QOC_SCAN_DONE ||
+		    (phase == QOC_SCAN_SLICE && vs->scan_nbytes >= 4))
+			break;
+		__u8 *q = p + (j & 0xff);
+		if ((void *)(q + 1) > end)
+			break; /* cannot happen (p has 188 bytes); ends the impossible path */
+		__u8 b = *q;
+		if (phase == QOC_SCAN_SEEK) {
+			if (b == 0) {
+				if (vs->scan_zeros < 3)
+					vs->scan_zeros++;
+			} else {
+				if (b == 1 && vs->scan_zeros >= 2)
+					vs->scan_phase = QOC_SCAN_NAL;
+				vs->scan_zeros = 0;
+			}
+		} else if (phase == QOC_SCAN_NAL) {
+			qoc_nal_header(vs, codec, b);
+		} else { /* QOC_SCAN_SLICE: the slice header's first 4 bytes */
+			vs->scan_acc = (vs->scan_acc << 8) | b;
+			vs->scan_nbytes++;
+		}
+	}
+	/* Decoded once, outside the byte loop. */
+	if (st->scan_phase == QOC_SCAN_SLICE && st->scan_nbytes >= 4)
+		qoc_decide(st, qoc_h264_slice_class(st->scan_acc));
+}
+
+/* Adds the current frame's class (ref while not known) to the datagram's. */
+static __always_inline void qoc_add_video_class(struct qoc_stream *st, struct qoc_walk *d)
+{
+	__u8 cls = st->scan_phase == QOC_SCAN_DONE ? st->frame_class : QOC_CLASS_REF;
+	if (cls > d->vmax)
+		d->vmax = cls;
+}
+
+/* A PSI section's start in a packet with PUSI: returns its offset, or 0. */
+static __always_inline __u32 qoc_psi_start(__u8 *p, __u32 off, __u8 table_id, void *end)
+{
+	if (off >= QOC_TS_SIZE)
+		return 0;
+	__u32 sec = off + 1 + qoc_at(p, off, end); /* pointer_field */
+	if (sec + 12 > QOC_TS_SIZE)
+		return 0;
+	if (qoc_at(p, sec, end) != table_id)
+		return 0;
+	return sec;
+}
+
+/* PAT: the PID of the first program's PMT (program_number != 0). */
+static __always_inline void qoc_parse_pat(struct qoc_stream *st, __u8 *p, __u32 off,
+					  void *end, struct qoc_walk *d)
+{
+	__u32 sec = qoc_psi_start(p, off, 0x00, end);
+	if (!sec) {
+		d->malformed = 1;
+		return;
+	}
+	__u32 slen = ((qoc_at(p, sec + 1, end) & 0x0f) << 8) | qoc_at(p, sec + 2, end);
+	__u32 sec_end = sec + 3 + slen - 4; /* before the CRC */
+	if (slen < 9 || sec_end > QOC_TS_SIZE)
+		sec_end = QOC_TS_SIZE;
+
+#pragma unroll
+	for (int i = 0; i < QOC_PAT_MAX_PROGRAMS; i++) {
+		__u32 e = sec + 8 + 4 * i;
+		if (e + 4 > sec_end || e + 4 > QOC_TS_SIZE)
+			break;
+		__u16 prog = (qoc_at(p, e, end) << 8) | qoc_at(p, e + 1, end);
+		if (prog == 0)
+			continue; /* network PID */
+		__u16 pid = ((qoc_at(p, e + 2, end) & 0x1f) << 8) | qoc_at(p, e + 3, end);
+		st->pmt_pid = pid;
+		return;
+	}
+}
+
+/* PMT: the first H.264 or HEVC elementary stream becomes the video PID. */
+static __always_inline void qoc_parse_pmt(struct qoc_stream *st, __u8 *p,
+					  __u32 off, void *end, struct qoc_walk *d)
+{
+	__u32 sec = qoc_psi_start(p, off, 0x02, end);
+	if (!sec) {
+		d->malformed = 1;
+		return;
+	}
+	__u32 slen = ((qoc_at(p, sec + 1, end) & 0x0f) << 8) | qoc_at(p, sec + 2, end);
+	__u32 sec_end = sec + 3 + slen - 4;
+	if (slen < 13 || sec_end > QOC_TS_SIZE)
+		sec_end = QOC_TS_SIZE;
+	__u32 pil = ((qoc_at(p, sec + 10, end) & 0x0f) << 8) | qoc_at(p, sec + 11, end);
+	__u32 es = sec + 12 + pil;
+
+#pragma unroll
+	for (int i = 0; i < QOC_PMT_MAX_STREAMS; i++) {
+		if (es + 5 > sec_end || es + 5 > QOC_TS_SIZE)
+			break;
+		__u8 type = qoc_at(p, es, end);
+		__u16 pid = ((qoc_at(p, es + 1, end) & 0x1f) << 8) | qoc_at(p, es + 2, end);
+		__u32 eil = ((qoc_at(p, es + 3, end) & 0x0f) << 8) | qoc_at(p, es + 4, end);
+		__u8 codec = type == QOC_ST_H264 ? QOC_CODEC_H264
+			   : type == QOC_ST_HEVC ? QOC_CODEC_HEVC : QOC_CODEC_UNKNOWN;
+		if (codec != QOC_CODEC_UNKNOWN) {
+			if (st->video_pid != pid || st->codec != codec) {
+				st->video_pid = pid;
+				st->codec = codec;
+				st->has_cc = 0;
+				st->scan_phase = QOC_SCAN_DONE; /* no frame until the next PES start */
+				st->frame_class = QOC_CLASS_REF;
+			}
+			return;
+		}
+		es += 5 + eil;
+	}
+}
+
+/* A video TS packet: frame starts, continuity, classification. */
+/* A video TS packet: frame starts, continuity. Returns 1 when the scanner
+ * must read this packet (the frame's class is not known yet), with
+ * d->scan_from set; the packet's class is then added after the scan. */
+static __always_inline int qoc_video_packet(struct qoc_stream *st, __u8 *p, __u32 off, int pusi,
+					    int rai, int has_payload, void *end, struct qoc_walk *d)
+{
+	__u8 cc = p[3] & 0x0f;
+
+	if (has_payload) {
+		if (st->has_cc && cc != ((st->video_cc + 1) & 0x0f) && cc != st->video_cc)
+			st->cc_errors++;
+		st->video_cc = cc;
+		st->has_cc = 1;
+	}
+	__u32 from = off; /* where the elementary stream starts in this packet */
+	if (pusi && has_payload) {
+		if (d->video_seen)
+			d->misaligned = 1;
+		d->new_frame = 1;
+		st->frames++;
+		st->scan_phase = QOC_SCAN_SEEK;
+		st->scan_zeros = 0;
+		st->scan_nbytes = 0;
+		st->scan_acc = 0;
+		st->frame_class = QOC_CLASS_REF;
+		if (rai)
+			qoc_decide(st, QOC_CLASS_REF);
+		/* PES header: 00 00 01 stream_id len(2) flags(2) header_data_length */
+		if (off + 9 > QOC_TS_SIZE || qoc_at(p, off, end) != 0 || qoc_at(p, off + 1, end) != 0 ||
+		    qoc_at(p, off + 2, end) != 1) {
+			d->malformed = 1;
+			from = QOC_TS_SIZE;
+		} else {
+			from = off + 9 + qoc_at(p, off + 8, end);
+			if (from > QOC_TS_SIZE)
+				d->malformed = 1; /* the PES header runs past the packet */
+		}
+	}
+	d->video_seen = 1;
+	if (has_payload && from < QOC_TS_SIZE && st->scan_phase != QOC_SCAN_DONE) {
+		d->scan_from = from;
+		return 1;
+	}
+	qoc_add_video_class(st, d);
+	return 0;
+}
+
+/* One TS packet of 188 bytes at p. Returns 0 to go on, 1 when the scanner
+ * must read it (from d->scan_from), -1 to stop the walk. */
+static __always_inline int qoc_ts_packet(struct qoc_stream *st, __u8 *p, void *end,
+					 struct qoc_walk *d)
+{
+	if (p[0] != 0x47) {
+		d->bad_sync = 1;
+		return -1;
+	}
+	if (p[1] & 0x80) { /* transport_error_indicator */
+		d->malformed = 1;
+		return 0;
+	}
+	__u16 pid = ((p[1] & 0x1f) << 8) | p[2];
+	int pusi = p[1] & 0x40;
+	__u8 afc = (p[3] >> 4) & 0x03;
+	int rai = 0;
+	__u32 off = 4;
+
+	if (afc & 0x02) {
+		__u8 afl = p[4];
+		if (afl > 183) {
+			d->malformed = 1;
+			return 0;
+		}
+		if (afl > 0 && (p[5] & 0x40))
+			rai = 1;
+		off = 5 + afl;
+	}
+	int has_payload = (afc & 0x01) && off < QOC_TS_SIZE;
+
+	if (pid == QOC_PID_PAT) {
+		d->psi = 1;
+		if (pusi && has_payload)
+			qoc_parse_pat(st, p, off, end, d);
+	} else if (st->pmt_pid && pid == st->pmt_pid) {
+		d->psi = 1;
+		if (pusi && has_payload)
+			qoc_parse_pmt(st, p, off, end, d);
+	} else if (st->video_pid && pid == st->video_pid) {
+		return qoc_video_packet(st, p, off, pusi, rai, has_payload, end, d);
+	}
+	/* null packets, audio, other PIDs: nothing to learn */
+	return 0;
+}
+
+/* The TS packet `i` of the walk's payload, or NULL past the frame's end. */
+static __always_inline __u8 *qoc_ts_at(void *data, void *data_end, struct qoc_walk *w, __u32 i)
+{
+	__u32 poff = w->poff;
+
+	/* Keep clang from dropping the masks the verifier needs as bounds. */
+	asm volatile("" : "+r"(poff));
+	asm volatile("" : "+r"(i));
+	__u8 *p = (__u8 *)data + (poff & 0x3ff) + (i & 0x7) * QOC_TS_SIZE;
+	if ((void *)(p + QOC_TS_SIZE) > data_end)
+		return 0;
+	return p;
+}
+
+#define QOC_WALK_DONE 0
+#define QOC_WALK_SLOW 1
+
+/* The walk's fast path: TS packets that need no parsing beyond their header
+ * (a frame's middle, once its class is known; audio; null packets) are
+ * tallied here, in a loop cheap enough for the verifier to check per
+ * iteration. It stops at the first packet that needs the slow path (PSI, a
+ * PES start, a frame whose class is not known yet, anything odd), with
+ * w->next at that packet, or at the end of the payload. */
+static __always_inline int qoc_ts_walk(struct qoc_stream *st, void *data, void *data_end,
+				       struct qoc_walk *w)
+{
+	__u32 npk = w->len / QOC_TS_SIZE;
+	__u32 start = w->next;
+
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < QOC_TS_MAX_PACKETS; i++) {
+		if (i >= npk)
+			break;
+		if (i < start)
+			continue;
+		__u8 *p = qoc_ts_at(data, data_end, w, i);
+		if (!p) {
+			w->partial = 1;
+			break;
+		}
+		__u16 pid = ((p[1] & 0x1f) << 8) | p[2];
+		__u8 afc = (p[3] >> 4) & 0x03;
+		if (p[0] != 0x47 || (p[1] & 0xc0) || ((afc & 0x02) && p[4] > 183) || afc == 0 ||
+		    pid == QOC_PID_PAT || pid == st->pmt_pid) {
+			w->next = i; /* bad sync, TEI, PUSI, odd AF, PSI: the slow path */
+			return QOC_WALK_SLOW;
+		}
+		if (!st->video_pid || pid != st->video_pid)
+			continue; /* audio, null packets, other PIDs */
+		if (st->scan_phase != QOC_SCAN_DONE && (afc & 0x01)) {
+			w->next = i; /* the frame's class is not known yet */
+			return QOC_WALK_SLOW;
+		}
+		if (afc & 0x01) {
+			__u8 cc = p[3] & 0x0f;
+			if (st->has_cc && cc != ((st->video_cc + 1) & 0x0f) && cc != st->video_cc)
+				st->cc_errors++;
+			st->video_cc = cc;
+			st->has_cc = 1;
+		}
+		w->video_seen = 1;
+		qoc_add_video_class(st, w);
+	}
+	w->next = QOC_TS_MAX_PACKETS;
+	if (npk > QOC_TS_MAX_PACKETS)
+		w->unparsed = 1;
+	if (w->len % QOC_TS_SIZE)
+		w->partial = 1;
+	return QOC_WALK_DONE;
+}
+
+/* The slow path for packet w->next: full parsing. Returns -1 when the walk
+ * must stop, 1 when the frame scanner must read the packet (from
+ * w->scan_from; see qoc_ts_scan_packet), 0 to go on. */
+static __always_inline int qoc_ts_slow_packet(struct qoc_stream *st, void *data, void *data_end,
+					      struct qoc_walk *w)
+{
+	__u8 *p = qoc_ts_at(data, data_end, w, w->next);
+	if (!p) {
+		w->partial = 1;
+		return -1;
+	}
+	return qoc_ts_packet(st, p, data_end, w);
+}
+
+/* The frame scanner over packet w->next, from w->scan_from. */
+static __always_inline void qoc_ts_scan_packet(struct qoc_stream *st, void *data, void *data_end,
+					       struct qoc_walk *w)
+{
+	__u8 *p = qoc_ts_at(data, data_end, w, w->next);
+	__u32 from = *(volatile __u32 *)&w->scan_from;
+
+	if (p && from < QOC_TS_SIZE)
+		qoc_scan_es(st, st->codec, p, from, data_end);
+	qoc_add_video_class(st, w);
+}
+
+/* The datagram's class from its walk. */
+static __always_inline __u8 qoc_walk_class(struct qoc_walk *w)
+{
+	if (w->vmax)
+		return w->vmax & 3;
+	return w->psi ? QOC_CLASS_REF : QOC_CLASS_OTHER;
+}
+
+#endif /* QOC_TS_H */
