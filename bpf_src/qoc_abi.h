@@ -74,6 +74,8 @@ struct qoc_stream {
 	__u8 pad0;
 	__u32 scan_acc;     /* slice header bytes, big endian */
 	__u32 frames;       /* PES starts seen on the video PID */
+	__u16 history;      /* classes of the last 8 frames, 2 bits each, newest low */
+	__u16 pad1;
 	__u64 dgrams[QOC_NUM_CLASSES];
 	__u64 bytes[QOC_NUM_CLASSES];
 	__u64 misaligned;   /* datagrams with packets of two video frames */
@@ -137,7 +139,9 @@ struct qoc_walk {
 enum qoc_cb_slot {
 	QOC_CB_CLASS = 0,       /* enum qoc_class of the datagram */
 	QOC_CB_FRAMES = 1,      /* the stream's PES starts on the video PID so far */
-	QOC_CB_FRAME_CLASS = 2, /* class of the current frame after this datagram */
+	QOC_CB_HISTORY = 2,     /* classes of the stream's last 8 frames after this
+				 * datagram, 2 bits each: bits 0-1 the current
+				 * frame (number QOC_CB_FRAMES), 2-3 the one before */
 	QOC_CB_FLAGS = 3,       /* QOC_F_* */
 	QOC_CB_VIDEO = 4,       /* video PID | codec << 16 */
 };

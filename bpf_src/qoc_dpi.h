@@ -53,11 +53,11 @@ static __always_inline struct qoc_stream *qoc_stream_of(struct qoc_stream_key *k
 }
 
 static __always_inline void qoc_set_cb(struct __sk_buff *skb, __u32 cls, __u32 frames,
-				       __u32 frame_cls, __u32 flags, __u32 video)
+				       __u32 history, __u32 flags, __u32 video)
 {
 	skb->cb[QOC_CB_CLASS] = cls;
 	skb->cb[QOC_CB_FRAMES] = frames;
-	skb->cb[QOC_CB_FRAME_CLASS] = frame_cls;
+	skb->cb[QOC_CB_HISTORY] = history;
 	skb->cb[QOC_CB_FLAGS] = flags;
 	skb->cb[QOC_CB_VIDEO] = video;
 }
@@ -103,7 +103,7 @@ static __always_inline void qoc_dpi_finish(struct __sk_buff *skb, struct qoc_str
 		flags |= QOC_F_PENDING;
 	if (w->misaligned)
 		flags |= QOC_F_MISALIGNED;
-	qoc_set_cb(skb, cls, st->frames, st->frame_class, flags,
+	qoc_set_cb(skb, cls, st->frames, st->history, flags,
 		   st->video_pid | ((__u32)st->codec << 16));
 }
 

@@ -37,6 +37,7 @@ static __always_inline __u8 qoc_at(__u8 *p, __u32 i, void *end)
 
 static __always_inline void qoc_decide(struct qoc_stream *st, __u8 cls)
 {
+	st->history = (st->history & ~3) | cls;
 	st->frame_class = cls;
 	st->scan_phase = QOC_SCAN_DONE;
 }
@@ -94,6 +95,7 @@ typedef volatile struct qoc_stream qoc_vstream;
 
 static __always_inline void qoc_vdecide(qoc_vstream *vs, __u8 cls)
 {
+	vs->history = (vs->history & ~3) | cls;
 	vs->frame_class = cls;
 	vs->scan_phase = QOC_SCAN_DONE;
 }
@@ -277,6 +279,7 @@ static __always_inline int qoc_video_packet(struct qoc_stream *st, __u8 *p, __u3
 			d->misaligned = 1;
 		d->new_frame = 1;
 		st->frames++;
+		st->history = (st->history << 2) | QOC_CLASS_REF; /* ref until known */
 		st->scan_phase = QOC_SCAN_SEEK;
 		st->scan_zeros = 0;
 		st->scan_nbytes = 0;

@@ -323,7 +323,8 @@ Result<Verdict> Edge::test_run(std::span<const std::uint8_t> frame,
   v.duration_ns = opts.duration;
   v.cls = static_cast<FrameClass>(out.cb[QOC_CB_CLASS] & 3);
   v.frames = out.cb[QOC_CB_FRAMES];
-  v.frame_class = static_cast<FrameClass>(out.cb[QOC_CB_FRAME_CLASS] & 3);
+  v.history = static_cast<std::uint16_t>(out.cb[QOC_CB_HISTORY]);
+  v.frame_class = v.frames ? v.class_of_frame(v.frames) : FrameClass::other;
   const std::uint32_t f = out.cb[QOC_CB_FLAGS];
   v.ts = f & QOC_F_TS;
   v.video = f & QOC_F_VIDEO;

@@ -79,6 +79,14 @@ struct Verdict {
   bool misaligned = false;        // it holds packets of two video frames
   std::uint32_t frames = 0;       // the stream's video PES starts so far
   FrameClass frame_class = FrameClass::other;  // the current frame's class after it
+  std::uint16_t history = 0;      // classes of frames frames-7 .. frames, 2 bits each
+  // Class of frame number n (1-based, as counted by `frames`) if it is one of
+  // the last 8; ref while a frame's class is not known yet.
+  FrameClass class_of_frame(std::uint32_t n) const {
+    if (n == 0 || n > frames || frames - n >= 8) return FrameClass::other;
+    return static_cast<FrameClass>((history >> (2 * (frames - n))) & 3);
+  }
+  bool knows_frame(std::uint32_t n) const { return n >= 1 && n <= frames && frames - n < 8; }
   std::uint16_t video_pid = 0;    // learnt from the PMT (0: not yet)
   Codec codec = Codec::unknown;
 };
