@@ -10,7 +10,9 @@ same video, on a corpus made here with ffmpeg:
     sub-layer non-reference types (even, <= 14) -> disp, otherwise diff.
 
 Each file must agree on at least 99.9 % of its frames on both, and every
-frame ffprobe sees must have a row. Exit status 0 when every file passes.
+frame ffprobe sees must have a row. The same holds for pcaps captured (on an
+Ethernet veth and on `any`) from a real `ffmpeg -f mpegts udp://` stream of
+one of them between two namespaces of this run. Exit status 0 when all pass.
 
 Usage: check_frame_classes.py --qocnetctl PATH [--workdir DIR] [--only NAME]
 """
@@ -19,9 +21,11 @@ import csv
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 FPS = 25
 SECONDS = 8
@@ -155,6 +159,56 @@ def check(qocnetctl, path, hevc):
     return ok
 
 
+def capture_udp_stream(source, workdir):
+    """Streams `source` with ffmpeg over UDP (its default 7-packet datagrams)
+    between two namespaces of this run and captures it with tcpdump, on the
+    veth (Ethernet) and on `any` (Linux cooked). Returns the two pcap paths."""
+    tag = f"qn{os.getpid()}xpy"
+    snd, rcv = tag + "s", tag + "r"
+    pcaps = [os.path.join(workdir, "stream-eth.pcap"), os.path.join(workdir, "stream-any.pcap")]
+    try:
+        run(["ip", "netns", "add", snd])
+        run(["ip", "netns", "add", rcv])
+        run(["ip", "-n", snd, "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", rcv])
+        run(["ip", "-n", snd, "addr", "add", "10.79.0.1/24", "dev", "v0"])
+        run(["ip", "-n", rcv, "addr", "add", "10.79.0.2/24", "dev", "v1"])
+        for ns, dev in ((snd, "v0"), (rcv, "v1")):
+            run(["ip", "-n", ns, "link", "set", dev, "up"])
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        dumps = [subprocess.Popen(["ip", "netns", "exec", rcv, "tcpdump", "-U", "-q", "-i", dev,
+                                   "-w", path, "udp", "port", "5000"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for dev, path in (("v1", pcaps[0]), ("any", pcaps[1]))]
+        time.sleep(1.0)
+        run(["ip", "netns", "exec", snd, "ffmpeg", "-hide_banner", "-loglevel", "error",
+             "-copyts", "-i", source, "-map", "0", "-c", "copy", "-muxdelay", "0",
+             "-muxpreload", "0", "-f", "mpegts",
+             "udp://10.79.0.2:5000?pkt_size=1316"])
+        time.sleep(1.5)  # let tcpdump write the last datagrams
+        for d in dumps:
+            d.send_signal(signal.SIGINT)
+            d.wait(timeout=10)
+        return pcaps
+    finally:
+        subprocess.run(["ip", "netns", "del", snd], capture_output=True)
+        subprocess.run(["ip", "netns", "del", rcv], capture_output=True)
+
+
+def check_capture(qocnetctl, source, pcap):
+    """The capture's frames must carry the classes FFmpeg reads in the source."""
+    got = dict(qocnet_frames(qocnetctl, pcap))
+    pict = ffprobe_pict_types(source)
+    expected = trace_expected(source, hevc=False)
+    pict_ok = sum(1 for p, t in pict.items() if got.get(p) in PICT_OK.get(t, set()))
+    nal_ok = sum(1 for p, c in expected.items() if got.get(p) == c)
+    rate = min(pict_ok / len(pict), nal_ok / len(expected)) if pict and expected else 0.0
+    ok = rate >= 0.999 and len(got) == len(pict)
+    print(f"{os.path.basename(pcap)} (ffmpeg -f mpegts udp:// of {os.path.basename(source)}): "
+          f"{len(got)} frames of {len(pict)}; pict_type {pict_ok}/{len(pict)}, NAL headers "
+          f"{nal_ok}/{len(expected)}: {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--qocnetctl", required=True)
@@ -173,6 +227,12 @@ def main():
             if args.only and name != args.only:
                 continue
             ok &= check(args.qocnetctl, make(name, workdir), hevc=name.startswith("hevc"))
+        if not args.only or args.only == "udp":
+            source = os.path.join(workdir, "h264_with_audio.ts")
+            if not os.path.exists(source):
+                source = make("h264_with_audio", workdir)
+            for pcap in capture_udp_stream(source, workdir):
+                ok &= check_capture(args.qocnetctl, source, pcap)
     return 0 if ok else 1
 
 

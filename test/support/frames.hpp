@@ -73,6 +73,11 @@ class FrameBuilder {
     return *this;
   }
   Bytes build() const { return b_; }
+  Bytes build_with(const Bytes& tail) const {
+    Bytes b = b_;
+    b.insert(b.end(), tail.begin(), tail.end());
+    return b;
+  }
 
  private:
   template <class It>

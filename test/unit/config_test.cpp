@@ -122,3 +122,51 @@ TEST_CASE("testbed names are unique and fit an interface/namespace name", "[unit
   }
   CHECK(seen.size() == 100);
 }
+
+#include <unistd.h>
+
+#include "qocnet/classify.hpp"
+
+namespace {
+fs::path temp_file(const std::string& name, const std::vector<std::uint8_t>& bytes) {
+  fs::path p = fs::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
+  std::ofstream f(p, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  return p;
+}
+}  // namespace
+
+TEST_CASE("a .ts file is cut into UDP datagrams of whole TS packets", "[unit][classify]") {
+  std::vector<std::uint8_t> ts(188 * 15 + 100, 0xff);  // 15 packets and a cut-off tail
+  for (int i = 0; i < 15; ++i) ts[static_cast<std::size_t>(i) * 188] = 0x47;
+  const auto path = temp_file("qocnet-unit.ts", ts);
+  auto c = read_capture(path);
+  fs::remove(path);
+  REQUIRE(c.ok());
+  CHECK(c->kind == "ts");
+  REQUIRE(c->frames.size() == 3);  // 7 + 7 + 1
+  CHECK(c->frames[0].size() == 14 + 20 + 8 + 7 * 188);
+  CHECK(c->frames[2].size() == 14 + 20 + 8 + 188);
+  CHECK(c->frames[0][14] == 0x45);        // IPv4
+  CHECK(c->frames[0][14 + 9] == 17);      // UDP
+  CHECK(c->frames[0][14 + 20 + 8] == 0x47);
+  auto four = read_capture(path.string() + "-missing");
+  REQUIRE_FALSE(four.ok());
+  CHECK(four.error().code == Errc::not_found);
+}
+
+TEST_CASE("a file that is neither TS nor a capture is refused with what to pass", "[unit][classify]") {
+  const auto path = temp_file("qocnet-unit.bin", std::vector<std::uint8_t>(1000, 0x11));
+  auto c = read_capture(path);
+  fs::remove(path);
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().code == Errc::invalid_argument);
+  CHECK(c.error().message.find("neither an MPEG-TS file nor a capture") != std::string::npos);
+  CHECK(c.error().fix.find("pcap") != std::string::npos);
+}
+
+TEST_CASE("datagrams per TS file chunk must be 1 to 7 packets", "[unit][classify]") {
+  auto c = read_capture("/nonexistent", 8);
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().code == Errc::invalid_argument);
+}
