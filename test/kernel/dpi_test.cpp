@@ -5,6 +5,7 @@
 
 #include "../support/edge_fixture.hpp"
 #include "../support/ts.hpp"
+#include "qocnet/classify.hpp"
 
 using namespace qocnet;
 using namespace qocnet::test;
@@ -263,7 +264,8 @@ TEST_CASE("malformed and unusual frames each get their defined verdict", "[dpi][
   bad_sync[0] = 0x46;
   const std::uint16_t vport = next_port();
   // Learn a video stream on vport first, so video fixtures have a PID.
-  REQUIRE(run(fx, ts_datagram(vport, {T::pat(), T::pmt()})).cls == FrameClass::ref);
+  const Bytes learn = ts_datagram(vport, {T::pat(), T::pmt()});
+  REQUIRE(run(fx, learn).cls == FrameClass::ref);
 
   const Bytes ok_v4 = udp4(next_port(), psi_payload());
   const std::vector<Malformed> cases{
@@ -362,6 +364,23 @@ TEST_CASE("malformed and unusual frames each get their defined verdict", "[dpi][
   for (const auto& s : *streams)
     for (auto n : s.datagrams) per_stream += n;
   CHECK(per_stream == d->ts);
+
+  // The offline classifier takes the same frames without harm in user space
+  // (its PTS reader walks them too).
+  Capture cap;
+  cap.kind = "fixtures";
+  cap.frames.push_back(learn);  // classify() starts the streams afresh
+  for (const auto& c : cases) cap.frames.push_back(c.frame);
+  cap.frames.push_back(Bytes(3, 0));  // shorter than Ethernet: reported, not run
+  auto offline = classify(*fx.edge, cap);
+  REQUIRE_OK(offline);
+  REQUIRE(offline->datagrams.size() == cases.size() + 2);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    INFO(cases[i].description);
+    CHECK(to_string(offline->datagrams[i + 1].cls) == std::string(to_string(cases[i].cls)));
+  }
+  CHECK(offline->datagrams.back().cls == FrameClass::other);
+
 }
 
 TEST_CASE("the DPI programs load within the verifier budget", "[dpi][verifier]") {
