@@ -7,16 +7,17 @@
 #include "qoc_maps.h"
 #include "qoc_dpi.h"
 #include "qoc_forward.h"
+#include "qoc_replicate.h"
 
 int qoc_edge_in(struct __sk_buff *skb)
 {
 	qoc_dpi_start(skb);
-	return qoc_forward_port_pair(skb);
+	return qoc_deliver(skb);
 }
 
 /* Tail-called by the DPI (qoc_dpi.h); ends as qoc_edge_in would. */
 int qoc_ts_slow(struct __sk_buff *skb)
 {
 	qoc_dpi_slow(skb);
-	return qoc_forward_port_pair(skb);
+	return qoc_deliver(skb);
 }

@@ -6,6 +6,8 @@
 
 #include <linux/types.h>
 
+#include "qoc_consts.h"
+
 /* qoc_port_pairs value: where frames arriving on the key port go. */
 struct qoc_port_pair {
 	__u32 egress_ifindex;
@@ -75,7 +77,7 @@ struct qoc_stream {
 	__u32 scan_acc;     /* slice header bytes, big endian */
 	__u32 frames;       /* PES starts seen on the video PID */
 	__u16 history;      /* classes of the last 8 frames, 2 bits each, newest low */
-	__u16 pad1;
+	__u16 ref_frames;   /* frames found ref so far (saturates at 65535) */
 	__u64 dgrams[QOC_NUM_CLASSES];
 	__u64 bytes[QOC_NUM_CLASSES];
 	__u64 misaligned;   /* datagrams with packets of two video frames */
@@ -108,6 +110,9 @@ enum qoc_counter {
 	QOC_CNT_GSO_SEGS,       /* their segments */
 	QOC_CNT_PULLED,         /* non-linear frames made linear */
 	QOC_CNT_STREAM_FULL,    /* no stream state could be created */
+	QOC_CNT_REPLICATED,     /* datagrams of subscribed streams */
+	QOC_CNT_CLONES,         /* bpf_clone_redirect copies made */
+	QOC_CNT_ALL_DROPPED,    /* datagrams every target dropped (dropped once) */
 	QOC_NUM_COUNTERS,
 };
 
@@ -115,11 +120,60 @@ struct qoc_counters {
 	__u64 c[QOC_NUM_COUNTERS];
 };
 
+/* Drop policies (DESIGN.md, Policies). */
+enum qoc_policy {
+	QOC_POLICY_KEEP = 0,
+	QOC_POLICY_UNIFORM = 1,      /* drop with probability p, blind to content */
+	QOC_POLICY_DIFFERENTIAL = 2, /* rate p of the bytes: disp, then diff, then ref */
+	QOC_POLICY_FRAME_AWARE = 3,  /* whole frames only */
+};
+
+#define QOC_PPM 1000000u /* drop rates are in parts per million */
+
+/* qoc_procs value, by process slot: where a process's copies go. */
+struct qoc_proc {
+	__u32 ifindex;   /* edge port toward the process; 0: slot unused */
+	__u8 mac[6];     /* destination MAC of its copies */
+	__be16 port;     /* destination UDP port (0: keep the sensor's) */
+	__be32 ip4;      /* destination IPv4 address (0: keep the sensor's) */
+};
+
+/* One clone target of a stream: a process and its policy for the stream. */
+struct qoc_target {
+	__u32 proc;      /* slot in qoc_procs */
+	__u32 policy;    /* enum qoc_policy */
+	__u32 drop_ppm;  /* p in parts per million */
+};
+
+/* qoc_subs value, keyed by stream: the processes a stream is cloned to. */
+struct qoc_targets {
+	__u32 n;
+	struct qoc_target t[QOC_MAX_TARGETS];
+};
+
+/* qoc_tstats key: one process on one stream. */
+struct qoc_tkey {
+	__u32 proc;
+	struct qoc_stream_key stream;
+};
+
+/* qoc_tstats value (per CPU): what one process got of one stream. */
+struct qoc_tstats {
+	__u64 dlv_dgrams[QOC_NUM_CLASSES];
+	__u64 dlv_bytes[QOC_NUM_CLASSES];
+	__u64 drop_dgrams[QOC_NUM_CLASSES];
+	__u64 drop_bytes[QOC_NUM_CLASSES];
+	__u64 clones;    /* copies made for it with bpf_clone_redirect */
+	__u64 acc[QOC_NUM_CLASSES]; /* differential: error-diffusion credit */
+};
+
 /* qoc_scratch value (per CPU): one datagram's walk, carried across the tail
  * calls between the edge program and the frame scanner (see qoc_dpi.h). */
 struct qoc_walk {
 	struct qoc_stream_key key;
 	__u32 poff;       /* UDP payload offset in the frame */
+	__u16 l3_off;     /* IP header offset */
+	__u16 l4_off;     /* UDP header offset */
 	__u32 len;        /* UDP payload length */
 	__u32 next;       /* next TS packet to process */
 	__u32 scan_from;  /* where the scanner starts in packet `next` */
@@ -132,7 +186,10 @@ struct qoc_walk {
 	__u8 bad_sync;
 	__u8 unparsed;
 	__u8 malformed;
-	__u8 pad[3];
+	__u8 ipv6;        /* the IP header is IPv6 */
+	__u8 pad[2];
+	__u32 keep;       /* replication: bit i set when target i keeps it */
+	__u32 last;       /* replication: the last target that keeps it */
 };
 
 /* What the edge program leaves in skb->cb[] for a BPF_PROG_TEST_RUN caller. */

@@ -43,10 +43,20 @@
 #define QOC_MAX_STREAMS 1024
 #endif
 
+/* Computation processes the edge knows (slots of qoc_procs). */
+#ifndef QOC_MAX_PROCS
+#define QOC_MAX_PROCS 64
+#endif
+
+/* Clone targets (subscribed processes) of one stream. */
+#ifndef QOC_MAX_TARGETS
+#define QOC_MAX_TARGETS 8
+#endif
+
 /* Version of the map layouts in qoc_abi.h; bumped on any layout change so a
  * pinned map of another layout is refused instead of silently reused. */
 #ifndef QOC_ABI_VERSION
-#define QOC_ABI_VERSION 2
+#define QOC_ABI_VERSION 3
 #endif
 
 #endif /* QOC_CONSTS_H */

@@ -172,6 +172,9 @@ static __always_inline void qoc_dpi_start(struct __sk_buff *skb)
 	__builtin_memset(w, 0, sizeof(*w));
 	__builtin_memcpy(&w->key, &u.key, sizeof(u.key));
 	w->poff = poff;
+	w->l3_off = (__u8 *)u.l3 - (__u8 *)data;
+	w->l4_off = (__u8 *)u.l4 - (__u8 *)data;
+	w->ipv6 = u.ipv6;
 	w->len = u.payload_len;
 	qoc_dpi_continue(skb, st, w, data, data_end);
 }

@@ -25,4 +25,13 @@ BPF_PROG_ARRAY(qoc_progs, 1);
 /* parser outcomes and reasons, one entry, per CPU */
 BPF_PERCPU_ARRAY(qoc_counters, struct qoc_counters, 1);
 
+/* process slot -> where its copies go */
+BPF_ARRAY(qoc_procs, struct qoc_proc, QOC_MAX_PROCS);
+
+/* stream -> its clone targets and their policies */
+BPF_HASH(qoc_subs, struct qoc_stream_key, struct qoc_targets, QOC_MAX_STREAMS);
+
+/* (process, stream) -> delivered / dropped / clones, per CPU */
+BPF_PERCPU_HASH(qoc_tstats, struct qoc_tkey, struct qoc_tstats, QOC_MAX_STREAMS * 4);
+
 #endif /* QOC_MAPS_H */

@@ -71,6 +71,9 @@ struct qoc_cursor {
 /* What the parser learnt of a UDP datagram. */
 struct qoc_udp_info {
 	struct qoc_stream_key key;
+	void *l3;          /* the IP header */
+	void *l4;          /* the UDP header */
+	int ipv6;
 	void *payload;     /* first byte of the UDP payload */
 	__u32 payload_len; /* by the UDP header, bounded by the frame */
 };
@@ -201,6 +204,8 @@ static __always_inline int qoc_parse_udp(void *data, void *data_end, struct qoc_
 
 	if (proto < 0)
 		return proto;
+	u->l3 = c.pos;
+	u->ipv6 = proto == QOC_ETH_P_IPV6;
 	if (proto == QOC_ETH_P_IP)
 		proto = qoc_parse_ipv4(&c, &u->key);
 	else if (proto == QOC_ETH_P_IPV6)
@@ -219,6 +224,7 @@ static __always_inline int qoc_parse_udp(void *data, void *data_end, struct qoc_
 	__u32 avail = c.end - (void *)(udp + 1);
 	if (ulen < sizeof(*udp) || ulen - sizeof(*udp) > avail)
 		return QOC_P_UDP_LEN;
+	u->l4 = udp;
 	u->key.sport = udp->source;
 	u->key.dport = udp->dest;
 	u->key.pad = 0;

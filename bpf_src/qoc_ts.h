@@ -37,6 +37,8 @@ static __always_inline __u8 qoc_at(__u8 *p, __u32 i, void *end)
 
 static __always_inline void qoc_decide(struct qoc_stream *st, __u8 cls)
 {
+	if (cls == QOC_CLASS_REF && st->ref_frames < 0xffff)
+		st->ref_frames++;
 	st->history = (st->history & ~3) | cls;
 	st->frame_class = cls;
 	st->scan_phase = QOC_SCAN_DONE;
@@ -95,6 +97,8 @@ typedef volatile struct qoc_stream qoc_vstream;
 
 static __always_inline void qoc_vdecide(qoc_vstream *vs, __u8 cls)
 {
+	if (cls == QOC_CLASS_REF && vs->ref_frames < 0xffff)
+		vs->ref_frames++;
 	vs->history = (vs->history & ~3) | cls;
 	vs->frame_class = cls;
 	vs->scan_phase = QOC_SCAN_DONE;

@@ -12,7 +12,13 @@ static_assert(sizeof(qoc_port_stats) % 8 == 0, "per-CPU values need 8-byte slots
 static_assert(sizeof(qoc_stream_key) == 24);
 static_assert(sizeof(qoc_stream) == 136);
 static_assert(offsetof(qoc_stream, history) == 20);
+static_assert(offsetof(qoc_stream, ref_frames) == 22);
 static_assert(offsetof(qoc_stream, dgrams) == 24);
 static_assert(sizeof(qoc_counters) == QOC_NUM_COUNTERS * 8);
-static_assert(sizeof(qoc_walk) == 52);
+static_assert(sizeof(qoc_walk) == 64);
+static_assert(sizeof(qoc_proc) == 16);
+static_assert(sizeof(qoc_target) == 12);
+static_assert(sizeof(qoc_targets) == 4 + 12 * QOC_MAX_TARGETS);
+static_assert(sizeof(qoc_tkey) == 28);
+static_assert(sizeof(qoc_tstats) == 21 * 8);
 static_assert(QOC_CLASS_REF == 3 && QOC_NUM_CLASSES == 4);

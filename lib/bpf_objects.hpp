@@ -60,6 +60,7 @@ Error map_error(const Map& m, const char* op, int err);
 template <class K, class V>
 class TypedMap {
  public:
+  TypedMap() = default;  // no map until assigned from open()
   static Result<TypedMap> open(const Map& m) {
     if (m.per_cpu())
       return make_error(Errc::invalid_argument, "map " + m.name() + " is per-CPU",
@@ -126,6 +127,7 @@ class PerCpuMap {
   static_assert(sizeof(V) % 8 == 0, "per-CPU values are laid out in 8-byte slots");
 
  public:
+  PerCpuMap() = default;  // no map until assigned from open()
   static Result<PerCpuMap> open(const Map& m) {
     if (!m.per_cpu())
       return make_error(Errc::invalid_argument, "map " + m.name() + " is not per-CPU",

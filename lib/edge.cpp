@@ -15,6 +15,7 @@
 #include "preflight.hpp"
 #include "qoc_abi.h"
 #include "tc.hpp"
+#include "edge_impl.hpp"
 
 namespace qocnet {
 
@@ -121,36 +122,41 @@ Status validate(const EdgeOptions& o) {
   return {};
 }
 
-struct Edge::Impl {
-  EdgeOptions options;
-  UniqueFd netns;
-  Program program;
-  Program slow_program;
-  TypedMap<__u32, qoc_port_pair> pairs;
-  PerCpuMap<__u32, qoc_port_stats> stats;
-  TypedMap<qoc_stream_key, qoc_stream> streams;
-  PerCpuMap<__u32, qoc_counters> counters;
-  Map prog_array;  // keeps the tail-call table (and so the slow path) alive
-  std::map<unsigned, TcAttachment> attached;  // by ifindex
-  mutable std::mutex mu;
+Result<PortCounters> Edge::Impl::counters_of(unsigned ifindex) const {
+  QOCNET_ASSIGN(vals, stats.lookup_all(ifindex));
+  PortCounters c = vals ? sum_counters(*vals) : PortCounters{};
+  c.ifindex = ifindex;
+  c.name = interface_name(ifindex);
+  return c;
+}
 
-  Impl(EdgeOptions o, UniqueFd ns, Program p, Program slow, TypedMap<__u32, qoc_port_pair> pm,
-       PerCpuMap<__u32, qoc_port_stats> sm, TypedMap<qoc_stream_key, qoc_stream> st,
-       PerCpuMap<__u32, qoc_counters> cm, Map progs)
-      : options(std::move(o)), netns(std::move(ns)), program(std::move(p)),
-        slow_program(std::move(slow)), pairs(std::move(pm)), stats(std::move(sm)),
-        streams(std::move(st)), counters(std::move(cm)), prog_array(std::move(progs)) {}
-
-  Result<NetnsGuard> enter() const { return NetnsGuard::enter(netns.get()); }
-
-  Result<PortCounters> counters_of(unsigned ifindex) const {
-    QOCNET_ASSIGN(vals, stats.lookup_all(ifindex));
-    PortCounters c = vals ? sum_counters(*vals) : PortCounters{};
-    c.ifindex = ifindex;
-    c.name = interface_name(ifindex);
-    return c;
-  }
-};
+Status Edge::Impl::open_maps(const CompiledObject& obj) {
+  QOCNET_ASSIGN(m_pairs, find_map(obj, "qoc_port_pairs"));
+  QOCNET_ASSIGN(m_stats, find_map(obj, "qoc_port_stats"));
+  QOCNET_ASSIGN(m_streams, find_map(obj, "qoc_streams"));
+  QOCNET_ASSIGN(m_counters, find_map(obj, "qoc_counters"));
+  QOCNET_ASSIGN(m_progs, find_map(obj, "qoc_progs"));
+  QOCNET_ASSIGN(m_procs, find_map(obj, "qoc_procs"));
+  QOCNET_ASSIGN(m_subs, find_map(obj, "qoc_subs"));
+  QOCNET_ASSIGN(m_tstats, find_map(obj, "qoc_tstats"));
+  QOCNET_ASSIGN(a, (TypedMap<__u32, qoc_port_pair>::open(*m_pairs)));
+  QOCNET_ASSIGN(b, (PerCpuMap<__u32, qoc_port_stats>::open(*m_stats)));
+  QOCNET_ASSIGN(c, (TypedMap<qoc_stream_key, qoc_stream>::open(*m_streams)));
+  QOCNET_ASSIGN(d, (PerCpuMap<__u32, qoc_counters>::open(*m_counters)));
+  QOCNET_ASSIGN(e, m_progs->dup());
+  QOCNET_ASSIGN(f, (TypedMap<__u32, qoc_proc>::open(*m_procs)));
+  QOCNET_ASSIGN(g, (TypedMap<qoc_stream_key, qoc_targets>::open(*m_subs)));
+  QOCNET_ASSIGN(h, (PerCpuMap<qoc_tkey, qoc_tstats>::open(*m_tstats)));
+  pairs = std::move(a);
+  stats = std::move(b);
+  streams = std::move(c);
+  counters = std::move(d);
+  prog_array = std::move(e);
+  procs = std::move(f);
+  subs = std::move(g);
+  tstats = std::move(h);
+  return {};
+}
 
 Edge::Edge(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Edge::Edge(Edge&&) noexcept = default;
@@ -167,27 +173,19 @@ Result<Edge> Edge::create(EdgeOptions options) {
   req.src_dir = options.bpf_src_dir;
   req.kernel_headers = options.kernel_headers;
   QOCNET_ASSIGN(obj, compile_bpf(req));
-  QOCNET_ASSIGN(pairs_map, find_map(obj, "qoc_port_pairs"));
-  QOCNET_ASSIGN(stats_map, find_map(obj, "qoc_port_stats"));
-  QOCNET_ASSIGN(streams_map, find_map(obj, "qoc_streams"));
-  QOCNET_ASSIGN(counters_map, find_map(obj, "qoc_counters"));
-  QOCNET_ASSIGN(progs_map, find_map(obj, "qoc_progs"));
-  QOCNET_ASSIGN(pairs, (TypedMap<__u32, qoc_port_pair>::open(*pairs_map)));
-  QOCNET_ASSIGN(stats, (PerCpuMap<__u32, qoc_port_stats>::open(*stats_map)));
-  QOCNET_ASSIGN(streams, (TypedMap<qoc_stream_key, qoc_stream>::open(*streams_map)));
-  QOCNET_ASSIGN(counters, (PerCpuMap<__u32, qoc_counters>::open(*counters_map)));
-  QOCNET_ASSIGN(progs, progs_map->dup());
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  QOCNET_TRY(impl->open_maps(obj));
   // The DPI's slow path is reached by tail call through qoc_progs[0].
   const __u32 slot = 0;
   const int slow_fd = obj.programs.at(kSlowProgram).fd();
-  if (bpf_map_update_elem(progs.fd(), &slot, &slow_fd, BPF_ANY) != 0)
+  if (bpf_map_update_elem(impl->prog_array.fd(), &slot, &slow_fd, BPF_ANY) != 0)
     return make_error(Errc::internal, "cannot install the DPI slow path in qoc_progs", {}, errno);
   QOCNET_ASSIGN(ns, open_current_netns());
-  auto prog = std::move(obj.programs.at(kProgram));
-  auto slow = std::move(obj.programs.at(kSlowProgram));
-  return Edge(std::make_unique<Impl>(std::move(options), std::move(ns), std::move(prog),
-                                     std::move(slow), std::move(pairs), std::move(stats),
-                                     std::move(streams), std::move(counters), std::move(progs)));
+  impl->netns = std::move(ns);
+  impl->program = std::move(obj.programs.at(kProgram));
+  impl->slow_program = std::move(obj.programs.at(kSlowProgram));
+  return Edge(std::move(impl));
 }
 
 Status Edge::attach_port(std::string_view ifname) {
@@ -400,6 +398,9 @@ Result<DpiCounters> Edge::dpi_counters() const {
   d.gso_segments = c[QOC_CNT_GSO_SEGS];
   d.pulled = c[QOC_CNT_PULLED];
   d.stream_table_full = c[QOC_CNT_STREAM_FULL];
+  d.replicated = c[QOC_CNT_REPLICATED];
+  d.clones = c[QOC_CNT_CLONES];
+  d.all_dropped = c[QOC_CNT_ALL_DROPPED];
   return d;
 }
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "qocnet/error.hpp"
+#include "qocnet/qoc.hpp"
 
 namespace qocnet {
 
@@ -116,6 +117,35 @@ struct DpiCounters {
   std::uint64_t truncated = 0, vlan_too_deep = 0, ipv6_ext_too_deep = 0, fragments = 0;
   std::uint64_t udp_length_bad = 0, gso_packets = 0, gso_segments = 0, pulled = 0;
   std::uint64_t stream_table_full = 0;
+  std::uint64_t replicated = 0;   // datagrams of streams with clone targets
+  std::uint64_t clones = 0;       // bpf_clone_redirect copies
+  std::uint64_t all_dropped = 0;  // datagrams every target dropped
+};
+
+// A computation process: where the edge sends its copies of a stream.
+struct ProcessSpec {
+  std::string name;             // unique on the edge
+  std::string port;             // the edge's interface toward the process
+  std::string mac;              // destination MAC of its copies, "02:00:00:00:00:01"
+  std::string ip;               // destination IPv4 address; empty: keep the sensor's
+  std::uint16_t udp_port = 0;   // destination UDP port; 0: keep the sensor's
+};
+
+// A stream as a sensor sends it: (source address, source port, destination port).
+struct StreamId {
+  std::string source;           // IPv4 or IPv6 literal
+  std::uint16_t source_port = 0;
+  std::uint16_t destination_port = 0;
+};
+std::string to_string(const StreamId& s);  // "10.0.0.1:40000->:5000"
+
+// What one process got of one stream (summed over CPUs), by FrameClass.
+struct TargetStats {
+  std::string process;
+  Policy policy;
+  std::uint64_t delivered[4] = {}, delivered_bytes[4] = {};
+  std::uint64_t dropped[4] = {}, dropped_bytes[4] = {};
+  std::uint64_t clones = 0;     // copies made for it with bpf_clone_redirect
 };
 
 // A loaded program as the kernel reports it.
@@ -169,6 +199,20 @@ class Edge {
   std::uint32_t program_id() const;
   // The edge program and the DPI's slow path (reached by tail call).
   std::vector<ProgramInfo> programs() const;
+
+  // Computation processes (the paper's Listing 1). Adding checks the port
+  // and the addresses; removing takes the process off every stream.
+  Status add_process(const ProcessSpec& spec);
+  Status remove_process(std::string_view name);
+  std::vector<ProcessSpec> processes() const;
+
+  // The processes a stream is replicated to, in order (at most 8 by default).
+  // Processes already targets keep their policy; new ones start with keep.
+  // An empty list stops replicating the stream (it follows port pairs again).
+  Status set_clone_targets(const StreamId& stream, const std::vector<std::string>& processes);
+  // What `process` gets of `stream`: a live map update, no recompile.
+  Status set_policy(std::string_view process, const StreamId& stream, const Policy& policy);
+  Result<std::vector<TargetStats>> target_stats(const StreamId& stream) const;
 
   // What the DPI learnt of each stream, and its counters.
   Result<std::vector<StreamStats>> streams() const;

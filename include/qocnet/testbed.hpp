@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <span>
@@ -109,10 +110,19 @@ struct Topology {
   static constexpr const char* sensor_mac = "02:71:00:00:00:01";
   static constexpr const char* service_mac = "02:71:00:00:00:02";
 
-  static Result<std::unique_ptr<Topology>> create(int processes);
+  // With `distinct_addresses`, process i's p0 has its own address instead
+  // (process_ip(i) / process_mac(i)), as containers do; the edge must then
+  // rewrite each copy (Edge::add_process).
+  static Result<std::unique_ptr<Topology>> create(int processes, bool distinct_addresses = false);
 
   // Interface names: edge side "e0" (sensor), "e1".."eN" (processes).
   static std::string edge_port_to_process(int i) { return "e" + std::to_string(i + 1); }
+  static std::string process_ip(int i) { return "10.77.1." + std::to_string(i + 1); }
+  static std::string process_mac(int i) {
+    char b[18];
+    std::snprintf(b, sizeof b, "02:71:00:00:01:%02x", i + 1);
+    return b;
+  }
 
   Namespace sensor;
   Namespace edge;

@@ -239,7 +239,7 @@ std::vector<std::uint64_t> UdpSocket::drain_seqs(std::chrono::milliseconds quiet
   return seqs;
 }
 
-Result<std::unique_ptr<Topology>> Topology::create(int processes) {
+Result<std::unique_ptr<Topology>> Topology::create(int processes, bool distinct_addresses) {
   if (processes < 1 || processes > 64)
     return make_error(Errc::invalid_argument, "a topology has 1 to 64 processes, not " +
                                                   std::to_string(processes));
@@ -255,8 +255,15 @@ Result<std::unique_ptr<Topology>> Topology::create(int processes) {
   for (int i = 0; i < processes; ++i) {
     QOCNET_ASSIGN(p, Namespace::create(unique_name("p" + std::to_string(i))));
     t->procs.push_back(std::move(p));
-    QOCNET_TRY(add_veth({&t->edge, edge_port_to_process(i), "", ""},
-                        {&t->procs.back(), "p0", service_mac, cidr_service}));
+    if (distinct_addresses) {
+      QOCNET_TRY(add_veth({&t->edge, edge_port_to_process(i), "", ""},
+                          {&t->procs.back(), "p0", process_mac(i), process_ip(i) + "/24"}));
+      // The sensor's subnet is reached through p0 (replies, reverse-path checks).
+      QOCNET_TRY(t->procs.back().ip({"route", "add", "10.77.0.0/24", "dev", "p0"}));
+    } else {
+      QOCNET_TRY(add_veth({&t->edge, edge_port_to_process(i), "", ""},
+                          {&t->procs.back(), "p0", service_mac, cidr_service}));
+    }
   }
   return t;
 }

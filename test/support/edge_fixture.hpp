@@ -12,8 +12,8 @@
 namespace qocnet::test {
 
 struct EdgeFixture {
-  explicit EdgeFixture(int processes = 2, EdgeOptions options = {}) {
-    auto t = testbed::Topology::create(processes);
+  explicit EdgeFixture(int processes = 2, EdgeOptions options = {}, bool distinct = false) {
+    auto t = testbed::Topology::create(processes, distinct);
     REQUIRE_OK(t);
     topo = std::move(*t);
     // No IPv6 autoconfiguration chatter: counters then count test traffic only.

@@ -1,0 +1,232 @@
+// Edge: processes, clone targets and drop policies (bpf_src/qoc_replicate.h).
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "edge_impl.hpp"
+#include "preflight.hpp"
+
+namespace qocnet {
+
+using namespace detail;
+
+namespace {
+
+Result<std::array<std::uint8_t, 6>> parse_mac(const std::string& text, const std::string& who) {
+  std::array<std::uint8_t, 6> mac{};
+  unsigned v[6];
+  char tail;
+  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4],
+                  &v[5], &tail) != 6)
+    return make_error(Errc::invalid_argument, who + ": '" + text + "' is not a MAC address",
+                      "write it as six hex bytes, e.g. 02:00:00:00:00:01");
+  for (int i = 0; i < 6; ++i) mac[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v[i]);
+  return mac;
+}
+
+Result<qoc_stream_key> stream_key(const StreamId& s) {
+  qoc_stream_key k{};
+  in_addr a4{};
+  in6_addr a6{};
+  if (::inet_pton(AF_INET, s.source.c_str(), &a4) == 1) {
+    k.saddr[10] = k.saddr[11] = 0xff;
+    std::memcpy(&k.saddr[12], &a4, 4);
+  } else if (::inet_pton(AF_INET6, s.source.c_str(), &a6) == 1) {
+    std::memcpy(k.saddr, &a6, 16);
+  } else {
+    return make_error(Errc::invalid_argument,
+                      "stream source '" + s.source + "' is not an IPv4 or IPv6 address",
+                      "name the sensor's address, e.g. 10.0.0.1");
+  }
+  if (s.source_port == 0 || s.destination_port == 0)
+    return make_error(Errc::invalid_argument, "stream " + to_string(s) + " has a zero port",
+                      "give the sensor's UDP source and destination ports");
+  k.sport = htons(s.source_port);
+  k.dport = htons(s.destination_port);
+  return k;
+}
+
+std::string key_bytes(const qoc_stream_key& k) {
+  return std::string(reinterpret_cast<const char*>(&k), sizeof k);
+}
+
+qoc_target to_target(std::uint32_t slot, const Policy& p) {
+  qoc_target t{};
+  t.proc = slot;
+  t.policy = static_cast<__u32>(p.kind);
+  t.drop_ppm = static_cast<__u32>(p.drop * QOC_PPM + 0.5);
+  return t;
+}
+
+}  // namespace
+
+std::string to_string(const StreamId& s) {
+  const bool v6 = s.source.find(':') != std::string::npos;
+  return (v6 ? "[" + s.source + "]" : s.source) + ":" + std::to_string(s.source_port) + "->:" +
+         std::to_string(s.destination_port);
+}
+
+Status Edge::Impl::publish_targets(const qoc_stream_key& key, const std::vector<TargetEntry>& list) {
+  if (list.empty()) {
+    QOCNET_TRY(subs.erase(key));
+    return {};
+  }
+  qoc_targets v{};
+  v.n = static_cast<__u32>(list.size());
+  for (std::size_t i = 0; i < list.size(); ++i)
+    v.t[i] = to_target(processes.at(list[i].process).slot, list[i].policy);
+  return subs.update(key, v);
+}
+
+Status Edge::add_process(const ProcessSpec& spec) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  QOCNET_ASSIGN(guard, impl_->enter());
+  if (spec.name.empty())
+    return make_error(Errc::invalid_argument, "a process needs a name", "set ProcessSpec::name");
+  if (impl_->processes.count(spec.name))
+    return make_error(Errc::already_exists, "process '" + spec.name + "' exists already",
+                      "remove it first or choose another name");
+  QOCNET_ASSIGN(ifindex, resolve_interface(spec.port));
+  QOCNET_ASSIGN(mac, parse_mac(spec.mac, "process '" + spec.name + "'"));
+  qoc_proc p{};
+  p.ifindex = ifindex;
+  std::memcpy(p.mac, mac.data(), 6);
+  p.port = htons(spec.udp_port);
+  if (!spec.ip.empty()) {
+    in_addr a{};
+    if (::inet_pton(AF_INET, spec.ip.c_str(), &a) != 1)
+      return make_error(Errc::invalid_argument,
+                        "process '" + spec.name + "': '" + spec.ip + "' is not an IPv4 address",
+                        "give the process's IPv4 address, or leave ip empty to keep the sensor's");
+    p.ip4 = a.s_addr;
+  }
+  // The lowest free slot.
+  std::uint32_t slot = 0;
+  std::vector<bool> used(QOC_MAX_PROCS, false);
+  for (const auto& [n, e] : impl_->processes) used[e.slot] = true;
+  while (slot < QOC_MAX_PROCS && used[slot]) ++slot;
+  if (slot == QOC_MAX_PROCS)
+    return make_error(Errc::resource_exhausted,
+                      "the edge holds " + std::to_string(QOC_MAX_PROCS) + " processes already",
+                      "remove a process first");
+  QOCNET_TRY(impl_->procs.update(slot, p));
+  (void)impl_->stats.update_all(ifindex, qoc_port_stats{}, BPF_NOEXIST);
+  impl_->processes[spec.name] = {spec, slot, ifindex};
+  return {};
+}
+
+Status Edge::remove_process(std::string_view name_view) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const std::string name(name_view);
+  auto it = impl_->processes.find(name);
+  if (it == impl_->processes.end())
+    return make_error(Errc::not_found, "no process '" + name + "'", "list them with processes()");
+  for (auto& [kb, list] : impl_->targets) {
+    auto end = std::remove_if(list.begin(), list.end(),
+                              [&](const Impl::TargetEntry& t) { return t.process == name; });
+    if (end == list.end()) continue;
+    list.erase(end, list.end());
+    qoc_stream_key key;
+    std::memcpy(&key, kb.data(), sizeof key);
+    QOCNET_TRY(impl_->publish_targets(key, list));
+  }
+  QOCNET_TRY(impl_->procs.update(it->second.slot, qoc_proc{}));
+  impl_->processes.erase(it);
+  return {};
+}
+
+std::vector<ProcessSpec> Edge::processes() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<ProcessSpec> out;
+  for (const auto& [n, e] : impl_->processes) out.push_back(e.spec);
+  return out;
+}
+
+Status Edge::set_clone_targets(const StreamId& stream, const std::vector<std::string>& names) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  QOCNET_ASSIGN(key, stream_key(stream));
+  if (names.size() > QOC_MAX_TARGETS)
+    return make_error(Errc::resource_exhausted,
+                      "stream " + to_string(stream) + " would have " + std::to_string(names.size()) +
+                          " clone targets; the datapath holds " + std::to_string(QOC_MAX_TARGETS),
+                      "replicate to at most " + std::to_string(QOC_MAX_TARGETS) + " processes");
+  const std::string kb = key_bytes(key);
+  const auto& old = impl_->targets[kb];
+  std::vector<Impl::TargetEntry> list;
+  for (const auto& n : names) {
+    if (!impl_->processes.count(n))
+      return make_error(Errc::not_found, "no process '" + n + "'", "add it with add_process first");
+    if (std::any_of(list.begin(), list.end(), [&](const auto& t) { return t.process == n; }))
+      return make_error(Errc::invalid_argument,
+                        "process '" + n + "' is named twice as a target of " + to_string(stream),
+                        "name each process once");
+    auto prev = std::find_if(old.begin(), old.end(), [&](const auto& t) { return t.process == n; });
+    list.push_back({n, prev != old.end() ? prev->policy : Policy::keep()});
+  }
+  QOCNET_TRY(impl_->publish_targets(key, list));
+  if (list.empty()) impl_->targets.erase(kb);
+  else impl_->targets[kb] = std::move(list);
+  return {};
+}
+
+Status Edge::set_policy(std::string_view process, const StreamId& stream, const Policy& policy) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  QOCNET_TRY(validate(policy));
+  if (policy.kind == PolicyKind::frame_aware)
+    return make_error(Errc::failed_precondition,
+                      "frame_aware is not available in this datapath yet",
+                      "use differential(p), which drops disp, then diff, then ref datagrams");
+  QOCNET_ASSIGN(key, stream_key(stream));
+  const std::string name(process);
+  if (!impl_->processes.count(name))
+    return make_error(Errc::not_found, "no process '" + name + "'", "add it with add_process first");
+  auto it = impl_->targets.find(key_bytes(key));
+  if (it == impl_->targets.end())
+    return make_error(Errc::failed_precondition,
+                      "process '" + name + "' is not a clone target of stream " + to_string(stream),
+                      "call set_clone_targets for the stream first");
+  auto list = it->second;
+  auto t = std::find_if(list.begin(), list.end(), [&](const auto& e) { return e.process == name; });
+  if (t == list.end())
+    return make_error(Errc::failed_precondition,
+                      "process '" + name + "' is not a clone target of stream " + to_string(stream),
+                      "call set_clone_targets for the stream first");
+  t->policy = policy;
+  QOCNET_TRY(impl_->publish_targets(key, list));
+  it->second = std::move(list);
+  return {};
+}
+
+Result<std::vector<TargetStats>> Edge::target_stats(const StreamId& stream) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  QOCNET_ASSIGN(key, stream_key(stream));
+  auto it = impl_->targets.find(key_bytes(key));
+  if (it == impl_->targets.end())
+    return make_error(Errc::not_found, "stream " + to_string(stream) + " has no clone targets",
+                      "set them with set_clone_targets");
+  std::vector<TargetStats> out;
+  for (const auto& t : it->second) {
+    TargetStats s;
+    s.process = t.process;
+    s.policy = t.policy;
+    qoc_tkey tk{};
+    tk.proc = impl_->processes.at(t.process).slot;
+    tk.stream = key;
+    QOCNET_ASSIGN(vals, impl_->tstats.lookup_all(tk));
+    if (vals)
+      for (const auto& v : *vals) {
+        for (int c = 0; c < 4; ++c) {
+          s.delivered[c] += v.dlv_dgrams[c];
+          s.delivered_bytes[c] += v.dlv_bytes[c];
+          s.dropped[c] += v.drop_dgrams[c];
+          s.dropped_bytes[c] += v.drop_bytes[c];
+        }
+        s.clones += v.clones;
+      }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace qocnet
