@@ -42,6 +42,7 @@ struct Edge::Impl {
   std::map<unsigned, detail::TcAttachment> attached;  // by ifindex
   std::map<std::string, ProcessEntry> processes;      // by name
   std::map<std::string, std::vector<TargetEntry>> targets;  // by stream key bytes
+  QocTable qoc_table = QocTable::paper_default();
   mutable std::mutex mu;
 
   Status open_maps(const detail::CompiledObject& obj);

@@ -198,6 +198,52 @@ Status Edge::set_policy(std::string_view process, const StreamId& stream, const 
   return {};
 }
 
+void Edge::set_qoc_table(QocTable table) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->qoc_table = std::move(table);
+}
+
+Result<Policy> Edge::report_qoc(std::string_view process, const StreamId& stream, double required) {
+  QocTable table = [&] {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return impl_->qoc_table;
+  }();
+  // frame_aware is not in this datapath yet: choose among what it can apply.
+  std::map<PolicyKind, QocTable::Curve> usable;
+  for (const auto& [k, c] : table.curves())
+    if (k != PolicyKind::frame_aware) usable[k] = c;
+  if (!usable.empty()) {
+    QOCNET_ASSIGN(t, QocTable::make(table.metric(), table.lossless(), usable));
+    table = std::move(t);
+  }
+  QOCNET_ASSIGN(policy, choose_policy(table, required));
+  QOCNET_TRY(set_policy(process, stream, policy));
+  return policy;
+}
+
+Result<Policy> Edge::effective_policy(const StreamId& stream) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  QOCNET_ASSIGN(key, stream_key(stream));
+  auto it = impl_->targets.find(key_bytes(key));
+  if (it == impl_->targets.end())
+    return make_error(Errc::not_found, "stream " + to_string(stream) + " has no clone targets",
+                      "set them with set_clone_targets");
+  std::vector<Policy> ps;
+  for (const auto& t : it->second) ps.push_back(t.policy);
+  return qocnet::effective_policy(ps);
+}
+
+Result<Bandwidth> Edge::stream_bandwidth(const StreamId& stream) const {
+  QOCNET_ASSIGN(eff, effective_policy(stream));
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  QOCNET_ASSIGN(key, stream_key(stream));
+  QOCNET_ASSIGN(st, impl_->streams.lookup(key));
+  double bytes = 0;
+  if (st)
+    for (auto b : st->bytes) bytes += static_cast<double>(b);
+  return bandwidth(bytes, impl_->targets.at(key_bytes(key)).size(), eff);
+}
+
 Result<std::vector<TargetStats>> Edge::target_stats(const StreamId& stream) const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   QOCNET_ASSIGN(key, stream_key(stream));

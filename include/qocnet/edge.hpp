@@ -214,6 +214,18 @@ class Edge {
   Status set_policy(std::string_view process, const StreamId& stream, const Policy& policy);
   Result<std::vector<TargetStats>> target_stats(const StreamId& stream) const;
 
+  // QoC (docs/QOC.md). The table used to turn requirements into policies
+  // (default: the paper's Table 1).
+  void set_qoc_table(QocTable table);
+  // A process requires `metric >= required` on `stream`: the policy with the
+  // lowest bandwidth that meets it is chosen from the table and applied.
+  Result<Policy> report_qoc(std::string_view process, const StreamId& stream, double required);
+  // The stream's effective quality (Eq. 3) over its targets' policies.
+  Result<Policy> effective_policy(const StreamId& stream) const;
+  // Naive (Eq. 1), replication and qocnet bandwidth of the stream from the
+  // bytes the DPI counted, and the reduction (Eq. 4).
+  Result<Bandwidth> stream_bandwidth(const StreamId& stream) const;
+
   // What the DPI learnt of each stream, and its counters.
   Result<std::vector<StreamStats>> streams() const;
   Result<DpiCounters> dpi_counters() const;

@@ -244,6 +244,40 @@ TEST_CASE("each process receives what its policy keeps, rewritten to its address
   CHECK(d->replicated == r.sent);
   CHECK(d->clones == delivered_total - r.sent);
   CHECK(clones_total == d->clones);
+
+  // Eq. 1/3/4 from the live counters: proc0 keeps everything, so the
+  // effective quality is keep and qocnet saves only the naive duplicates.
+  auto eff = fx.edge->effective_policy(kStream);
+  REQUIRE_OK(eff);
+  CHECK(*eff == Policy::keep());
+  auto bw = fx.edge->stream_bandwidth(kStream);
+  REQUIRE_OK(bw);
+  CHECK(bw->stream_bytes == Catch::Detail::Approx(total_bytes));
+  CHECK(bw->naive_bytes == Catch::Detail::Approx(4 * total_bytes));
+  CHECK(bw->qocnet_bytes == Catch::Detail::Approx(total_bytes));
+  CHECK(bw->reduction == Catch::Detail::Approx(0.75));
+}
+
+TEST_CASE("a reported QoC requirement becomes the cheapest policy that meets it",
+          "[kernel][replication][qoc]") {
+  ReplicationFixture fx;
+  auto p = fx.edge->report_qoc("proc1", kStream, 0.9);
+  REQUIRE_OK(p);
+  const QocTable t = QocTable::paper_default();
+  CHECK(p->kind == PolicyKind::differential);
+  CHECK(p->drop == Catch::Detail::Approx(t.max_loss(PolicyKind::differential, 0.9)));
+  REQUIRE_OK(fx.edge->report_qoc("proc0", kStream, 0.9));
+  REQUIRE_OK(fx.edge->report_qoc("proc2", kStream, 0.99));
+  REQUIRE_OK(fx.edge->report_qoc("proc3", kStream, 0.9));
+  auto eff = fx.edge->effective_policy(kStream);
+  REQUIRE_OK(eff);
+  CHECK(eff->kind == PolicyKind::differential);  // the strictest: 0.99
+  CHECK(eff->drop == Catch::Detail::Approx(t.max_loss(PolicyKind::differential, 0.99)));
+  REQUIRE_ERROR(err, fx.edge->report_qoc("proc1", kStream, 1.2), Errc::failed_precondition);
+  CHECK(err.message.find("best achievable") != std::string::npos);
+  auto ts = fx.edge->target_stats(kStream);
+  REQUIRE_OK(ts);
+  CHECK(ts->at(1).policy == *p);  // unchanged by the refused report
 }
 
 TEST_CASE("a policy change while traffic flows costs the other processes nothing",
