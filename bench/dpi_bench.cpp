@@ -53,6 +53,9 @@
 #include "compiler.hpp"
 #include "fd.hpp"
 #include "qoc_abi.h"
+#include "bench_util.hpp"
+
+using namespace qocnet::bench;
 
 namespace {
 
@@ -78,60 +81,6 @@ template <class V>
 V need(qocnet::Result<V> r, const std::string& what) {
   if (!r) throw BenchError(what + ": " + r.error().to_string());
   return std::move(r).value();
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
-}
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-std::string json_str(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\', o += c;
-    else if (static_cast<unsigned char>(c) < 0x20) o += ' ';
-    else o += c;
-  }
-  return o + "\"";
-}
-
-std::string num(double v, int precision) {
-  if (!std::isfinite(v)) return "null";
-  char b[64];
-  std::snprintf(b, sizeof b, "%.*f", precision, v);
-  return b;
-}
-
-struct Machine {
-  unsigned nproc = 0;
-  std::string kernel, cpu, loadavg;
-};
-
-Machine machine() {
-  Machine m;
-  m.nproc = static_cast<unsigned>(::sysconf(_SC_NPROCESSORS_ONLN));
-  utsname u{};
-  if (::uname(&u) == 0) m.kernel = u.release;
-  std::ifstream ci("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(ci, line))
-    if (line.rfind("model name", 0) == 0) {
-      auto c = line.find(':');
-      if (c != std::string::npos) m.cpu = trim(line.substr(line.find_first_not_of(" \t", c + 1)));
-      break;
-    }
-  std::ifstream la("/proc/loadavg");
-  std::string a, b, c;
-  la >> a >> b >> c;
-  m.loadavg = a + " " + b + " " + c;
-  return m;
 }
 
 // --------------------------------------------------------------- options --

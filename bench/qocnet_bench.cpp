@@ -46,6 +46,9 @@
 
 #include "qocnet/edge.hpp"
 #include "qocnet/testbed.hpp"
+#include "bench_util.hpp"
+
+using namespace qocnet::bench;
 
 namespace {
 
@@ -97,13 +100,6 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
-}
-
 // A value of /proc/self/status in kB ("VmHWM:  12345 kB"), -1 if absent.
 long status_kb(const std::string& key) {
   std::ifstream f("/proc/self/status");
@@ -111,53 +107,6 @@ long status_kb(const std::string& key) {
   while (std::getline(f, line))
     if (line.rfind(key + ":", 0) == 0) return std::strtol(line.c_str() + key.size() + 1, nullptr, 10);
   return -1;
-}
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-std::string json_str(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\', o += c;
-    else if (static_cast<unsigned char>(c) < 0x20) o += ' ';
-    else o += c;
-  }
-  return o + "\"";
-}
-
-std::string num(double v, int precision) {
-  if (!std::isfinite(v)) return "null";
-  char b[64];
-  std::snprintf(b, sizeof b, "%.*f", precision, v);
-  return b;
-}
-
-struct Machine {
-  unsigned nproc = 0;
-  std::string kernel, cpu, loadavg;
-};
-
-Machine machine() {
-  Machine m;
-  m.nproc = static_cast<unsigned>(::sysconf(_SC_NPROCESSORS_ONLN));
-  utsname u{};
-  if (::uname(&u) == 0) m.kernel = u.release;
-  std::ifstream ci("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(ci, line))
-    if (line.rfind("model name", 0) == 0) {
-      auto c = line.find(':');
-      if (c != std::string::npos) m.cpu = trim(line.substr(line.find_first_not_of(" \t", c + 1)));
-      break;
-    }
-  std::ifstream la("/proc/loadavg");
-  std::string a, b, c;
-  la >> a >> b >> c;
-  m.loadavg = a + " " + b + " " + c;
-  return m;
 }
 
 // --------------------------------------------------------------- options --

@@ -48,6 +48,10 @@ struct Edge::Impl {
   Status open_maps(const detail::CompiledObject& obj);
   Result<detail::NetnsGuard> enter() const { return detail::NetnsGuard::enter(netns.get()); }
   Result<PortCounters> counters_of(unsigned ifindex) const;
+  // The stream's target list, or not_found naming the stream.
+  Result<const std::vector<TargetEntry>*> targets_of(const StreamId& stream) const;
+  // Eq. 3 over a stream's targets.
+  static Policy effective_of(const std::vector<TargetEntry>& list);
   // Writes a stream's target list to qoc_subs (or removes it when empty).
   Status publish_targets(const qoc_stream_key& key, const std::vector<TargetEntry>& list);
 };

@@ -221,38 +221,44 @@ Result<Policy> Edge::report_qoc(std::string_view process, const StreamId& stream
   return policy;
 }
 
-Result<Policy> Edge::effective_policy(const StreamId& stream) const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+Result<const std::vector<Edge::Impl::TargetEntry>*> Edge::Impl::targets_of(const StreamId& stream) const {
   QOCNET_ASSIGN(key, stream_key(stream));
-  auto it = impl_->targets.find(key_bytes(key));
-  if (it == impl_->targets.end())
+  auto it = targets.find(key_bytes(key));
+  if (it == targets.end())
     return make_error(Errc::not_found, "stream " + to_string(stream) + " has no clone targets",
                       "set them with set_clone_targets");
+  return &it->second;
+}
+
+Policy Edge::Impl::effective_of(const std::vector<TargetEntry>& list) {
   std::vector<Policy> ps;
-  for (const auto& t : it->second) ps.push_back(t.policy);
+  for (const auto& t : list) ps.push_back(t.policy);
   return qocnet::effective_policy(ps);
 }
 
-Result<Bandwidth> Edge::stream_bandwidth(const StreamId& stream) const {
-  QOCNET_ASSIGN(eff, effective_policy(stream));
+Result<Policy> Edge::effective_policy(const StreamId& stream) const {
   std::lock_guard<std::mutex> lock(impl_->mu);
+  QOCNET_ASSIGN(list, impl_->targets_of(stream));
+  return Impl::effective_of(*list);
+}
+
+Result<Bandwidth> Edge::stream_bandwidth(const StreamId& stream) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  QOCNET_ASSIGN(list, impl_->targets_of(stream));
   QOCNET_ASSIGN(key, stream_key(stream));
   QOCNET_ASSIGN(st, impl_->streams.lookup(key));
   double bytes = 0;
   if (st)
     for (auto b : st->bytes) bytes += static_cast<double>(b);
-  return bandwidth(bytes, impl_->targets.at(key_bytes(key)).size(), eff);
+  return bandwidth(bytes, list->size(), Impl::effective_of(*list));
 }
 
 Result<std::vector<TargetStats>> Edge::target_stats(const StreamId& stream) const {
   std::lock_guard<std::mutex> lock(impl_->mu);
+  QOCNET_ASSIGN(list, impl_->targets_of(stream));
   QOCNET_ASSIGN(key, stream_key(stream));
-  auto it = impl_->targets.find(key_bytes(key));
-  if (it == impl_->targets.end())
-    return make_error(Errc::not_found, "stream " + to_string(stream) + " has no clone targets",
-                      "set them with set_clone_targets");
   std::vector<TargetStats> out;
-  for (const auto& t : it->second) {
+  for (const auto& t : *list) {
     TargetStats s;
     s.process = t.process;
     s.policy = t.policy;
