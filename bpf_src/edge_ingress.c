@@ -12,12 +12,18 @@
 int qoc_edge_in(struct __sk_buff *skb)
 {
 	qoc_dpi_start(skb);
-	return qoc_deliver(skb);
+	return qoc_end(skb);
 }
 
 /* Tail-called by the DPI (qoc_dpi.h); ends as qoc_edge_in would. */
 int qoc_ts_slow(struct __sk_buff *skb)
 {
 	qoc_dpi_slow(skb);
-	return qoc_deliver(skb);
+	return qoc_end(skb);
+}
+
+/* Tail-called at the end of the DPI for streams with clone targets. */
+int qoc_deliver(struct __sk_buff *skb)
+{
+	return qoc_replicate(skb);
 }

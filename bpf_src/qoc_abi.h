@@ -86,6 +86,7 @@ struct qoc_stream {
 	__u64 ts_bad_sync;  /* datagrams where a TS packet lacked 0x47 */
 	__u64 ts_malformed; /* TS/PSI/PES headers that contradict themselves */
 	__u64 ts_unparsed;  /* datagrams with more TS packets than inspected */
+	__u32 class_frames[QOC_NUM_CLASSES]; /* frames by the class found for them */
 };
 
 /* qoc_counters (one per-CPU entry): what the parser met, datagram by datagram.
@@ -165,6 +166,22 @@ struct qoc_tstats {
 	__u64 drop_bytes[QOC_NUM_CLASSES];
 	__u64 clones;    /* copies made for it with bpf_clone_redirect */
 	__u64 acc[QOC_NUM_CLASSES]; /* differential: error-diffusion credit */
+	__u64 partial;   /* frame_aware: datagrams delivered that also held
+			  * packets of a dropped frame (misaligned senders) */
+};
+
+/* qoc_fstate value, keyed like qoc_tstats: frame_aware's decisions for one
+ * process on one stream (shared by all CPUs: a frame's datagrams must all
+ * follow the decision taken at its first one). */
+struct qoc_fstate {
+	__s64 debt;       /* ppm-bytes still to drop: + p x length, - 10^6 x dropped */
+	__u32 cur_frame;  /* the stream's frame number the decision is for */
+	__u32 pos;        /* frames since the GOP's ref frame */
+	__u8 cur_drop;    /* the current frame is dropped */
+	__u8 prev_drop;   /* the frame before it was */
+	__u8 gop_drop;    /* the whole current GOP is dropped */
+	__u8 tail_drop;   /* the GOP's tail is being dropped (from a diff frame on) */
+	__u32 pad;
 };
 
 /* qoc_scratch value (per CPU): one datagram's walk, carried across the tail
@@ -191,6 +208,10 @@ struct qoc_walk {
 	__u32 keep;       /* replication: bit i set when target i keeps it */
 	__u32 last;       /* replication: the last target that keeps it */
 };
+
+/* Slots of the qoc_progs tail-call table. */
+#define QOC_PROG_SLOW_SLOT 0    /* qoc_ts_slow */
+#define QOC_PROG_DELIVER_SLOT 1 /* qoc_deliver */
 
 /* What the edge program leaves in skb->cb[] for a BPF_PROG_TEST_RUN caller. */
 enum qoc_cb_slot {

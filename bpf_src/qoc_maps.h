@@ -18,9 +18,10 @@ BPF_TABLE("lru_hash", struct qoc_stream_key, struct qoc_stream, qoc_streams, QOC
 /* one datagram's walk, across tail calls (scratch, per CPU) */
 BPF_PERCPU_ARRAY(qoc_scratch, struct qoc_walk, 1);
 
-/* the walk's slow path, for tail calls (see qoc_dpi.h) */
-#define QOC_PROG_SLOW 0
-BPF_PROG_ARRAY(qoc_progs, 1);
+/* tail calls: the walk's slow path (qoc_dpi.h), replication (qoc_replicate.h) */
+#define QOC_PROG_SLOW QOC_PROG_SLOW_SLOT
+#define QOC_PROG_DELIVER QOC_PROG_DELIVER_SLOT
+BPF_PROG_ARRAY(qoc_progs, 2);
 
 /* parser outcomes and reasons, one entry, per CPU */
 BPF_PERCPU_ARRAY(qoc_counters, struct qoc_counters, 1);
@@ -33,5 +34,8 @@ BPF_HASH(qoc_subs, struct qoc_stream_key, struct qoc_targets, QOC_MAX_STREAMS);
 
 /* (process, stream) -> delivered / dropped / clones, per CPU */
 BPF_PERCPU_HASH(qoc_tstats, struct qoc_tkey, struct qoc_tstats, QOC_MAX_STREAMS * 4);
+
+/* (process, stream) -> frame_aware's decisions */
+BPF_HASH(qoc_fstate, struct qoc_tkey, struct qoc_fstate, QOC_MAX_STREAMS * 4);
 
 #endif /* QOC_MAPS_H */

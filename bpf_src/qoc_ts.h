@@ -39,6 +39,7 @@ static __always_inline void qoc_decide(struct qoc_stream *st, __u8 cls)
 {
 	if (cls == QOC_CLASS_REF && st->ref_frames < 0xffff)
 		st->ref_frames++;
+	st->class_frames[cls & 3]++;
 	st->history = (st->history & ~3) | cls;
 	st->frame_class = cls;
 	st->scan_phase = QOC_SCAN_DONE;
@@ -99,6 +100,7 @@ static __always_inline void qoc_vdecide(qoc_vstream *vs, __u8 cls)
 {
 	if (cls == QOC_CLASS_REF && vs->ref_frames < 0xffff)
 		vs->ref_frames++;
+	vs->class_frames[cls & 3]++;
 	vs->history = (vs->history & ~3) | cls;
 	vs->frame_class = cls;
 	vs->scan_phase = QOC_SCAN_DONE;

@@ -24,7 +24,8 @@ using namespace detail;
 namespace {
 constexpr const char* kEntry = "edge_ingress.c";
 constexpr const char* kProgram = "qoc_edge_in";
-constexpr const char* kSlowProgram = "qoc_ts_slow";  // tail-called by the DPI
+constexpr const char* kSlowProgram = "qoc_ts_slow";    // tail-called by the DPI
+constexpr const char* kDeliverProgram = "qoc_deliver";  // tail-called for replication
 
 Result<const Map*> find_map(const CompiledObject& obj, const char* name) {
   auto it = obj.maps.find(name);
@@ -168,7 +169,7 @@ Result<Edge> Edge::create(EdgeOptions options) {
   QOCNET_TRY(check_privileges());
   CompileRequest req;
   req.entry = kEntry;
-  req.programs = {kProgram, kSlowProgram};
+  req.programs = {kProgram, kSlowProgram, kDeliverProgram};
   req.defines = {"QOC_MAX_PORTS=" + std::to_string(options.max_ports)};
   req.src_dir = options.bpf_src_dir;
   req.kernel_headers = options.kernel_headers;
@@ -176,15 +177,20 @@ Result<Edge> Edge::create(EdgeOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
   QOCNET_TRY(impl->open_maps(obj));
-  // The DPI's slow path is reached by tail call through qoc_progs[0].
-  const __u32 slot = 0;
-  const int slow_fd = obj.programs.at(kSlowProgram).fd();
-  if (bpf_map_update_elem(impl->prog_array.fd(), &slot, &slow_fd, BPF_ANY) != 0)
-    return make_error(Errc::internal, "cannot install the DPI slow path in qoc_progs", {}, errno);
+  // The DPI's slow path and replication are reached by tail call through
+  // qoc_progs (QOC_PROG_SLOW, QOC_PROG_DELIVER).
+  for (auto [slot, name] : {std::pair<__u32, const char*>{QOC_PROG_SLOW_SLOT, kSlowProgram},
+                            std::pair<__u32, const char*>{QOC_PROG_DELIVER_SLOT, kDeliverProgram}}) {
+    const int fd = obj.programs.at(name).fd();
+    if (bpf_map_update_elem(impl->prog_array.fd(), &slot, &fd, BPF_ANY) != 0)
+      return make_error(Errc::internal, std::string("cannot install ") + name + " in qoc_progs", {},
+                        errno);
+  }
   QOCNET_ASSIGN(ns, open_current_netns());
   impl->netns = std::move(ns);
   impl->program = std::move(obj.programs.at(kProgram));
   impl->slow_program = std::move(obj.programs.at(kSlowProgram));
+  impl->deliver_program = std::move(obj.programs.at(kDeliverProgram));
   return Edge(std::move(impl));
 }
 
@@ -339,7 +345,7 @@ std::uint32_t Edge::program_id() const { return impl_->program.id(); }
 
 std::vector<ProgramInfo> Edge::programs() const {
   std::vector<ProgramInfo> out;
-  for (const Program* p : {&impl_->program, &impl_->slow_program}) {
+  for (const Program* p : {&impl_->program, &impl_->slow_program, &impl_->deliver_program}) {
     auto info = program_info(*p);
     if (info) out.push_back(*info);
   }

@@ -31,6 +31,7 @@ struct Edge::Impl {
   detail::UniqueFd netns;
   detail::Program program;
   detail::Program slow_program;
+  detail::Program deliver_program;
   detail::TypedMap<__u32, qoc_port_pair> pairs;
   detail::PerCpuMap<__u32, qoc_port_stats> stats;
   detail::TypedMap<qoc_stream_key, qoc_stream> streams;

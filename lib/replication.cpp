@@ -173,10 +173,6 @@ Status Edge::set_clone_targets(const StreamId& stream, const std::vector<std::st
 Status Edge::set_policy(std::string_view process, const StreamId& stream, const Policy& policy) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   QOCNET_TRY(validate(policy));
-  if (policy.kind == PolicyKind::frame_aware)
-    return make_error(Errc::failed_precondition,
-                      "frame_aware is not available in this datapath yet",
-                      "use differential(p), which drops disp, then diff, then ref datagrams");
   QOCNET_ASSIGN(key, stream_key(stream));
   const std::string name(process);
   if (!impl_->processes.count(name))
@@ -204,18 +200,10 @@ void Edge::set_qoc_table(QocTable table) {
 }
 
 Result<Policy> Edge::report_qoc(std::string_view process, const StreamId& stream, double required) {
-  QocTable table = [&] {
+  const QocTable table = [&] {
     std::lock_guard<std::mutex> lock(impl_->mu);
     return impl_->qoc_table;
   }();
-  // frame_aware is not in this datapath yet: choose among what it can apply.
-  std::map<PolicyKind, QocTable::Curve> usable;
-  for (const auto& [k, c] : table.curves())
-    if (k != PolicyKind::frame_aware) usable[k] = c;
-  if (!usable.empty()) {
-    QOCNET_ASSIGN(t, QocTable::make(table.metric(), table.lossless(), usable));
-    table = std::move(t);
-  }
   QOCNET_ASSIGN(policy, choose_policy(table, required));
   QOCNET_TRY(set_policy(process, stream, policy));
   return policy;
@@ -275,6 +263,7 @@ Result<std::vector<TargetStats>> Edge::target_stats(const StreamId& stream) cons
           s.dropped_bytes[c] += v.drop_bytes[c];
         }
         s.clones += v.clones;
+        s.partial += v.partial;
       }
     out.push_back(std::move(s));
   }

@@ -146,6 +146,8 @@ struct TargetStats {
   std::uint64_t delivered[4] = {}, delivered_bytes[4] = {};
   std::uint64_t dropped[4] = {}, dropped_bytes[4] = {};
   std::uint64_t clones = 0;     // copies made for it with bpf_clone_redirect
+  std::uint64_t partial = 0;    // frame_aware: datagrams delivered with packets of a
+                                // dropped frame in them (misaligned senders)
 };
 
 // A loaded program as the kernel reports it.
@@ -197,7 +199,7 @@ class Edge {
 
   // The loaded program's kernel id (for bpftool / tc filter show).
   std::uint32_t program_id() const;
-  // The edge program and the DPI's slow path (reached by tail call).
+  // The edge program, the DPI's slow path and replication (tail calls).
   std::vector<ProgramInfo> programs() const;
 
   // Computation processes (the paper's Listing 1). Adding checks the port
@@ -210,7 +212,8 @@ class Edge {
   // Processes already targets keep their policy; new ones start with keep.
   // An empty list stops replicating the stream (it follows port pairs again).
   Status set_clone_targets(const StreamId& stream, const std::vector<std::string>& processes);
-  // What `process` gets of `stream`: a live map update, no recompile.
+  // What `process` gets of `stream` (keep, uniform, differential,
+  // frame_aware): a live map update, no recompile.
   Status set_policy(std::string_view process, const StreamId& stream, const Policy& policy);
   Result<std::vector<TargetStats>> target_stats(const StreamId& stream) const;
 

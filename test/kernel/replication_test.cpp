@@ -35,24 +35,68 @@ std::uint64_t fnv(const std::uint8_t* p, std::size_t n) {
   return h;
 }
 
-// A TS file made once per test run: 640x480 H.264 with B-frames (non-reference).
+// A TS file made once per test run: 640x480 H.264 with B-frames
+// (non-reference), a GOP of `gop` frames.
+const std::vector<std::uint8_t>& corpus_ts(int gop) {
+  static std::map<int, std::vector<std::uint8_t>> made;
+  auto it = made.find(gop);
+  if (it != made.end()) return it->second;
+  const std::string path = "/tmp/qocnet-replication-" + std::to_string(::getpid()) + ".ts";
+  auto r = testbed::run({"ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                         "testsrc2=size=640x480:rate=25", "-t", "20", "-c:v", "libx264", "-preset",
+                         "veryfast", "-b:v", "4M", "-bf", "3", "-g", std::to_string(gop),
+                         "-x264-params", "b-pyramid=none", "-f", "mpegts", path});
+  INFO(describe(r));
+  REQUIRE(r.ok());
+  std::ifstream f(path, std::ios::binary);
+  std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(f)), {});
+  ::unlink(path.c_str());
+  return made[gop] = std::move(data);
+}
+
+// ffmpeg's default UDP output: 7 TS packets per datagram, whatever the frames.
+std::vector<std::vector<std::uint8_t>> cut_every_7(const std::vector<std::uint8_t>& ts) {
+  std::vector<std::vector<std::uint8_t>> out;
+  for (std::size_t off = 0; off + 1316 <= ts.size(); off += 1316)
+    out.emplace_back(ts.begin() + static_cast<long>(off), ts.begin() + static_cast<long>(off + 1316));
+  return out;
+}
+
+// A sender that flushes at frame boundaries (ffmpeg -flush_packets 1): a new
+// datagram at every PES start on the video PID, at most 7 TS packets each.
+// frame_of[i] is datagram i's frame (0 before the first PES start).
+std::vector<std::vector<std::uint8_t>> cut_at_frames(const std::vector<std::uint8_t>& ts,
+                                                     std::vector<int>* frame_of) {
+  constexpr std::uint16_t kVideo = 0x100;  // ffmpeg's first elementary stream PID
+  std::vector<std::vector<std::uint8_t>> out;
+  std::vector<std::uint8_t> cur;
+  int frame = 0, cur_frame = 0;
+  bool has_video = false;
+  auto flush = [&] {
+    if (cur.empty()) return;
+    out.push_back(std::move(cur));
+    frame_of->push_back(has_video ? cur_frame : 0);  // PSI alone: no frame's
+    cur.clear();
+    has_video = false;
+  };
+  for (std::size_t off = 0; off + 188 <= ts.size(); off += 188) {
+    const std::uint8_t* p = &ts[off];
+    const std::uint16_t pid = static_cast<std::uint16_t>(((p[1] & 0x1f) << 8) | p[2]);
+    if (pid == kVideo && (p[1] & 0x40)) {
+      flush();
+      cur_frame = ++frame;
+    }
+    if (pid == kVideo) has_video = true;
+    cur.insert(cur.end(), p, p + 188);
+    if (cur.size() == 7 * 188) flush();
+  }
+  flush();
+  REQUIRE(frame > 100);  // the video PID was right
+  return out;
+}
+
 const std::vector<std::vector<std::uint8_t>>& corpus_datagrams() {
-  static std::vector<std::vector<std::uint8_t>> dgrams = [] {
-    const std::string path = "/tmp/qocnet-replication-" + std::to_string(::getpid()) + ".ts";
-    auto made = testbed::run({"ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-                              "-i", "testsrc2=size=640x480:rate=25", "-t", "20", "-c:v", "libx264",
-                              "-preset", "veryfast", "-b:v", "4M", "-bf", "3", "-g", "50",
-                              "-x264-params", "b-pyramid=none", "-f", "mpegts", path});
-    INFO(describe(made));
-    REQUIRE(made.ok());
-    std::ifstream f(path, std::ios::binary);
-    std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(f)), {});
-    ::unlink(path.c_str());
-    std::vector<std::vector<std::uint8_t>> out;
-    for (std::size_t off = 0; off + 1316 <= data.size(); off += 1316)
-      out.emplace_back(data.begin() + static_cast<long>(off), data.begin() + static_cast<long>(off + 1316));
-    return out;
-  }();
+  static const auto dgrams = cut_every_7(corpus_ts(50));
   return dgrams;
 }
 
@@ -115,8 +159,9 @@ struct ReplicationFixture : EdgeFixture {
 
   // Sends the corpus `rounds` times, paced, while the receivers drain;
   // `midway` runs once half of it has gone.
-  Replay replay(int rounds, const std::function<void()>& midway = {}) {
-    const auto& dg = corpus_datagrams();
+  Replay replay(int rounds, const std::function<void()>& midway = {},
+                const std::vector<std::vector<std::uint8_t>>* datagrams = nullptr) {
+    const auto& dg = datagrams ? *datagrams : corpus_datagrams();
     Replay r;
     r.class_of = classes_of(dg);
     std::atomic<bool> running{true};
@@ -326,8 +371,6 @@ TEST_CASE("bad replication requests are refused and change nothing", "[kernel][r
                 Errc::already_exists);
   REQUIRE_ERROR(e7, fx.edge->set_clone_targets(kStream, {"proc0", "ghost"}), Errc::not_found);
   REQUIRE_ERROR(e8, fx.edge->set_clone_targets({"not-an-ip", 1, 2}, {"proc0"}), Errc::invalid_argument);
-  REQUIRE_ERROR(e9, fx.edge->set_policy("proc1", kStream, Policy::frame_aware(0.1)),
-                Errc::failed_precondition);
   auto ts = fx.edge->target_stats(kStream);
   REQUIRE_OK(ts);
   CHECK(ts->size() == 4);  // the failed calls left the targets as they were
@@ -336,4 +379,87 @@ TEST_CASE("bad replication requests are refused and change nothing", "[kernel][r
   ts = fx.edge->target_stats(kStream);
   REQUIRE_OK(ts);
   CHECK(ts->size() == 3);
+}
+
+TEST_CASE("frame_aware drops whole frames only, from disp up, at the asked rate",
+          "[kernel][replication][frame_aware]") {
+  ReplicationFixture fx;
+  std::vector<int> frame_of;
+  const auto dg = cut_at_frames(corpus_ts(12), &frame_of);
+  const double ps[] = {0.30, 0.75, 0.985};
+  for (int i = 1; i <= 3; ++i)
+    REQUIRE_OK(fx.edge->set_policy("proc" + std::to_string(i), kStream, Policy::frame_aware(ps[i - 1])));
+  const Replay r = fx.replay(1, {}, &dg);
+  REQUIRE(r.sent == dg.size());
+
+  // Each frame: its datagrams (by hash) and its class.
+  std::map<int, std::vector<std::uint64_t>> frames;
+  std::map<int, FrameClass> frame_class;
+  for (std::size_t i = 0; i < dg.size(); ++i) {
+    if (!frame_of[i]) continue;
+    const auto h = fnv(dg[i].data(), dg[i].size());
+    frames[frame_of[i]].push_back(h);
+    frame_class.emplace(frame_of[i], r.class_of.at(h));
+  }
+  const double total_bytes = static_cast<double>(sum4(r.sent_bytes));
+  const double nonref_share = (r.sent_bytes[1] + r.sent_bytes[2]) / total_bytes;
+  INFO(frames.size() << " frames in " << dg.size() << " frame-aligned datagrams; disp share "
+                     << r.sent_bytes[1] / total_bytes << ", diff share " << r.sent_bytes[2] / total_bytes);
+
+  for (int i = 1; i <= 3; ++i) {
+    const double p = ps[i - 1];
+    INFO("proc" << i << ": frame_aware(" << p << ")");
+    const auto& rx = *fx.receivers[static_cast<std::size_t>(i)];
+    std::map<std::uint64_t, int> got;
+    for (auto h : rx.hashes) got[h]++;
+    // Whole frames: all of a frame's datagrams arrived, or none.
+    std::map<int, bool> kept;
+    for (const auto& [f, hs] : frames) {
+      int n = 0;
+      for (auto h : hs) n += got.count(h) ? 1 : 0;
+      INFO("frame " << f << " (" << to_string(frame_class[f]) << "): " << n << " of " << hs.size());
+      CHECK((n == 0 || n == static_cast<int>(hs.size())));
+      kept[f] = n > 0;
+    }
+    // Decodes cleanly: in each GOP, nothing after a dropped diff frame, and
+    // nothing at all once its ref frame is dropped.
+    bool ref_kept = true, tail = false;
+    int violations = 0, refs_dropped = 0;
+    for (const auto& [f, k] : kept) {
+      const FrameClass c = frame_class[f];
+      if (c == FrameClass::ref) {
+        ref_kept = k;
+        tail = false;
+        refs_dropped += k ? 0 : 1;
+        continue;
+      }
+      if (k && (!ref_kept || tail)) ++violations;
+      if (!k && c == FrameClass::diff) tail = true;
+    }
+    CHECK(violations == 0);
+    if (p <= nonref_share) CHECK(refs_dropped == 0);  // below the spill into GOPs
+    const TargetStats s = fx.stats_of("proc" + std::to_string(i));
+    const double byte_drop = sum4(s.dropped_bytes) / total_bytes;
+    INFO("dropped " << byte_drop << " of the bytes; ref frames dropped " << refs_dropped);
+    CHECK(std::fabs(byte_drop - p) <= 0.02);
+    CHECK(s.partial == 0);  // aligned sender: no datagram mixes frames
+  }
+}
+
+TEST_CASE("frame_aware with a misaligned sender counts what it cannot drop whole",
+          "[kernel][replication][frame_aware]") {
+  ReplicationFixture fx;
+  const auto dg = cut_every_7(corpus_ts(12));
+  REQUIRE_OK(fx.edge->set_policy("proc1", kStream, Policy::frame_aware(0.5)));
+  const Replay r = fx.replay(1, {}, &dg);
+  const TargetStats s = fx.stats_of("proc1");
+  CHECK(s.partial > 0);  // datagrams holding a kept and a dropped frame went
+  CHECK(sum4(s.delivered) + sum4(s.dropped) == r.sent);
+  CHECK(sum4(s.delivered) == fx.receivers[1]->hashes.size());
+  auto streams = fx.edge->streams();
+  REQUIRE_OK(streams);
+  std::uint64_t misaligned = 0;
+  for (const auto& st : *streams)
+    if (st.source_port == kSensorPort) misaligned = st.misaligned;
+  CHECK(misaligned > 0);
 }
