@@ -40,6 +40,7 @@ struct Edge::Impl {
   detail::TypedMap<__u32, qoc_proc> procs;
   detail::TypedMap<qoc_stream_key, qoc_targets> subs;
   detail::PerCpuMap<qoc_tkey, qoc_tstats> tstats;
+  detail::TypedMap<qoc_tkey, qoc_fstate> fstate;
   std::map<unsigned, detail::TcAttachment> attached;  // by ifindex
   std::map<std::string, ProcessEntry> processes;      // by name
   std::map<std::string, std::vector<TargetEntry>> targets;  // by stream key bytes
@@ -51,6 +52,9 @@ struct Edge::Impl {
   Result<PortCounters> counters_of(unsigned ifindex) const;
   // The stream's target list, or not_found naming the stream.
   Result<const std::vector<TargetEntry>*> targets_of(const StreamId& stream) const;
+  // Forgets a process slot's counters and frame_aware state on every stream
+  // (the slot may be given to another process).
+  Status forget_slot(std::uint32_t slot);
   // Eq. 3 over a stream's targets.
   static Policy effective_of(const std::vector<TargetEntry>& list);
   // Writes a stream's target list to qoc_subs (or removes it when empty).

@@ -79,6 +79,16 @@ Status Edge::Impl::publish_targets(const qoc_stream_key& key, const std::vector<
   return subs.update(key, v);
 }
 
+Status Edge::Impl::forget_slot(std::uint32_t slot) {
+  QOCNET_ASSIGN(tkeys, tstats.keys());
+  for (const auto& k : tkeys)
+    if (k.proc == slot) QOCNET_TRY(tstats.erase(k));
+  QOCNET_ASSIGN(fkeys, fstate.keys());
+  for (const auto& k : fkeys)
+    if (k.proc == slot) QOCNET_TRY(fstate.erase(k));
+  return {};
+}
+
 Status Edge::add_process(const ProcessSpec& spec) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   QOCNET_ASSIGN(guard, impl_->enter());
@@ -132,6 +142,7 @@ Status Edge::remove_process(std::string_view name_view) {
     QOCNET_TRY(impl_->publish_targets(key, list));
   }
   QOCNET_TRY(impl_->procs.update(it->second.slot, qoc_proc{}));
+  QOCNET_TRY(impl_->forget_slot(it->second.slot));
   impl_->processes.erase(it);
   return {};
 }

@@ -381,6 +381,21 @@ TEST_CASE("bad replication requests are refused and change nothing", "[kernel][r
   CHECK(ts->size() == 3);
 }
 
+TEST_CASE("a removed process's counters do not pass to the next one in its slot",
+          "[kernel][replication]") {
+  ReplicationFixture fx;
+  REQUIRE_OK(fx.edge->set_clone_targets(kStream, {"proc3"}));
+  fx.replay(1);
+  CHECK(fx.stats_of("proc3").delivered[static_cast<int>(FrameClass::ref)] > 0);
+  REQUIRE_OK(fx.edge->remove_process("proc3"));
+  REQUIRE_OK(fx.edge->add_process({"newcomer", "e4", testbed::Topology::process_mac(3),
+                                   testbed::Topology::process_ip(3), 6003}));
+  REQUIRE_OK(fx.edge->set_clone_targets(kStream, {"newcomer"}));
+  const TargetStats s = fx.stats_of("newcomer");
+  CHECK(sum4(s.delivered) == 0);
+  CHECK(sum4(s.dropped) == 0);
+}
+
 TEST_CASE("frame_aware drops whole frames only, from disp up, at the asked rate",
           "[kernel][replication][frame_aware]") {
   ReplicationFixture fx;
