@@ -1,5 +1,6 @@
-// Helpers shared by qocnet's benchmark programs: statistics, JSON output and
-// a description of the machine a run was made on.
+// Helpers shared by qocnet's benchmark programs: statistics, JSON output (the
+// common JSON-lines format of scripts/bench) and a description of the machine
+// a run was made on.
 #pragma once
 
 #include <sys/utsname.h>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace qocnet::bench {
@@ -45,6 +47,59 @@ inline std::string num(double v, int precision) {
   std::snprintf(b, sizeof b, "%.*f", precision, v);
   return b;
 }
+
+// Results in the common line format of scripts/bench, one JSON object a line:
+//   {"bench":B,"metric":M,"value":V,"unit":U}
+//   {"bench":B,"metric":M,"value":V,"unit":U,"vs":P,"ratio":R}
+// The second form repeats metric M of bench B and compares it with metric P
+// of the same bench: R = V / P's value (a line per comparison, so a metric
+// compared with two peers has two such lines). Values that could not be
+// measured are null.
+class JsonLines {
+ public:
+  // A figure, `precision` decimals.
+  void add(std::string bench, std::string metric, double value, std::string unit, int precision) {
+    lines_.push_back({std::move(bench), std::move(metric), value, std::move(unit), precision, {}, NAN});
+  }
+  // A comparison of two figures added before (NaN ratio if either is missing).
+  void compare(const std::string& bench, const std::string& metric, const std::string& vs) {
+    const Line* a = find(bench, metric);
+    const Line* b = find(bench, vs);
+    Line l = a ? *a : Line{bench, metric, NAN, "", 0, {}, NAN};
+    l.vs = vs;
+    l.ratio = a && b && b->value != 0 ? a->value / b->value : NAN;
+    lines_.push_back(std::move(l));
+  }
+  double value(const std::string& bench, const std::string& metric) const {
+    const Line* l = find(bench, metric);
+    return l ? l->value : NAN;
+  }
+  void print(std::FILE* to) const {
+    for (const auto& l : lines_) {
+      std::string s = "{\"bench\":" + json_str(l.bench) + ",\"metric\":" + json_str(l.metric) +
+                      ",\"value\":" + num(l.value, l.precision) + ",\"unit\":" + json_str(l.unit);
+      if (!l.vs.empty()) s += ",\"vs\":" + json_str(l.vs) + ",\"ratio\":" + num(l.ratio, 4);
+      std::fprintf(to, "%s}\n", s.c_str());
+    }
+    std::fflush(to);
+  }
+
+ private:
+  struct Line {
+    std::string bench, metric;
+    double value;
+    std::string unit;
+    int precision;
+    std::string vs;
+    double ratio;
+  };
+  const Line* find(const std::string& bench, const std::string& metric) const {
+    for (const auto& l : lines_)
+      if (l.vs.empty() && l.bench == bench && l.metric == metric) return &l;
+    return nullptr;
+  }
+  std::vector<Line> lines_;
+};
 
 struct Machine {
   unsigned nproc = 0;

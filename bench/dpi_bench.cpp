@@ -24,8 +24,9 @@
 // primed before the measurements. Target: dpi mid-frame <= nop + 15 ns
 // (difference of medians), printed as PASS/MISS.
 //
-// Prints a table, and a single JSON object as the last line of stdout.
-// See docs/BENCHMARKS.md.
+// Prints a table, and a single JSON object as the last line of stdout; with
+// --jsonl, the results as JSON lines of scripts/bench's format instead of
+// that object. See docs/BENCHMARKS.md.
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -91,11 +92,13 @@ struct Options {
   int cpu = -1;  // -1: not pinned
   bool psi = true;
   bool verify = true;
+  bool jsonl = false;
 };
 
 void usage(std::FILE* to) {
   std::fprintf(to,
                "usage: qocnet_dpi_bench [--repeat N] [--rounds N] [--cpu C] [--no-psi] [--no-verify]\n"
+               "                        [--jsonl]\n"
                "  --repeat N   BPF_PROG_TEST_RUN repetitions per measurement, >= 100000"
                " (default 200000)\n"
                "  --rounds N   rounds, each measuring every variant once, >= 9 (default 9)\n"
@@ -104,6 +107,8 @@ void usage(std::FILE* to) {
                "  --no-verify  do not check the verdicts (for a modified bpf_src/ copy given in\n"
                "               QOCNET_BPF_SRC_DIR, to attribute cost; the figures then describe\n"
                "               whatever that copy does)\n"
+               "  --jsonl      end with the results as JSON lines (scripts/bench's format)\n"
+               "               instead of one JSON object\n"
                "Needs root. Prints a table, and one JSON object as the last line.\n");
 }
 
@@ -137,6 +142,10 @@ Options parse(int argc, char** argv) {
     }
     if (a == "--no-verify") {
       o.verify = false;
+      continue;
+    }
+    if (a == "--jsonl") {
+      o.jsonl = true;
       continue;
     }
     if (i + 1 >= argc) bad_usage("unknown option or missing value: " + a);
@@ -380,6 +389,19 @@ std::string to_json(const Machine& m, const Options& o, const std::vector<Varian
   return j.str();
 }
 
+// The results as JSON lines (bench_util.hpp), bench "dpi": each variant's
+// median, compared with the nop's; the DPI's cost over the nop and over the
+// paper's baseline.
+void print_jsonl(const std::vector<Variant>& vs, double mid_minus_nop) {
+  JsonLines out;
+  for (const auto& v : vs) out.add("dpi", std::string(v.key) + ".median_ns", v.med, "ns", 1);
+  out.add("dpi", "dpi_mid_frame.minus_nop_ns", mid_minus_nop, "ns", 1);
+  for (const auto& v : vs)
+    if (std::string(v.key) != "nop") out.compare("dpi", std::string(v.key) + ".median_ns", "nop.median_ns");
+  out.compare("dpi", "dpi_mid_frame.median_ns", "paper_baseline.median_ns");
+  out.print(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -551,7 +573,12 @@ int main(int argc, char** argv) {
                 "   variants count one cc error per repetition, and frame-start variants start a"
                 " new frame each time)\n",
                 dg_mid.size(), kIfindex);
-    std::printf("\n%s\n", to_json(m, o, vs, nop_med, mid_minus_nop, pass, edge.source_origin).c_str());
+    if (o.jsonl) {
+      std::printf("\n");
+      print_jsonl(vs, mid_minus_nop);
+    } else {
+      std::printf("\n%s\n", to_json(m, o, vs, nop_med, mid_minus_nop, pass, edge.source_origin).c_str());
+    }
     std::fflush(stdout);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "qocnet_dpi_bench: error: %s\n", e.what());

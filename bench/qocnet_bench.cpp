@@ -14,8 +14,9 @@
 //     with, br_netfilter's hooks). The configurations alternate, one active at
 //     a time; delivered packets are counted on p0.
 //
-// Prints a table, and a single JSON object as the last line of stdout.
-// See docs/BENCHMARKS.md.
+// Prints a table, and a single JSON object as the last line of stdout; with
+// --jsonl, the results as JSON lines of scripts/bench's format instead of
+// that object. See docs/BENCHMARKS.md.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -117,17 +118,20 @@ struct Options {
   double seconds = 2.0;
   int payload = 512;
   bool compile = true, forward = true;
+  bool jsonl = false;
 };
 
 void usage(std::FILE* to) {
   std::fprintf(to,
                "usage: qocnet_bench [--trials N] [--rounds N] [--seconds S] [--payload B]\n"
-               "                    [--only compile|forward]\n"
+               "                    [--only compile|forward] [--jsonl]\n"
                "  --trials N    cold compile+attach trials, each a fresh process (default 5)\n"
                "  --rounds N    forwarding rounds; each runs qocnet, bridge, bridge+nf (default 3)\n"
                "  --seconds S   sending time per forwarding run (default 2)\n"
                "  --payload B   UDP payload bytes, 1..1472 (default 512)\n"
                "  --only X      run only the compile or the forward part\n"
+               "  --jsonl       end with the results as JSON lines (scripts/bench's format)\n"
+               "                instead of one JSON object\n"
                "Needs root. Prints a table, and one JSON object as the last line.\n");
 }
 
@@ -154,6 +158,10 @@ Options parse(int argc, char** argv) {
     if (a == "-h" || a == "--help") {
       usage(stdout);
       std::exit(0);
+    }
+    if (a == "--jsonl") {
+      o.jsonl = true;
+      continue;
     }
     if (i + 1 >= argc) bad_usage("unknown option or missing value: " + a);
     const char* v = argv[++i];
@@ -653,6 +661,28 @@ std::string to_json(const Machine& m, const Options& o, const std::optional<Comp
   return j.str();
 }
 
+// The results as JSON lines (bench_util.hpp): bench "compile" and "forward".
+void print_jsonl(const std::optional<CompileResult>& c, const std::optional<ForwardResult>& f) {
+  JsonLines out;
+  if (c) {
+    out.add("compile", "compile_attach_s", c->total_s, "s", 3);
+    out.add("compile", "create_s", c->create_s, "s", 3);
+    out.add("compile", "attach_s", c->attach_s, "s", 3);
+    out.add("compile", "process_s", c->process_s, "s", 3);
+    out.add("compile", "peak_rss", c->hwm_mib, "MiB", 1);
+  }
+  if (f) {
+    for (Config cfg : f->configs) {
+      out.add("forward", std::string(config_key(cfg)) + ".delivered_pps", f->median_delivered(cfg), "pps", 0);
+      out.add("forward", std::string(config_key(cfg)) + ".sender_pps", f->median_sender(cfg), "pps", 0);
+    }
+    for (Config cfg : f->configs)
+      if (cfg != Config::qocnet)
+        out.compare("forward", "qocnet.delivered_pps", std::string(config_key(cfg)) + ".delivered_pps");
+  }
+  out.print(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -687,7 +717,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "qocnet_bench: error: %s\n", e.what());
     return 1;
   }
-  std::printf("\n%s\n", to_json(m, o, c, f).c_str());
+  if (o.jsonl) {
+    std::printf("\n");
+    print_jsonl(c, f);
+  } else {
+    std::printf("\n%s\n", to_json(m, o, c, f).c_str());
+  }
   std::fflush(stdout);
   return 0;
 }
