@@ -261,6 +261,13 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 			}
 			continue;
 		}
+		/* Booked here, so the sending loop needs no second lookup: every
+		 * kept target is counted as cloned, the last one is corrected below. */
+		if (ts) {
+			ts->dlv_dgrams[cls]++;
+			ts->dlv_bytes[cls] += len;
+			ts->clones++;
+		}
 		*keep |= 1u << i;
 		*last = i;
 	}
@@ -269,6 +276,12 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 			cnt->c[QOC_CNT_ALL_DROPPED]++;
 		return TC_ACT_SHOT;
 	}
+	__u32 last_idx = *last;
+	if (last_idx >= QOC_MAX_TARGETS)
+		last_idx = 0;
+	struct qoc_tstats *last_ts = qoc_tstats_of(tg->t[last_idx].proc, &w->key);
+	if (last_ts)
+		last_ts->clones--; /* it gets the frame itself, not a copy */
 
 #pragma clang loop unroll(disable)
 	for (__u32 i = 0; i < QOC_MAX_TARGETS; i++) {
@@ -278,16 +291,9 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 		struct qoc_proc *p = qoc_procs.lookup(&slot);
 		if (!p || !p->ifindex)
 			continue; /* removed meanwhile */
-		struct qoc_tstats *ts = qoc_tstats_of(slot, &w->key);
-		if (ts) {
-			ts->dlv_dgrams[cls]++;
-			ts->dlv_bytes[cls] += len;
-		}
 		qoc_rewrite(skb, w, p);
 		if (i == *last)
 			return bpf_redirect(p->ifindex, 0);
-		if (ts)
-			ts->clones++;
 		if (cnt)
 			cnt->c[QOC_CNT_CLONES]++;
 		bpf_clone_redirect(skb, p->ifindex, 0);
