@@ -32,7 +32,6 @@
 #include <linux/pkt_cls.h>
 #include <sched.h>
 #include <stdlib.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -74,16 +73,6 @@ constexpr double kTargetNs = 15.0;    // dpi mid-frame may cost at most nop + th
 constexpr std::uint32_t kIfindex = 1;  // ctx ifindex: lo of the current namespace
 bool g_verify = true;                  // --no-verify clears it
 
-struct BenchError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-template <class V>
-V need(qocnet::Result<V> r, const std::string& what) {
-  if (!r) throw BenchError(what + ": " + r.error().to_string());
-  return std::move(r).value();
-}
-
 // --------------------------------------------------------------- options --
 
 struct Options {
@@ -95,67 +84,37 @@ struct Options {
   bool jsonl = false;
 };
 
-void usage(std::FILE* to) {
-  std::fprintf(to,
-               "usage: qocnet_dpi_bench [--repeat N] [--rounds N] [--cpu C] [--no-psi] [--no-verify]\n"
-               "                        [--jsonl]\n"
-               "  --repeat N   BPF_PROG_TEST_RUN repetitions per measurement, >= 100000"
-               " (default 200000)\n"
-               "  --rounds N   rounds, each measuring every variant once, >= 9 (default 9)\n"
-               "  --cpu C      pin the bench to CPU C (default: not pinned)\n"
-               "  --no-psi     skip the two variants whose datagram holds PAT + PMT\n"
-               "  --no-verify  do not check the verdicts (for a modified bpf_src/ copy given in\n"
-               "               QOCNET_BPF_SRC_DIR, to attribute cost; the figures then describe\n"
-               "               whatever that copy does)\n"
-               "  --jsonl      end with the results as JSON lines (scripts/bench's format)\n"
-               "               instead of one JSON object\n"
-               "Needs root. Prints a table, and one JSON object as the last line.\n");
-}
-
-[[noreturn]] void bad_usage(const std::string& msg) {
-  std::fprintf(stderr, "qocnet_dpi_bench: %s\n", msg.c_str());
-  usage(stderr);
-  std::exit(2);
-}
-
-long int_arg(const std::string& flag, const char* v, long lo, long hi) {
-  char* end = nullptr;
-  errno = 0;
-  long x = std::strtol(v, &end, 10);
-  if (errno || end == v || *end || x < lo || x > hi)
-    bad_usage(flag + " wants an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-              "], not '" + v + "'");
-  return x;
-}
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      std::exit(0);
-    }
-    if (a == "--no-psi") {
-      o.psi = false;
-      continue;
-    }
-    if (a == "--no-verify") {
-      o.verify = false;
-      continue;
-    }
-    if (a == "--jsonl") {
-      o.jsonl = true;
-      continue;
-    }
-    if (i + 1 >= argc) bad_usage("unknown option or missing value: " + a);
-    const char* v = argv[++i];
-    if (a == "--repeat") o.repeat = int_arg(a, v, 100000, 100000000);
-    else if (a == "--rounds") o.rounds = static_cast<int>(int_arg(a, v, 9, 1000));
-    else if (a == "--cpu") o.cpu = static_cast<int>(int_arg(a, v, 0, CPU_SETSIZE - 1));
-    else bad_usage("unknown option: " + a);
-  }
-  return o;
+// Parses the command line into `o`: -1 to go on, else the exit status.
+int parse(int argc, char** argv, Options& o) {
+  CLI::App app{"Per-datagram cost of qocnet's edge DPI against a nop and a header-only baseline, "
+               "by BPF_PROG_TEST_RUN (docs/BENCHMARKS.md).",
+               "qocnet_dpi_bench"};
+  app.footer("Needs root. Prints a table, and one JSON object as the last line.");
+  option_defaults(app);
+  app.add_option("--repeat", o.repeat, "BPF_PROG_TEST_RUN repetitions per measurement")
+      ->type_name("N")
+      ->transform(integer_in(100000, 100000000))
+      ->capture_default_str();
+  app.add_option("--rounds", o.rounds, "rounds, each measuring every variant once")
+      ->type_name("N")
+      ->transform(integer_in(9, 1000))
+      ->capture_default_str();
+  app.add_option("--cpu", o.cpu, "pin the bench to CPU C (default: not pinned)")
+      ->type_name("C")
+      ->transform(integer_in(0, CPU_SETSIZE - 1));
+  bool no_psi = false, no_verify = false;
+  app.add_flag("--no-psi", no_psi, "skip the two variants whose datagram holds PAT + PMT");
+  app.add_flag("--no-verify", no_verify,
+               "do not check the verdicts (for a modified bpf_src/ copy given in "
+               "QOCNET_BPF_SRC_DIR, to attribute cost; the figures then describe whatever that "
+               "copy does)");
+  app.add_flag("--jsonl", o.jsonl,
+               "end with the results as JSON lines (scripts/bench's format) instead of one JSON "
+               "object");
+  if (const int status = parse_command_line(app, argc, argv); status >= 0) return status;
+  o.psi = !no_psi;
+  o.verify = !no_verify;
+  return -1;
 }
 
 // -------------------------------------------------------------- programs --
@@ -405,25 +364,14 @@ void print_jsonl(const std::vector<Variant>& vs, double mid_minus_nop) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  Options o;
+  if (const int status = parse(argc, argv, o); status >= 0) return status;
   g_verify = o.verify;
-  if (::geteuid() != 0) {
-    std::fprintf(stderr,
-                 "qocnet_dpi_bench: must run as root: it compiles and loads eBPF programs and "
-                 "runs them with BPF_PROG_TEST_RUN. Try: sudo %s\n",
-                 argv[0]);
+  if (!require_root("qocnet_dpi_bench",
+                    "it compiles and loads eBPF programs and runs them with BPF_PROG_TEST_RUN",
+                    argv[0]))
     return 1;
-  }
-  if (o.cpu >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(o.cpu, &set);
-    if (::sched_setaffinity(0, sizeof set, &set) != 0) {
-      std::fprintf(stderr, "qocnet_dpi_bench: cannot pin to CPU %d: %s\n", o.cpu,
-                   std::strerror(errno));
-      return 1;
-    }
-  }
+  if (o.cpu >= 0 && !pin_to_cpu("qocnet_dpi_bench", o.cpu)) return 1;
   const Machine m = machine();
   std::printf("qocnet_dpi_bench: %u CPUs (%s), kernel %s, load %s\n", m.nproc, m.cpu.c_str(),
               m.kernel.c_str(), m.loadavg.c_str());

@@ -18,18 +18,13 @@
 // --jsonl, the results as JSON lines of scripts/bench's format instead of
 // that object. See docs/BENCHMARKS.md.
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -54,7 +49,6 @@ using namespace qocnet::bench;
 namespace {
 
 namespace tb = qocnet::testbed;
-using Clock = std::chrono::steady_clock;
 
 constexpr const char* kChildFlag = "--child-compile";
 constexpr const char* kChildTag = "QOCNET_BENCH_CHILD";
@@ -74,33 +68,6 @@ constexpr std::uint16_t kRecvPort = 9000;
 
 // ---------------------------------------------------------------- basics --
 
-std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) { g_stop = true; }
-
-struct BenchError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-struct Interrupted : std::runtime_error {
-  Interrupted() : std::runtime_error("interrupted") {}
-};
-
-void check_stop() {
-  if (g_stop) throw Interrupted();
-}
-
-template <class T>
-T need(qocnet::Result<T> r, const std::string& what) {
-  if (!r) throw BenchError(what + ": " + r.error().to_string());
-  return std::move(r).value();
-}
-void need(const qocnet::Status& s, const std::string& what) {
-  if (!s) throw BenchError(what + ": " + s.error().to_string());
-}
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 // A value of /proc/self/status in kB ("VmHWM:  12345 kB"), -1 if absent.
 long status_kb(const std::string& key) {
   std::ifstream f("/proc/self/status");
@@ -119,73 +86,56 @@ struct Options {
   int payload = 512;
   bool compile = true, forward = true;
   bool jsonl = false;
+  bool child = false;    // kChildFlag given: a compile trial's child process,
+  std::string child_ns;  // in this namespace
 };
 
-void usage(std::FILE* to) {
-  std::fprintf(to,
-               "usage: qocnet_bench [--trials N] [--rounds N] [--seconds S] [--payload B]\n"
-               "                    [--only compile|forward] [--jsonl]\n"
-               "  --trials N    cold compile+attach trials, each a fresh process (default 5)\n"
-               "  --rounds N    forwarding rounds; each runs qocnet, bridge, bridge+nf (default 3)\n"
-               "  --seconds S   sending time per forwarding run (default 2)\n"
-               "  --payload B   UDP payload bytes, 1..1472 (default 512)\n"
-               "  --only X      run only the compile or the forward part\n"
-               "  --jsonl       end with the results as JSON lines (scripts/bench's format)\n"
-               "                instead of one JSON object\n"
-               "Needs root. Prints a table, and one JSON object as the last line.\n");
-}
-
-[[noreturn]] void bad_usage(const std::string& msg) {
-  std::fprintf(stderr, "qocnet_bench: %s\n", msg.c_str());
-  usage(stderr);
-  std::exit(2);
-}
-
-long int_arg(const std::string& flag, const char* v, long lo, long hi) {
-  char* end = nullptr;
-  errno = 0;
-  long x = std::strtol(v, &end, 10);
-  if (errno || end == v || *end || x < lo || x > hi)
-    bad_usage(flag + " wants an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-              "], not '" + v + "'");
-  return x;
-}
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      std::exit(0);
-    }
-    if (a == "--jsonl") {
-      o.jsonl = true;
-      continue;
-    }
-    if (i + 1 >= argc) bad_usage("unknown option or missing value: " + a);
-    const char* v = argv[++i];
-    if (a == "--trials") {
-      o.trials = static_cast<int>(int_arg(a, v, 1, 100));
-    } else if (a == "--rounds") {
-      o.rounds = static_cast<int>(int_arg(a, v, 1, 100));
-    } else if (a == "--payload") {
-      o.payload = static_cast<int>(int_arg(a, v, 1, 1472));
-    } else if (a == "--seconds") {
-      char* end = nullptr;
-      o.seconds = std::strtod(v, &end);
-      if (end == v || *end || !(o.seconds >= 0.1 && o.seconds <= 600))
-        bad_usage(std::string("--seconds wants a number in [0.1, 600], not '") + v + "'");
-    } else if (a == "--only") {
-      const std::string w = v;
-      if (w == "compile") o.forward = false;
-      else if (w == "forward") o.compile = false;
-      else bad_usage("--only wants compile or forward, not '" + w + "'");
-    } else {
-      bad_usage("unknown option: " + a);
-    }
+// Parses the command line into `o`: -1 to go on, else the exit status.
+int parse(int argc, char** argv, Options& o) {
+  CLI::App app{"Cold compile+attach time of qocnet's edge datapath, and port-pair forwarding "
+               "rate against the Linux bridge (docs/BENCHMARKS.md).",
+               "qocnet_bench"};
+  app.footer("Needs root. Prints a table, and one JSON object as the last line.");
+  option_defaults(app);
+  std::vector<CLI::Option*> opts;
+  opts.push_back(app.add_option("--trials", o.trials,
+                                "cold compile+attach trials, each a fresh process")
+                     ->type_name("N")
+                     ->transform(integer_in(1, 100))
+                     ->capture_default_str());
+  opts.push_back(app.add_option("--rounds", o.rounds,
+                                "forwarding rounds; each runs qocnet, bridge, bridge+nf")
+                     ->type_name("N")
+                     ->transform(integer_in(1, 100))
+                     ->capture_default_str());
+  opts.push_back(app.add_option("--seconds", o.seconds, "sending time per forwarding run")
+                     ->type_name("S")
+                     ->transform(number_in(0.1, 600))
+                     ->capture_default_str());
+  opts.push_back(app.add_option("--payload", o.payload, "UDP payload bytes")
+                     ->type_name("B")
+                     ->transform(integer_in(1, 1472))
+                     ->capture_default_str());
+  std::vector<std::string> only;
+  opts.push_back(app.add_option("--only", only, "run only the compile or the forward part")
+                     ->type_name("X")
+                     ->check(CLI::IsMember({"compile", "forward"}))
+                     ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+                     ->allow_extra_args(false));
+  opts.push_back(app.add_flag("--jsonl", o.jsonl,
+                              "end with the results as JSON lines (scripts/bench's format) "
+                              "instead of one JSON object"));
+  // Internal, hidden (no group): how compile_trial re-executes this program.
+  auto* child = app.add_option(kChildFlag, o.child_ns)->type_name("NETNS")->group("");
+  if (const int status = parse_command_line(app, argc, argv); status >= 0) return status;
+  o.child = child->count() > 0;
+  if (o.child && std::any_of(opts.begin(), opts.end(), [](auto* x) { return x->count() > 0; })) {
+    std::fprintf(stderr, "qocnet_bench: %s is internal and takes no other option\n", kChildFlag);
+    return 2;
   }
-  return o;
+  // Each --only takes the other part away ("--only compile --only forward": none).
+  for (const auto& w : only) (w == "compile" ? o.forward : o.compile) = false;
+  return -1;
 }
 
 // ------------------------------------------------ part 1: compile+attach --
@@ -312,10 +262,7 @@ std::unique_ptr<ForwardBed> make_forward_bed() {
   auto r = need(tb::Namespace::create(tb::unique_name("rcv")), "create receiver namespace");
   auto bed = std::make_unique<ForwardBed>(std::move(s), std::move(e), std::move(r));
   // No IPv6 autoconfiguration chatter: p0's counter then counts our datagrams.
-  for (const tb::Namespace* ns : {&bed->sensor, &bed->edge, &bed->recv})
-    need(tb::run({"ip", "netns", "exec", ns->name(), "sysctl", "-qw",
-                  "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"}),
-         "disable IPv6 in " + ns->name());
+  for (const tb::Namespace* ns : {&bed->sensor, &bed->edge, &bed->recv}) no_ipv6(*ns);
   need(tb::add_veth({&bed->sensor, "s0", kS0Mac, std::string(kSensorIp) + "/24"},
                     {&bed->edge, "e0", kE0Mac, ""}),
        "create veth s0/e0");
@@ -409,37 +356,6 @@ const char* config_name(Config c) {
 }
 const char* config_key(Config c) { return c == Config::bridge_nf ? "bridge_nf" : config_name(c); }
 
-// br_netfilter, as seen from the edge namespace. Its sysctls are per network
-// namespace since Linux 5.3; on older kernels they are global, so the bench
-// leaves them alone there (and runs no bridge+nf config).
-struct BridgeNf {
-  bool present = false;   // /proc/sys/net/bridge exists: br_netfilter is loaded
-  bool settable = false;  // per namespace: the bench may set them in its own
-  std::string initial;    // net.bridge.bridge-nf-call-iptables before the bench
-};
-
-BridgeNf probe_bridge_nf(const tb::Namespace& edge) {
-  BridgeNf b;
-  auto v = tb::run({"ip", "netns", "exec", edge.name(), "sysctl", "-n",
-                    "net.bridge.bridge-nf-call-iptables"});
-  if (!v) return b;
-  b.present = true;
-  b.initial = trim(*v);
-  utsname u{};
-  int major = 0, minor = 0;
-  if (::uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2)
-    b.settable = major > 5 || (major == 5 && minor >= 3);
-  return b;
-}
-
-void set_bridge_nf(const tb::Namespace& edge, bool on) {
-  const std::string v = on ? "1" : "0";
-  need(tb::run({"ip", "netns", "exec", edge.name(), "sysctl", "-qw",
-                "net.bridge.bridge-nf-call-iptables=" + v, "net.bridge.bridge-nf-call-ip6tables=" + v,
-                "net.bridge.bridge-nf-call-arptables=" + v}),
-       "set net.bridge.bridge-nf-call-* = " + v + " in the edge namespace");
-}
-
 // Deletes br0 when the bridge run ends (the namespace would take it anyway).
 class BridgeGuard {
  public:
@@ -527,6 +443,7 @@ ForwardResult run_forward(const Options& o) {
   auto bed = make_forward_bed();
   res.nf = probe_bridge_nf(bed->edge);
   res.configs = {Config::qocnet, Config::bridge};
+  // Where br_netfilter's switches are global (before Linux 5.3): no bridge+nf.
   if (res.nf.present && res.nf.settable) res.configs.push_back(Config::bridge_nf);
 
   // The receiver's socket is never read: the stack has a port to deliver to,
@@ -534,12 +451,7 @@ ForwardResult run_forward(const Options& o) {
   auto sink = need(tb::UdpSocket::open(bed->recv, kRecvIp, kRecvPort, 1 << 16),
                    "receiver socket");
   auto sender = need(tb::UdpSocket::open(bed->sensor, kSensorIp, 0), "sender socket");
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(kRecvPort);
-  ::inet_pton(AF_INET, kRecvIp, &to.sin_addr);
-  if (::connect(sender.fd(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0)
-    throw BenchError(std::string("connect sender socket: ") + std::strerror(errno));
+  connect_udp(sender.fd(), kRecvIp, kRecvPort, "sender socket");
 
   std::printf("  %-5s %-9s %12s %12s %12s %14s %7s\n", "round", "config", "sent", "delivered",
               "sender_pps", "delivered_pps", "loss%");
@@ -686,20 +598,15 @@ void print_jsonl(const std::optional<CompileResult>& c, const std::optional<Forw
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 3 && std::strcmp(argv[1], kChildFlag) == 0) return child_compile(argv[2]);
-  const Options o = parse(argc, argv);
-  if (::geteuid() != 0) {
-    std::fprintf(stderr,
-                 "qocnet_bench: must run as root: it creates network namespaces, veth pairs, a "
-                 "bridge, TC filters and eBPF programs. Try: sudo %s\n",
-                 argv[0]);
+  Options o;
+  if (const int status = parse(argc, argv, o); status >= 0) return status;
+  if (o.child) return child_compile(o.child_ns);
+  if (!require_root("qocnet_bench",
+                    "it creates network namespaces, veth pairs, a bridge, TC filters and eBPF "
+                    "programs",
+                    argv[0]))
     return 1;
-  }
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sa.sa_flags = SA_RESTART;
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
+  stop_on_signals();
 
   const Machine m = machine();
   std::printf("qocnet_bench: %u CPUs (%s), kernel %s, load %s\n", m.nproc, m.cpu.c_str(),

@@ -39,11 +39,9 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,7 +85,6 @@ using namespace qocnet::bench;
 namespace {
 
 namespace tb = qocnet::testbed;
-using Clock = std::chrono::steady_clock;
 using T = qocnet::test::TsBuilder;
 using qocnet::test::kVideoPid;
 using qocnet::test::TsPacket;
@@ -135,31 +132,6 @@ std::string process_name(int i) { return "c" + std::to_string(i); }
 
 // ---------------------------------------------------------------- basics --
 
-std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) { g_stop = true; }
-
-struct BenchError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-struct Interrupted : std::runtime_error {
-  Interrupted() : std::runtime_error("interrupted") {}
-};
-void check_stop() {
-  if (g_stop) throw Interrupted();
-}
-
-template <class V>
-V need(qocnet::Result<V> r, const std::string& what) {
-  if (!r) throw BenchError(what + ": " + r.error().to_string());
-  return std::move(r).value();
-}
-void need(const qocnet::Status& s, const std::string& what) {
-  if (!s) throw BenchError(what + ": " + s.error().to_string());
-}
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 void sleep_s(double s) { std::this_thread::sleep_for(std::chrono::duration<double>(s)); }
 
 double thread_cpu_ns(clockid_t c) {
@@ -183,77 +155,38 @@ struct Options {
   std::vector<std::string> only;  // configuration kinds to run (empty: all)
 };
 
-void usage(std::FILE* to) {
-  std::fprintf(to,
-               "usage: qocnet_replication_bench [--rounds N] [--seconds S] [--cpu C] [--jsonl]\n"
-               "                                [--qocnet-shared] [--only K,...]\n"
-               "  --rounds N    rounds; each runs every configuration once (default 3)\n"
-               "  --seconds S   sending time per configuration and round (default 1.5)\n"
-               "  --cpu C       the CPU everything is pinned to (default 1)\n"
-               "  --jsonl       accepted for scripts/bench; the results are always printed as\n"
-               "                JSON lines after the table\n"
-               "  --qocnet-shared  also run keep_all_shared: qocnet on the bed where all consumers\n"
-               "                share one MAC and address, rewriting only the MAC (attribution)\n"
-               "  --only K,...  run only these kinds (keep_all, keep_all_shared, bridge_nf1,\n"
-               "                bridge_nf0, mirred, relay, selective); sink always runs\n"
-               "Needs root. See docs/BENCHMARKS.md, Replication.\n");
-}
-
-[[noreturn]] void bad_usage(const std::string& msg) {
-  std::fprintf(stderr, "qocnet_replication_bench: %s\n", msg.c_str());
-  usage(stderr);
-  std::exit(2);
-}
-
-long int_arg(const std::string& flag, const char* v, long lo, long hi) {
-  char* end = nullptr;
-  errno = 0;
-  long x = std::strtol(v, &end, 10);
-  if (errno || end == v || *end || x < lo || x > hi)
-    bad_usage(flag + " wants an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-              "], not '" + v + "'");
-  return x;
-}
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      std::exit(0);
-    }
-    if (a == "--jsonl") continue;
-    if (a == "--qocnet-shared") {
-      o.qocnet_shared = true;
-      continue;
-    }
-    if (i + 1 >= argc) bad_usage("unknown option or missing value: " + a);
-    const char* v = argv[++i];
-    if (a == "--rounds") {
-      o.rounds = static_cast<int>(int_arg(a, v, 1, 100));
-    } else if (a == "--only") {
-      std::stringstream in(v);
-      std::string k;
-      while (std::getline(in, k, ',')) {
-        static const char* known[] = {"keep_all",   "keep_all_shared", "bridge_nf1", "bridge_nf0",
-                                      "mirred",     "relay",           "selective"};
-        if (std::find(std::begin(known), std::end(known), k) == std::end(known))
-          bad_usage("--only: unknown kind '" + k + "'");
-        o.only.push_back(k);
-      }
-    } else if (a == "--cpu") {
-      o.cpu = static_cast<int>(int_arg(a, v, 0, CPU_SETSIZE - 1));
-    } else if (a == "--seconds") {
-      char* end = nullptr;
-      o.seconds = std::strtod(v, &end);
-      if (end == v || *end || !(o.seconds >= 0.2 && o.seconds <= 600))
-        bad_usage(std::string("--seconds wants a number in [0.2, 600], not '") + v + "'");
-    } else {
-      bad_usage("unknown option: " + a);
-    }
-  }
-  return o;
+// Parses the command line into `o`: -1 to go on, else the exit status.
+int parse(int argc, char** argv, Options& o) {
+  CLI::App app{"One MPEG-TS stream replicated to 1..8 consumer namespaces by qocnet, a Linux "
+               "bridge, tc mirred and a user-space relay, on one pinned CPU.",
+               "qocnet_replication_bench"};
+  app.footer("Needs root. See docs/BENCHMARKS.md, Replication.");
+  option_defaults(app);
+  app.add_option("--rounds", o.rounds, "rounds; each runs every configuration once")
+      ->type_name("N")
+      ->transform(integer_in(1, 100))
+      ->capture_default_str();
+  app.add_option("--seconds", o.seconds, "sending time per configuration and round")
+      ->type_name("S")
+      ->transform(number_in(0.2, 600))
+      ->capture_default_str();
+  app.add_option("--cpu", o.cpu, "the CPU everything is pinned to")
+      ->type_name("C")
+      ->transform(integer_in(0, CPU_SETSIZE - 1))
+      ->capture_default_str();
+  app.add_flag("--jsonl")->description(
+      "accepted for scripts/bench; the results are always printed as JSON lines after the table");
+  app.add_flag("--qocnet-shared", o.qocnet_shared,
+               "also run keep_all_shared: qocnet on the bed where all consumers share one MAC and "
+               "address, rewriting only the MAC (attribution)");
+  app.add_option("--only", o.only, "run only these kinds; sink always runs")
+      ->type_name("K,...")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"keep_all", "keep_all_shared", "bridge_nf1", "bridge_nf0", "mirred",
+                             "relay", "selective"}))
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  return parse_command_line(app, argc, argv);
 }
 
 // ---------------------------------------------------------------- stream --
@@ -314,21 +247,6 @@ struct Bed {
   std::vector<tb::UdpSocket> sinks;  // each consumer's, never read
 };
 
-void no_ipv6(const tb::Namespace& ns) {
-  need(tb::run({"ip", "netns", "exec", ns.name(), "sysctl", "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"}),
-       "disable IPv6 in " + ns.name());
-}
-
-void connect_sender(tb::UdpSocket& s, const char* ip) {
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(kServicePort);
-  ::inet_pton(AF_INET, ip, &to.sin_addr);
-  if (::connect(s.fd(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0)
-    throw BenchError(std::string("connect the sender socket: ") + std::strerror(errno));
-}
-
 // distinct: consumer i is d_consumer_ip(i) / d_consumer_mac(i), port 6000 + i.
 // shared: every consumer is kSServiceIp / kSConsumerMac, port 5000.
 std::unique_ptr<Bed> make_bed(bool distinct) {
@@ -379,39 +297,9 @@ std::unique_ptr<Bed> make_bed(bool distinct) {
   }
   bed->sender.emplace(need(tb::UdpSocket::open(s, distinct ? kDSensorIp : kSSensorIp, kSensorPort),
                            "sender socket"));
-  connect_sender(*bed->sender, distinct ? kDEdgeIp : kSServiceIp);
+  connect_udp(bed->sender->fd(), distinct ? kDEdgeIp : kSServiceIp, kServicePort,
+              "the sender socket");
   return bed;
-}
-
-// ------------------------------------------------- bridge and br_netfilter --
-
-// br_netfilter as seen from the shared bed's edge namespace (as qocnet_bench).
-struct BridgeNf {
-  bool present = false;   // /proc/sys/net/bridge exists: br_netfilter is loaded
-  bool settable = false;  // per namespace (Linux >= 5.3): the bench may set it in its own
-  std::string initial;    // net.bridge.bridge-nf-call-iptables there before the bench
-};
-
-BridgeNf probe_bridge_nf(const tb::Namespace& edge) {
-  BridgeNf b;
-  auto v = tb::run({"ip", "netns", "exec", edge.name(), "sysctl", "-n",
-                    "net.bridge.bridge-nf-call-iptables"});
-  if (!v) return b;
-  b.present = true;
-  b.initial = trim(*v);
-  utsname u{};
-  int major = 0, minor = 0;
-  if (::uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2)
-    b.settable = major > 5 || (major == 5 && minor >= 3);
-  return b;
-}
-
-void set_bridge_nf(const tb::Namespace& edge, bool on) {
-  const std::string v = on ? "1" : "0";
-  need(tb::run({"ip", "netns", "exec", edge.name(), "sysctl", "-qw",
-                "net.bridge.bridge-nf-call-iptables=" + v, "net.bridge.bridge-nf-call-ip6tables=" + v,
-                "net.bridge.bridge-nf-call-arptables=" + v}),
-       "set net.bridge.bridge-nf-call-* = " + v + " in the edge namespace");
 }
 
 // ---------------------------------------------------------------- relay --
@@ -886,29 +774,15 @@ struct Target {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
-  if (::geteuid() != 0) {
-    std::fprintf(stderr,
-                 "qocnet_replication_bench: must run as root: it creates network namespaces, veth "
-                 "pairs, bridges, TC filters and eBPF programs. Try: sudo %s\n",
-                 argv[0]);
+  Options o;
+  if (const int status = parse(argc, argv, o); status >= 0) return status;
+  if (!require_root("qocnet_replication_bench",
+                    "it creates network namespaces, veth pairs, bridges, TC filters and eBPF "
+                    "programs",
+                    argv[0]))
     return 1;
-  }
-  {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(o.cpu, &set);
-    if (::sched_setaffinity(0, sizeof set, &set) != 0) {
-      std::fprintf(stderr, "qocnet_replication_bench: cannot pin to CPU %d: %s\n", o.cpu,
-                   std::strerror(errno));
-      return 1;
-    }
-  }
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sa.sa_flags = SA_RESTART;
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
+  if (!pin_to_cpu("qocnet_replication_bench", o.cpu)) return 1;
+  stop_on_signals();
 
   const Machine m = machine();
   std::printf("qocnet_replication_bench: %u CPUs (%s), kernel %s, load %s; pinned to CPU %d\n",
