@@ -35,14 +35,22 @@ static __always_inline __u8 qoc_at(__u8 *p, __u32 i, void *end)
 	return *q;
 }
 
-static __always_inline void qoc_decide(struct qoc_stream *st, __u8 cls)
+/* The frame scanner reads and writes its state through a volatile pointer,
+ * so clang keeps it in the map value instead of in registers: the verifier
+ * then sees the same state at the top of every iteration, whatever path the
+ * last byte took, and prunes. (With the state in registers it tracks each
+ * combination of constants apart and the byte loop exceeds its budget.) */
+typedef volatile struct qoc_stream qoc_vstream;
+
+/* The current frame's class is now known. */
+static __always_inline void qoc_decide(qoc_vstream *vs, __u8 cls)
 {
-	if (cls == QOC_CLASS_REF && st->ref_frames < 0xffff)
-		st->ref_frames++;
-	st->class_frames[cls & 3]++;
-	st->history = (st->history & ~3) | cls;
-	st->frame_class = cls;
-	st->scan_phase = QOC_SCAN_DONE;
+	if (cls == QOC_CLASS_REF && vs->ref_frames < 0xffff)
+		vs->ref_frames++;
+	vs->class_frames[cls & 3]++;
+	vs->history = (vs->history & ~3) | cls;
+	vs->frame_class = cls;
+	vs->scan_phase = QOC_SCAN_DONE;
 }
 
 /* Leading zeros of a 32-bit word, without branches (the verifier then has
@@ -89,44 +97,27 @@ static __always_inline __u8 qoc_h264_slice_class(__u32 acc)
 	return (type == 2 || type == 4) ? QOC_CLASS_REF : QOC_CLASS_DIFF;
 }
 
-/* The scanner reads and writes its state through a volatile pointer, so
- * clang keeps it in the map value instead of in registers: the verifier then
- * sees the same state at the top of every iteration, whatever path the last
- * byte took, and prunes. (With the state in registers it tracks each
- * combination of constants apart and the byte loop exceeds its budget.) */
-typedef volatile struct qoc_stream qoc_vstream;
-
-static __always_inline void qoc_vdecide(qoc_vstream *vs, __u8 cls)
-{
-	if (cls == QOC_CLASS_REF && vs->ref_frames < 0xffff)
-		vs->ref_frames++;
-	vs->class_frames[cls & 3]++;
-	vs->history = (vs->history & ~3) | cls;
-	vs->frame_class = cls;
-	vs->scan_phase = QOC_SCAN_DONE;
-}
-
 /* A NAL unit header byte (the first one, for HEVC). */
 static __always_inline void qoc_nal_header(qoc_vstream *vs, __u8 codec, __u8 b)
 {
 	if (codec == QOC_CODEC_HEVC) {
 		__u8 t = (b >> 1) & 0x3f;
 		if (t >= 16 && t <= 23)
-			qoc_vdecide(vs, QOC_CLASS_REF);
+			qoc_decide(vs, QOC_CLASS_REF);
 		else if (t <= 14 && !(t & 1))
-			qoc_vdecide(vs, QOC_CLASS_DISP);
+			qoc_decide(vs, QOC_CLASS_DISP);
 		else if (t < 32)
-			qoc_vdecide(vs, QOC_CLASS_DIFF);
+			qoc_decide(vs, QOC_CLASS_DIFF);
 		else
 			vs->scan_phase = QOC_SCAN_SEEK; /* VPS, SPS, PPS, AUD, SEI, ... */
 		return;
 	}
 	__u8 t = b & 0x1f;
 	if (t == 5) {
-		qoc_vdecide(vs, QOC_CLASS_REF);
+		qoc_decide(vs, QOC_CLASS_REF);
 	} else if (t >= 1 && t <= 2) { /* non-IDR slice, or its partition A */
 		if (!(b & 0x60)) {
-			qoc_vdecide(vs, QOC_CLASS_DISP);
+			qoc_decide(vs, QOC_CLASS_DISP);
 		} else {
 			vs->scan_phase = QOC_SCAN_SLICE;
 			vs->scan_nbytes = 0;
