@@ -3,15 +3,17 @@
  * enum qoc_cb_slot). GSO super-packets are classified by what their first
  * segment's bytes hold; the verdict covers every segment (counted).
  *
- * Two programs share the work, joined by a tail call through qoc_progs, so
+ * Two programs share the DPI, joined by a tail call through qoc_progs, so
  * that the verifier checks the slow path (PSI parsing, PES starts, the frame
  * scanner's byte loop) once instead of once per TS packet of the walk:
  *   qoc_edge_in  parse, find the stream, fast walk over the TS headers; at a
  *                packet that needs more -> tail call qoc_ts_slow
  *   qoc_ts_slow  that one packet in full, then the fast walk on from the
  *                next (-> qoc_ts_slow again for the next such packet)
- * Whichever program ends the walk books the verdict and forwards the frame.
- * Datagrams from a frame's middle (the most) make no tail call at all. */
+ * Whichever program ends the walk books the verdict, then forwards the frame
+ * along the port pairs or, for a stream with clone targets, tail-calls
+ * qoc_deliver (qoc_replicate.h). Datagrams from a frame's middle (the most)
+ * make no tail call in the DPI. */
 #ifndef QOC_DPI_H
 #define QOC_DPI_H
 
@@ -60,13 +62,6 @@ static __always_inline void qoc_set_cb(struct __sk_buff *skb, __u32 cls, __u32 f
 	skb->cb[QOC_CB_HISTORY] = history;
 	skb->cb[QOC_CB_FLAGS] = flags;
 	skb->cb[QOC_CB_VIDEO] = video;
-}
-
-static __always_inline struct qoc_walk *qoc_walk_state(void)
-{
-	__u32 zero_idx = 0;
-
-	return qoc_scratch.lookup(&zero_idx);
 }
 
 /* Books the datagram's class in the stream's and the global counters and

@@ -18,6 +18,13 @@ BPF_TABLE("lru_hash", struct qoc_stream_key, struct qoc_stream, qoc_streams, QOC
 /* one datagram's walk, across tail calls (scratch, per CPU) */
 BPF_PERCPU_ARRAY(qoc_scratch, struct qoc_walk, 1);
 
+static __always_inline struct qoc_walk *qoc_walk_state(void)
+{
+	__u32 zero_idx = 0;
+
+	return qoc_scratch.lookup(&zero_idx);
+}
+
 /* tail calls: the walk's slow path (qoc_dpi.h), replication (qoc_replicate.h) */
 #define QOC_PROG_SLOW QOC_PROG_SLOW_SLOT
 #define QOC_PROG_DELIVER QOC_PROG_DELIVER_SLOT

@@ -15,6 +15,15 @@
 #define QOC_UDP_DPORT_OFF 2
 #define QOC_UDP_CSUM_OFF 6
 
+/* The key of one process's state on one stream (qoc_tstats, qoc_fstate). */
+static __always_inline struct qoc_tkey qoc_tkey_of(__u32 proc, struct qoc_stream_key *stream)
+{
+	struct qoc_tkey key = {.proc = proc};
+
+	__builtin_memcpy(&key.stream, stream, sizeof(key.stream));
+	return key;
+}
+
 /* differential(p): the share of class `cls` to drop, in ppm, so that p of the
  * stream's bytes go, taken from disp, then diff, then ref (never other). The
  * shares come from the stream's byte counts so far (the long run). Until the
@@ -121,16 +130,11 @@ static __always_inline __u8 qoc_fa_decide(struct qoc_fstate *fs, struct qoc_stre
  * sender) goes only if both frames go, and is counted when it is delivered
  * with a dropped frame's packets in it. PSI-only and other datagrams stay. */
 static __always_inline int qoc_fa_drops(struct qoc_target *t, struct qoc_stream *st,
-					struct qoc_tstats *ts, struct __sk_buff *skb, __u32 len)
+					struct qoc_tstats *ts, struct __sk_buff *skb,
+					struct qoc_stream_key *stream, __u32 len)
 {
-	struct qoc_tkey key = {.proc = t->proc};
+	struct qoc_tkey key = qoc_tkey_of(t->proc, stream);
 	struct qoc_fstate zero = {};
-	__u32 zero_idx = 0;
-	struct qoc_walk *w = qoc_scratch.lookup(&zero_idx);
-
-	if (!w)
-		return 0;
-	__builtin_memcpy(&key.stream, &w->key, sizeof(key.stream));
 	struct qoc_fstate *fs = qoc_fstate.lookup_or_try_init(&key, &zero);
 	if (!fs)
 		return 0;
@@ -157,15 +161,15 @@ static __always_inline int qoc_fa_drops(struct qoc_target *t, struct qoc_stream 
 
 /* Whether target t drops this datagram. */
 static __always_inline int qoc_target_drops(struct qoc_target *t, struct qoc_stream *st,
-					    struct qoc_tstats *ts, struct __sk_buff *skb, __u8 cls,
-					    __u32 len)
+					    struct qoc_tstats *ts, struct __sk_buff *skb,
+					    struct qoc_stream_key *stream, __u8 cls, __u32 len)
 {
 	__u32 ppm = t->drop_ppm;
 
 	if (t->policy == QOC_POLICY_UNIFORM)
 		return ppm && (bpf_get_prandom_u32() % QOC_PPM) < ppm;
 	if (t->policy == QOC_POLICY_FRAME_AWARE && st)
-		return qoc_fa_drops(t, st, ts, skb, len);
+		return qoc_fa_drops(t, st, ts, skb, stream, len);
 	if (t->policy != QOC_POLICY_DIFFERENTIAL || !st || !ts || cls == QOC_CLASS_OTHER)
 		return 0; /* keep */
 	/* Error diffusion per class: exact long-run shares, no randomness. */
@@ -212,10 +216,9 @@ static __always_inline void qoc_rewrite(struct __sk_buff *skb, struct qoc_walk *
 
 static __always_inline struct qoc_tstats *qoc_tstats_of(__u32 proc, struct qoc_stream_key *k)
 {
-	struct qoc_tkey key = {.proc = proc};
+	struct qoc_tkey key = qoc_tkey_of(proc, k);
 	struct qoc_tstats zero = {};
 
-	__builtin_memcpy(&key.stream, k, sizeof(key.stream));
 	return qoc_tstats.lookup_or_try_init(&key, &zero);
 }
 
@@ -224,7 +227,7 @@ static __always_inline struct qoc_tstats *qoc_tstats_of(__u32 proc, struct qoc_s
 static __always_inline int qoc_replicate(struct __sk_buff *skb)
 {
 	__u32 zero_idx = 0;
-	struct qoc_walk *w = qoc_scratch.lookup(&zero_idx);
+	struct qoc_walk *w = qoc_walk_state();
 
 	if (!w || !(skb->cb[QOC_CB_FLAGS] & QOC_F_TS))
 		return qoc_forward_port_pair(skb);
@@ -254,7 +257,7 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 			break;
 		struct qoc_target *t = &tg->t[i];
 		struct qoc_tstats *ts = qoc_tstats_of(t->proc, &w->key);
-		if (qoc_target_drops(t, st, ts, skb, cls, len)) {
+		if (qoc_target_drops(t, st, ts, skb, &w->key, cls, len)) {
 			if (ts) {
 				ts->drop_dgrams[cls]++;
 				ts->drop_bytes[cls] += len;
@@ -306,8 +309,7 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
  * program and path); anything else follows the port pairs here. */
 static __always_inline int qoc_end(struct __sk_buff *skb)
 {
-	__u32 zero_idx = 0;
-	struct qoc_walk *w = qoc_scratch.lookup(&zero_idx);
+	struct qoc_walk *w = qoc_walk_state();
 
 	if (w && (skb->cb[QOC_CB_FLAGS] & QOC_F_TS) && qoc_subs.lookup(&w->key))
 		qoc_progs.call(skb, QOC_PROG_DELIVER);
