@@ -51,6 +51,11 @@ std::string key_bytes(const qoc_stream_key& k) {
   return std::string(reinterpret_cast<const char*>(&k), sizeof k);
 }
 
+Error unknown_process(const std::string& name) {
+  return make_error(Errc::not_found, "no process '" + name + "'",
+                    "add it with add_process first (processes() lists them)");
+}
+
 qoc_target to_target(std::uint32_t slot, const Policy& p) {
   qoc_target t{};
   t.proc = slot;
@@ -131,7 +136,7 @@ Status Edge::remove_process(std::string_view name_view) {
   const std::string name(name_view);
   auto it = impl_->processes.find(name);
   if (it == impl_->processes.end())
-    return make_error(Errc::not_found, "no process '" + name + "'", "list them with processes()");
+    return unknown_process(name);
   for (auto& [kb, list] : impl_->targets) {
     auto end = std::remove_if(list.begin(), list.end(),
                               [&](const Impl::TargetEntry& t) { return t.process == name; });
@@ -167,7 +172,7 @@ Status Edge::set_clone_targets(const StreamId& stream, const std::vector<std::st
   std::vector<Impl::TargetEntry> list;
   for (const auto& n : names) {
     if (!impl_->processes.count(n))
-      return make_error(Errc::not_found, "no process '" + n + "'", "add it with add_process first");
+      return unknown_process(n);
     if (std::any_of(list.begin(), list.end(), [&](const auto& t) { return t.process == n; }))
       return make_error(Errc::invalid_argument,
                         "process '" + n + "' is named twice as a target of " + to_string(stream),
@@ -187,13 +192,10 @@ Status Edge::set_policy(std::string_view process, const StreamId& stream, const 
   QOCNET_ASSIGN(key, stream_key(stream));
   const std::string name(process);
   if (!impl_->processes.count(name))
-    return make_error(Errc::not_found, "no process '" + name + "'", "add it with add_process first");
+    return unknown_process(name);
   auto it = impl_->targets.find(key_bytes(key));
-  if (it == impl_->targets.end())
-    return make_error(Errc::failed_precondition,
-                      "process '" + name + "' is not a clone target of stream " + to_string(stream),
-                      "call set_clone_targets for the stream first");
-  auto list = it->second;
+  std::vector<Impl::TargetEntry> list;
+  if (it != impl_->targets.end()) list = it->second;
   auto t = std::find_if(list.begin(), list.end(), [&](const auto& e) { return e.process == name; });
   if (t == list.end())
     return make_error(Errc::failed_precondition,
