@@ -1,0 +1,245 @@
+"""docs/EVALUATION.md from the evaluation's aggregated results."""
+from __future__ import annotations
+
+import datetime
+import math
+
+from .report import (PAPER_TABLE1, POLICIES, TABLE_LOSSES, at_bandwidth, bandwidth_for, curve, fmt)
+
+CLASSES = ["other", "disp", "diff", "ref"]
+
+
+def _ms(a, m, nd=2):
+    if not a or a[m][0] is None:
+        return "–"
+    mean, sd = a[m]
+    if math.isinf(mean):
+        return "∞"
+    return f"{mean:.{nd}f} ± {sd:.{nd}f}" if a["n"] > 1 else f"{mean:.{nd}f}"
+
+
+def render(agg, rows, meta, targets, info, figdir):
+    clips = [c for c in ("vtest", "box") if any(r["clip"] == c for r in rows)]
+    cmd = info["command"]
+    L = []
+    w = L.append
+    w("# Evaluation\n")
+    w("The paper's evaluation reproduced with qocnet's kernel datapath on real video, with `uniform`, "
+      "`differential` and `frame_aware` side by side. Every number below comes from the run that wrote "
+      f"this page ({info['mode']} mode, {datetime.date.today().isoformat()}, "
+      f"{info['seconds'] / 60:.1f} min on this machine: 2 shared cores, {len(rows)} received streams "
+      "analysed).\n")
+    w("| what | command |\n| --- | --- |")
+    w(f"| everything on this page (CSV, PNG, this file) | `{cmd}` |")
+    w("| the same, fewer points, one run each (a few minutes; into `docs/evaluation/quick/`) | "
+      "`sudo scripts/evaluate --quick` |")
+    w("| re-render CSV, plots and this page from the saved runs | `scripts/evaluate --report-only` |")
+    w("| the video and the datagram captures only | `scripts/prepare-video` |")
+    w("| the analysis unit tests | `ctest -R analysis` (or `/usr/bin/python3 test/analysis/test_metrics.py`) |\n")
+    w(f"Raw data: [`runs.csv`]({figdir}/runs.csv) (one row per received stream), "
+      f"[`curves.csv`]({figdir}/curves.csv) (mean and standard deviation per policy and drop rate), "
+      f"[`table1.csv`]({figdir}/table1.csv), [`targets.csv`]({figdir}/targets.csv).\n")
+
+    # --- setup
+    w("## Setup\n")
+    w("| clip | content | frames | native rate | GOP | H.264 (CRF 20) | datagrams frame-aligned / 7-packet | "
+      "misaligned (DPI) | bytes ref / diff / disp |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for c in clips:
+        m = meta[c]
+        rp = info["replays"].get(f"{c}.aligned", {}).get("stream") or {}
+        b = rp.get("bytes", [0, 0, 0, 0])
+        tot = sum(b) or 1
+        mis = m.get("misaligned") or {}
+        content = "static street camera, pedestrians" if c == "vtest" else "handheld camera, box on a table"
+        w(f"| {c} | {content} | {m['frames']} ({m['pict_types'].get('I', 0)} I, {m['pict_types'].get('P', 0)} P, "
+          f"{m['pict_types'].get('B', 0)} B) | {m['fps']:.2f} fps | {m['params']['gop']} frames | "
+          f"{m['video_mbps']:.2f} Mbit/s | {m['datagrams']['aligned']} / {m['datagrams']['every7']} | "
+          f"{mis.get('aligned', '–')} / {mis.get('every7', '–')} | "
+          f"{b[3] / tot:.2f} / {b[2] / tot:.2f} / {b[1] / tot:.2f} |")
+    w("")
+    w("`scripts/prepare-video` encodes both clips from Debian's `opencv-doc` with ffmpeg/libx264 at their "
+      "native frame rate (`-fps_mode passthrough`: no frame duplicated), 640×480, a fixed GOP of about "
+      "2 s, 2 B-frames that are not references (`b-pyramid=none`: the DPI's `disp` class), into MPEG-TS. "
+      "It cuts each TS into datagrams two ways: *frame-aligned*, as ffmpeg sends with "
+      "`-pkt_size 1316 -flush_packets 1` (a datagram starts where the muxer starts writing a frame: its "
+      "PSI, then its PES; at most 7 TS packets), and ffmpeg's default *7-packet* datagrams. "
+      "`qocnetctl classify` (the kernel's DPI) counts the misaligned datagrams above: 0 for the "
+      "frame-aligned cut. Byte shares per class are the kernel's stream counters.\n")
+
+    # --- method
+    w("## Method\n")
+    w("- **Replay through the kernel** (`tools/eval`, `qocnet-eval-replay`): the testbed builds a sensor "
+      "namespace, the edge and 8 process namespaces with their own addresses; a `qocnet::Edge` on the "
+      "edge's sensor port replicates the stream to the processes, each under its own policy, 8 policies "
+      "per pass over the same datagram sequence (fresh processes and stream state each pass). The sensor "
+      f"sends at {info['replays'][next(iter(info['replays']))]['rate_mbps']:.0f} Mbit/s from one CPU; each "
+      "process's socket contents are saved as a .ts file. The tool fails unless every socket received "
+      "exactly what the kernel counted as delivered, and every sent datagram was counted delivered or "
+      "dropped. `uniform` draws from the kernel's prandom: its repeated runs are independent samples; "
+      "`differential` and `frame_aware` are deterministic (error diffusion), so their repeats agree "
+      "(spread 0 shows it).")
+    w("- **Delivered bandwidth** = delivered bytes / stream bytes from the kernel's per-target counters "
+      "(Ethernet frames). **Loss** in Table 1 is the policy's `p` (the long-run byte fraction); the "
+      "datagram loss is in `curves.csv`.")
+    w("- **Decoding** (`tools/analysis/qocnet_eval/decode.py`): ffmpeg's H.264 decoder with its default "
+      "error concealment, every decoded frame once (`-fps_mode passthrough`), its PTS logged by "
+      "`showinfo` (`-copyts`: original timestamps).")
+    w("- **Frame matching by PTS**: each frame of the loss-free decode is compared with the received "
+      "frame of the same PTS; a frame lost entirely is the previous shown frame shown again (black before "
+      "any arrived).")
+    w("- **PSNR** = 10·log10(255² / mean luma MSE over all frames), identical frames counting with MSE 0.")
+    w(f"- **HOG** (vtest only — box has no people): OpenCV's default people detector on frames upscaled "
+      f"1.5× (people are 50–130 px tall), scale step 1.1, 6 levels; recall = boxes of the loss-free frame "
+      f"matched one-to-one by a box of the shown frame with IoU ≥ 0.5. **SIFT**: on frames downscaled to "
+      f"320×240, at most 500 features; share of the loss-free frame's features whose match in the shown "
+      f"frame passes Lowe's ratio test (0.75). Both on every k-th frame (k = {info['sample']['vtest']} for "
+      f"vtest, {info['sample']['box']} for box; coprime with the GOP so every GOP position is sampled) "
+      "and pooled over the sampled frames; PSNR on every frame. Results are cached by frame content.\n")
+
+    # --- table 1
+    w("## Table 1 — detection rate vs packet loss (frame-aligned)\n")
+    w(f"Command: `{cmd}` → [`table1.csv`]({figdir}/table1.csv). Mean ± standard deviation over the runs "
+      "(uniform: independent kernel random draws). The paper's column is its object detection rate.\n")
+    for c, m, label in [("vtest", "hog_recall", "HOG people recall, vtest"),
+                        ("vtest", "sift_share", "SIFT share, vtest"),
+                        ("box", "sift_share", "SIFT share, box"),
+                        ("vtest", "psnr", "PSNR (dB), vtest"), ("box", "psnr", "PSNR (dB), box")]:
+        if c not in clips:
+            continue
+        w(f"**{label}**\n")
+        w("| policy | " + " | ".join(f"{l * 100:g} %" for l in TABLE_LOSSES) + " | runs |")
+        w("| --- |" + " --- |" * (len(TABLE_LOSSES) + 1))
+        for pol in POLICIES:
+            cells, n = [], 0
+            for l in TABLE_LOSSES:
+                a = agg.get((c, "aligned", pol, l))
+                cells.append(_ms(a, m, 1 if m == "psnr" else 2))
+                n = max(n, a["n"] if a else 0)
+            w(f"| {pol} | " + " | ".join(cells) + f" | {n} |")
+            if m != "psnr" and pol in PAPER_TABLE1 and c == "vtest" and m == "hog_recall":
+                w(f"| *paper, {pol}* | " + " | ".join(f"*{v:.2f}*" for v in PAPER_TABLE1[pol]) + " | |")
+        w("")
+
+    # --- fig 3
+    w("## Fig. 3 — PSNR vs delivered bandwidth\n")
+    w(f"![Fig. 3]({figdir}/fig3_psnr_vs_bandwidth.png)\n")
+    w(f"Command: `{cmd}` → [`fig3_psnr_vs_bandwidth.png`]({figdir}/fig3_psnr_vs_bandwidth.png), data in "
+      f"[`curves.csv`]({figdir}/curves.csv). Solid: frame-aligned datagrams; dashed: 7-packet. Error "
+      "bars: standard deviation over runs.\n")
+    w("| clip | policy | PSNR at 0.76 of full bandwidth | bandwidth for 15 dB | bandwidth for 25 dB |")
+    w("| --- | --- | --- | --- | --- |")
+    for c in clips:
+        for pol in POLICIES:
+            pts = curve(agg, c, "aligned", pol, "psnr")
+            cells = [fmt(at_bandwidth(pts, 0.76), 1) + " dB"]
+            for lvl in (15, 25):
+                b, bounded = bandwidth_for(pts, lvl)
+                cells.append("not reached" if b is None else ("" if bounded else "≤ ") + f"{b:.2f}")
+            w(f"| {c} | {pol} | " + " | ".join(cells) + " |")
+    w("")
+    w("Paper (640×360, 30 fps): 15 dB needs 5.75 Mbit/s with uniform drop vs 3.6 with selective (0.63×); "
+      "at 5.5 Mbit/s 14 dB uniform vs 18 dB selective.\n")
+
+    # --- fig 4
+    w("## Fig. 4 — detection vs delivered bandwidth\n")
+    w(f"![Fig. 4]({figdir}/fig4_detection_vs_bandwidth.png)\n")
+    w(f"Command: `{cmd}` → [`fig4_detection_vs_bandwidth.png`]({figdir}/fig4_detection_vs_bandwidth.png).\n")
+    w("| clip | metric | " + " | ".join(POLICIES) + " |")
+    w("| --- | --- |" + " --- |" * len(POLICIES))
+    for c, m in [("vtest", "hog_recall"), ("vtest", "sift_share"), ("box", "sift_share")]:
+        if c in clips:
+            w(f"| {c} | {m} at 0.76 | " + " | ".join(fmt(at_bandwidth(curve(agg, c, "aligned", p, m), 0.76))
+                                                    for p in POLICIES) + " |")
+    w("")
+    w("Paper: at about 76 % of full rate, 0.41 uniform vs 0.71 selective (share of SURF features matched).\n")
+
+    # --- aligned vs every7
+    w("## Frame-aligned vs 7-packet datagrams\n")
+    w(f"Command: `{cmd}` (the dashed curves of Fig. 3 and 4). Same policy and drop rate, the two cuts of "
+      "the same TS; *partial* = datagrams `frame_aware` had to deliver although they held packets of a "
+      "dropped frame (kernel counter).\n")
+    w("| clip | policy | p | PSNR aligned / 7-packet | SIFT aligned / 7-packet | HOG aligned / 7-packet | "
+      "partial (7-packet) |")
+    w("| --- | --- | --- | --- | --- | --- | --- |")
+    for c in clips:
+        for pol in POLICIES:
+            for p in sorted({k[3] for k in agg if k[0] == c and k[1] == "every7" and k[2] == pol}):
+                a, e = agg.get((c, "aligned", pol, p)), agg.get((c, "every7", pol, p))
+                if not a or not e:
+                    continue
+                hog = (f"{fmt(a['hog_recall'][0])} / {fmt(e['hog_recall'][0])}"
+                       if a["hog_recall"][0] is not None else "–")
+                w(f"| {c} | {pol} | {p:g} | {fmt(a['psnr'][0], 1)} / {fmt(e['psnr'][0], 1)} | "
+                  f"{fmt(a['sift_share'][0])} / {fmt(e['sift_share'][0])} | {hog} | {e['partial'][0]:.0f} |")
+    w("")
+
+    # --- targets
+    w("## Targets for `frame_aware` (issue 6)\n")
+    w("Frame-aligned datagrams; values at 0.76 interpolated along the measured curve.\n")
+    w("| clip | target | measured | |")
+    w("| --- | --- | --- | --- |")
+    for c, what, v, ok in targets:
+        nd = 2 if "dB" in what else 3
+        w(f"| {c} | {what} | {fmt(v, nd)} | {'met' if ok else ('missed' if ok is False else 'not measured')} |")
+    w("")
+    w(why(agg, meta, info, clips, rows))
+    w("## Not reproduced yet\n")
+    w("- Fig. 5 (CPU of two decoding processes on two streams vs total drop rate, all drops at one vs "
+      "split) and Fig. 7 (total CPU vs 12/25/50/100 consumer namespaces at drop 0/25/50/75 %).")
+    w("- The bandwidth accounting of Eq. 1 vs Eq. 4 is reported live by `scripts/demo`.\n")
+    return "\n".join(L) + "\n"
+
+
+def why(agg, meta, info, clips, rows):
+    """Why frame_aware misses where it does, from this run's numbers."""
+    out = ["### Why\n"]
+    tail_gain = {}
+
+    def rows_of(c, p):
+        return [r for r in rows if r["clip"] == c and r["cut"] == "aligned" and r["policy"] == "frame_aware"
+                and r["p"] == p]
+
+    def identical(rs):
+        return bool(rs) and all(r["frames_identical"] == r["frames"] - r["frames_lost"] for r in rs)
+
+    for c in clips:
+        m = meta[c]
+        st = info["replays"].get(f"{c}.aligned", {}).get("stream") or {}
+        b = st.get("bytes", [0, 0, 0, 0])
+        tot = sum(b) or 1
+        pt = m["pict_types"]
+        per = {"disp": b[1] / max(1, pt.get("B", 0)), "diff": b[2] / max(1, pt.get("P", 0)),
+               "ref": b[3] / max(1, pt.get("I", 0))}
+        tail_gain[c] = (per["diff"] + 2 * per["disp"]) / 3 / per["disp"] if per["disp"] else math.nan
+        fa5 = agg.get((c, "aligned", "frame_aware", 0.05))
+        fa24 = agg.get((c, "aligned", "frame_aware", 0.24))
+        out.append(
+            f"- **{c}**: `disp` frames are {b[1] / tot:.0%} of the bytes in {pt.get('B', 0)} of {m['frames']} "
+            f"frames (mean {per['disp'] / 1000:.1f} kB on the wire), `diff` {b[2] / tot:.0%} "
+            f"({per['diff'] / 1000:.1f} kB), `ref` {b[3] / tot:.0%} ({per['ref'] / 1000:.1f} kB). "
+            + (f"So 5 % of the bytes is {fa5['frames_lost'][0]:.0f} whole frames "
+               f"({fa5['frames_lost'][0] / m['frames']:.0%}) that are shown frozen, " if fa5 else "")
+            + (f"and 24 % is {fa24['frames_lost'][0]:.0f} ({fa24['frames_lost'][0] / m['frames']:.0%}). "
+               if fa24 else "")
+            + (("Every frame that arrives is decoded bit-exactly (" +
+                f"{fa24['n']} run(s) at 24 %: {m['frames'] - fa24['frames_lost'][0]:.0f} frames arrived, "
+                "all identical to the loss-free decode), so all of the loss in quality comes from frozen "
+                "frames.") if fa24 and identical(rows_of(c, 0.24)) else ""))
+    out.append(
+        "- The reference figures were an offline simulation that knew every frame's size in advance. "
+        "Online, the kernel decides at a frame's first datagram from the stream's byte mix so far "
+        "(error diffusion in whole frames), and with these encodes the non-reference B frames are the "
+        "*smallest* frames: dropping them first (`disp` before GOP tails) buys the fewest bytes per "
+        "frozen frame, so 5 % of the bytes already freezes the share of frames given above. Where the "
+        "targets are missed it is by frozen frames, not by damaged ones. A GOP tail (a P frame and the "
+        "B frames that depend on it) buys " + ", ".join(f"{g:.1f}× ({c})" for c, g in tail_gain.items()) +
+        " the bytes per frozen frame of a `disp` frame; "
+        "whether dropping tails earlier wins in PSNR depends on the motion (consecutive frozen frames "
+        "drift further from the truth) and is not measured here.")
+    out.append(
+        "- `uniform` collapses as the paper's does: a lost datagram ruins the rest of a one-slice "
+        "picture and everything predicted from it until the next I frame (a GOP is 2 s). "
+        "`differential` drops `disp` datagrams first but, past their byte share, whole-frame-blind "
+        "`diff` datagrams, whose damage propagates to the end of the GOP like uniform's.\n")
+    return "\n".join(out)
