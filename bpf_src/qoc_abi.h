@@ -213,6 +213,10 @@ struct qoc_walk {
 #define QOC_PROG_SLOW_SLOT 0    /* qoc_ts_slow */
 #define QOC_PROG_DELIVER_SLOT 1 /* qoc_deliver */
 
+/* The sensor's uplink as a target: its slot in the sensor's qoc_tstats and
+ * qoc_fstate keys (qoc_sensor.h). */
+#define QOC_SENSOR_SLOT 0
+
 /* What the edge program leaves in skb->cb[] for a BPF_PROG_TEST_RUN caller. */
 enum qoc_cb_slot {
 	QOC_CB_CLASS = 0,       /* enum qoc_class of the datagram */

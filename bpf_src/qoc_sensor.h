@@ -1,0 +1,55 @@
+/* The sensor's egress: every datagram of a stream leaves the sensor or is
+ * dropped by the stream's policy, the same decision the edge takes for a
+ * clone target (qoc_policy.h), so the uplink carries no more than the
+ * stream's effective quality (docs/SENSOR.md). */
+#ifndef QOC_SENSOR_H
+#define QOC_SENSOR_H
+
+#include "qoc_maps.h"
+#include "qoc_policy.h"
+
+/* stream -> its own policy (a qoc_target whose proc is QOC_SENSOR_SLOT) */
+BPF_HASH(qoc_spolicy, struct qoc_stream_key, struct qoc_target, QOC_MAX_STREAMS);
+
+/* the policy of streams without their own (one entry; zero: keep) */
+BPF_ARRAY(qoc_sdefault, struct qoc_target, 1);
+
+/* The end of the sensor's DPI programs: a TS datagram is sent (TC_ACT_OK) or
+ * dropped (TC_ACT_SHOT) under its stream's policy, and counted as either in
+ * qoc_tstats; anything else leaves untouched. */
+static __always_inline int qoc_sensor_end(struct __sk_buff *skb)
+{
+	__u32 zero_idx = 0;
+	struct qoc_walk *w = qoc_walk_state();
+
+	if (!w || !(skb->cb[QOC_CB_FLAGS] & QOC_F_TS))
+		return TC_ACT_OK;
+	struct qoc_target *pol = qoc_spolicy.lookup(&w->key);
+	if (!pol)
+		pol = qoc_sdefault.lookup(&zero_idx);
+	if (!pol)
+		return TC_ACT_OK;
+	/* A copy: user space may rewrite the entry meanwhile, and the state's
+	 * slot is always the uplink's. */
+	struct qoc_target t = {.proc = QOC_SENSOR_SLOT, .policy = pol->policy,
+			       .drop_ppm = pol->drop_ppm};
+	struct qoc_stream *st = qoc_streams.lookup(&w->key);
+	struct qoc_tstats *ts = qoc_tstats_of(QOC_SENSOR_SLOT, &w->key);
+	__u8 cls = skb->cb[QOC_CB_CLASS] & 3;
+	__u32 len = skb->len;
+
+	if (qoc_target_drops(&t, st, ts, skb, &w->key, cls, len)) {
+		if (ts) {
+			ts->drop_dgrams[cls]++;
+			ts->drop_bytes[cls] += len;
+		}
+		return TC_ACT_SHOT;
+	}
+	if (ts) {
+		ts->dlv_dgrams[cls]++;
+		ts->dlv_bytes[cls] += len;
+	}
+	return TC_ACT_OK;
+}
+
+#endif /* QOC_SENSOR_H */

@@ -1,0 +1,107 @@
+#include "dpi_view.hpp"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace qocnet::detail {
+
+namespace {
+const std::uint8_t kV4Mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+}  // namespace
+
+Result<qoc_stream_key> stream_key_of(const StreamId& s) {
+  qoc_stream_key k{};
+  in_addr a4{};
+  in6_addr a6{};
+  if (::inet_pton(AF_INET, s.source.c_str(), &a4) == 1) {
+    std::memcpy(k.saddr, kV4Mapped, 12);
+    std::memcpy(&k.saddr[12], &a4, 4);
+  } else if (::inet_pton(AF_INET6, s.source.c_str(), &a6) == 1) {
+    std::memcpy(k.saddr, &a6, 16);
+  } else {
+    return make_error(Errc::invalid_argument,
+                      "stream source '" + s.source + "' is not an IPv4 or IPv6 address",
+                      "name the sensor's address, e.g. 10.0.0.1");
+  }
+  if (s.source_port == 0 || s.destination_port == 0)
+    return make_error(Errc::invalid_argument, "stream " + to_string(s) + " has a zero port",
+                      "give the sensor's UDP source and destination ports");
+  k.sport = htons(s.source_port);
+  k.dport = htons(s.destination_port);
+  return k;
+}
+
+StreamId stream_id_of(const qoc_stream_key& k) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (std::memcmp(k.saddr, kV4Mapped, 12) == 0)
+    ::inet_ntop(AF_INET, &k.saddr[12], buf, sizeof buf);
+  else
+    ::inet_ntop(AF_INET6, k.saddr, buf, sizeof buf);
+  return StreamId{buf, ntohs(k.sport), ntohs(k.dport)};
+}
+
+std::string key_bytes_of(const qoc_stream_key& k) {
+  return std::string(reinterpret_cast<const char*>(&k), sizeof k);
+}
+
+StreamStats stream_stats_of(const qoc_stream_key& k, const qoc_stream& v) {
+  const StreamId id = stream_id_of(k);
+  StreamStats s;
+  const bool v6 = id.source.find(':') != std::string::npos;
+  s.source = (v6 ? "[" + id.source + "]" : id.source) + ":" + std::to_string(id.source_port);
+  s.source_port = id.source_port;
+  s.destination_port = id.destination_port;
+  s.pmt_pid = v.pmt_pid;
+  s.video_pid = v.video_pid;
+  s.codec = static_cast<Codec>(v.codec);
+  s.frames = v.frames;
+  for (int c = 0; c < 4; ++c) {
+    s.datagrams[c] = v.dgrams[c];
+    s.bytes[c] = v.bytes[c];
+  }
+  s.misaligned = v.misaligned;
+  s.cc_errors = v.cc_errors;
+  s.ts_partial = v.ts_partial;
+  s.ts_bad_sync = v.ts_bad_sync;
+  s.ts_malformed = v.ts_malformed;
+  s.ts_unparsed = v.ts_unparsed;
+  return s;
+}
+
+DpiCounters sum_dpi_counters(const std::vector<qoc_counters>& per_cpu) {
+  std::uint64_t c[QOC_NUM_COUNTERS] = {};
+  for (const auto& v : per_cpu)
+    for (int i = 0; i < QOC_NUM_COUNTERS; ++i) c[i] += v.c[i];
+  DpiCounters d;
+  d.seen = c[QOC_CNT_SEEN];
+  d.not_udp = c[QOC_CNT_NOT_UDP];
+  d.not_ts = c[QOC_CNT_NOT_TS];
+  d.ts = c[QOC_CNT_TS];
+  for (int i = 0; i < 4; ++i) d.by_class[i] = c[QOC_CNT_CLASS_OTHER + i];
+  d.truncated = c[QOC_CNT_TRUNCATED];
+  d.vlan_too_deep = c[QOC_CNT_VLAN_DEEP];
+  d.ipv6_ext_too_deep = c[QOC_CNT_IPV6_EXT_DEEP];
+  d.fragments = c[QOC_CNT_FRAGMENT];
+  d.udp_length_bad = c[QOC_CNT_UDP_LEN_BAD];
+  d.gso_packets = c[QOC_CNT_GSO];
+  d.gso_segments = c[QOC_CNT_GSO_SEGS];
+  d.pulled = c[QOC_CNT_PULLED];
+  d.stream_table_full = c[QOC_CNT_STREAM_FULL];
+  d.replicated = c[QOC_CNT_REPLICATED];
+  d.clones = c[QOC_CNT_CLONES];
+  d.all_dropped = c[QOC_CNT_ALL_DROPPED];
+  return d;
+}
+
+Result<ProgramInfo> program_info_of(const Program& p) {
+  bpf_prog_info info{};
+  __u32 len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(p.fd(), &info, &len) != 0)
+    return make_error(Errc::internal, "cannot read info of program " + p.name(), {}, errno);
+  return ProgramInfo{p.name(), info.id, info.verified_insns, info.xlated_prog_len / 8};
+}
+
+}  // namespace qocnet::detail
