@@ -43,6 +43,8 @@ class Map {
   std::uint32_t key_size() const { return info_.key_size; }
   std::uint32_t value_size() const { return info_.value_size; }
   std::uint32_t max_entries() const { return info_.max_entries; }
+  std::uint32_t map_flags() const { return info_.map_flags; }
+  std::uint32_t id() const { return info_.id; }
   bool per_cpu() const;
 
  private:

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -182,12 +183,30 @@ std::string verifier_tail(const std::string& log, std::size_t max_lines) {
   return out;
 }
 
-Result<Program> load_program(ebpf::BPFModule& mod, const std::string& name) {
-  auto* insns = reinterpret_cast<const bpf_insn*>(mod.function_start(name));
+// Rewrites the map fds of BPF_LD_IMM64 map references (BPF_PSEUDO_MAP_FD,
+// BPF_PSEUDO_MAP_VALUE) from libbcc's maps to the maps that replace them.
+void remap_map_fds(std::vector<bpf_insn>& insns, const std::map<int, int>& remap) {
+  for (std::size_t i = 0; i + 1 < insns.size(); ++i) {
+    bpf_insn& in = insns[i];
+    if (in.code != (BPF_LD | BPF_DW | BPF_IMM)) continue;
+    if (in.src_reg == BPF_PSEUDO_MAP_FD || in.src_reg == BPF_PSEUDO_MAP_VALUE) {
+      auto it = remap.find(in.imm);
+      if (it != remap.end()) in.imm = it->second;
+    }
+    ++i;  // the second half of the 16-byte instruction
+  }
+}
+
+Result<Program> load_program(ebpf::BPFModule& mod, const std::string& name,
+                             const std::map<int, int>& remap) {
+  auto* start = reinterpret_cast<const bpf_insn*>(mod.function_start(name));
   size_t size = mod.function_size(name);
-  if (!insns || size == 0)
+  if (!start || size == 0)
     return make_error(Errc::not_found, "BPF function " + name + " not found in the compiled source",
                       "define `int " + name + "(struct __sk_buff *skb)` in the entry file");
+  std::vector<bpf_insn> code(start, start + size / sizeof(bpf_insn));
+  remap_map_fds(code, remap);
+  const bpf_insn* insns = code.data();
   std::string log(1u << 20, '\0');
   LIBBPF_OPTS(bpf_prog_load_opts, opts);
   opts.log_buf = log.data();
@@ -236,35 +255,92 @@ std::string clean_diagnostics(const std::string& raw, const std::string& entry_n
   return out;
 }
 
+namespace {
+
+std::atomic<std::uint64_t> g_compiles{0};
+
+// The one translation unit handed to libbcc, its flags and their hash.
+struct Prepared {
+  std::string text;
+  std::vector<std::string> flags;
+  std::string origin;
+  std::string entry_display;
+  std::uint64_t hash = 0;
+};
+
+Result<Prepared> prepare(const CompileRequest& req) {
+  fs::path dir = req.src_dir;
+  if (dir.empty())
+    if (const char* env = std::getenv("QOCNET_BPF_SRC_DIR"); env && *env) dir = env;
+  const SourceSet sources(dir);
+  Prepared p;
+  p.origin = dir.empty() ? "embedded" : dir.string();
+  p.entry_display = sources.display(req.entry);
+  if (!sources.has(req.entry))
+    return make_error(Errc::not_found, "BPF source " + sources.display(req.entry) + " not found",
+                      "point QOCNET_BPF_SRC_DIR (or EdgeOptions::bpf_src_dir) at qocnet's bpf_src/ "
+                      "directory, or unset it to use the sources built into the library");
+  std::set<std::string> seen;
+  QOCNET_TRY(flatten(sources, req.entry, seen, p.text, 0));
+  for (const auto& d : req.defines) p.flags.push_back("-D" + d);
+  // #line markers name the source directory; hash the text without them so
+  // the same sources hash alike wherever they are read from.
+  std::string hashed;
+  std::istringstream in(p.text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("#line ", 0) != 0) hashed += line + "\n";
+  std::uint64_t h = fnv1a(1469598103934665603ull, hashed);
+  for (const auto& f : p.flags) h = fnv1a(h, f);
+  p.hash = h;
+  return p;
+}
+
+// Checks that `pinned` can stand in for the map libbcc declared as `fresh`.
+Status check_shape(const Map& fresh, const Map& pinned) {
+  auto shape = [](const Map& m) {
+    return "type " + std::to_string(m.type()) + ", key " + std::to_string(m.key_size()) +
+           " B, value " + std::to_string(m.value_size()) + " B, max_entries " +
+           std::to_string(m.max_entries()) + ", flags 0x" + [&] {
+             char b[16];
+             std::snprintf(b, sizeof b, "%x", m.map_flags());
+             return std::string(b);
+           }();
+  };
+  if (fresh.type() == pinned.type() && fresh.key_size() == pinned.key_size() &&
+      fresh.value_size() == pinned.value_size() && fresh.max_entries() == pinned.max_entries() &&
+      fresh.map_flags() == pinned.map_flags())
+    return {};
+  return make_error(Errc::failed_precondition,
+                    "pinned map " + fresh.name() + " (" + shape(pinned) +
+                        ") does not match the map the new datapath declares (" + shape(fresh) + ")",
+                    "remove the pins (qocnetctl cleanup) or start with the options and sources "
+                    "that made them");
+}
+
+}  // namespace
+
+Result<std::uint64_t> hash_sources(const CompileRequest& req) {
+  QOCNET_ASSIGN(p, prepare(req));
+  return p.hash;
+}
+
+std::uint64_t compile_count() { return g_compiles.load(); }
+
 Result<CompiledObject> compile_bpf(const CompileRequest& req) {
   std::lock_guard<std::mutex> lock(compile_lock());
   const auto t0 = std::chrono::steady_clock::now();
 
   QOCNET_ASSIGN(headers, check_kernel_headers(req.kernel_headers));
-
-  fs::path dir = req.src_dir;
-  if (dir.empty())
-    if (const char* env = std::getenv("QOCNET_BPF_SRC_DIR"); env && *env) dir = env;
-  const SourceSet sources(dir);
-  const std::string origin = dir.empty() ? "embedded" : dir.string();
-  if (!sources.has(req.entry))
-    return make_error(Errc::not_found, "BPF source " + sources.display(req.entry) + " not found",
-                      "point QOCNET_BPF_SRC_DIR (or EdgeOptions::bpf_src_dir) at qocnet's bpf_src/ "
-                      "directory, or unset it to use the sources built into the library");
-  std::string text;
-  std::set<std::string> seen;
-  QOCNET_TRY(flatten(sources, req.entry, seen, text, 0));
-
-  std::vector<std::string> flags;
-  for (const auto& d : req.defines) flags.push_back("-D" + d);
+  QOCNET_ASSIGN(prep, prepare(req));
+  const std::string& origin = prep.origin;
+  const std::string& text = prep.text;
   std::vector<const char*> cflags;
-  for (const auto& f : flags) cflags.push_back(f.c_str());
+  for (const auto& f : prep.flags) cflags.push_back(f.c_str());
 
   CompiledObject obj;
   obj.source_origin = origin;
-  std::uint64_t h = fnv1a(1469598103934665603ull, text);
-  for (const auto& f : flags) h = fnv1a(h, f);
-  obj.source_hash = h;
+  obj.source_hash = prep.hash;
+  g_compiles++;
 
   {
     ScopedEnv kenv("BCC_KERNEL_SOURCE", req.kernel_headers.empty() ? std::string() : headers.string());
@@ -278,7 +354,7 @@ Result<CompiledObject> compile_bpf(const CompileRequest& req) {
       rc = mod.load_string(text, cflags.data(), static_cast<int>(cflags.size()));
       raw = cap.take();
     }
-    std::string diag = clean_diagnostics(raw, sources.display(req.entry));
+    std::string diag = clean_diagnostics(raw, prep.entry_display);
     if (rc != 0) {
       std::string first = first_error_line(diag);
       Error e = make_error(Errc::failed_precondition,
@@ -294,15 +370,28 @@ Result<CompiledObject> compile_bpf(const CompileRequest& req) {
     }
     obj.warnings = diag;
 
-    for (const auto& name : req.programs) {
-      QOCNET_ASSIGN(p, load_program(mod, name));
-      obj.programs.emplace(name, std::move(p));
-    }
+    // The maps first: a pinned map that replaces a declared one must have
+    // its shape, checked before any program is loaded.
+    std::map<int, int> remap;
     for (size_t i = 0; i < mod.num_tables(); ++i) {
       int fd = ::fcntl(mod.table_fd(i), F_DUPFD_CLOEXEC, 0);
       if (fd < 0) return make_error(Errc::internal, "cannot keep map fd", {}, errno);
       QOCNET_ASSIGN(m, Map::adopt(UniqueFd(fd), mod.table_name(i)));
+      if (req.reuse_maps) {
+        auto it = req.reuse_maps->find(m.name());
+        if (it != req.reuse_maps->end()) {
+          QOCNET_TRY(check_shape(m, it->second));
+          remap[mod.table_fd(i)] = it->second.fd();
+          QOCNET_ASSIGN(d, it->second.dup());
+          obj.maps.emplace(d.name(), std::move(d));
+          continue;
+        }
+      }
       obj.maps.emplace(m.name(), std::move(m));
+    }
+    for (const auto& name : req.programs) {
+      QOCNET_ASSIGN(p, load_program(mod, name, remap));
+      obj.programs.emplace(name, std::move(p));
     }
   }  // the module and its LLVM memory go here; the fds stay.
   obj.compile_seconds =

@@ -31,6 +31,12 @@ struct CompileRequest {
   std::vector<std::string> defines;   // "NAME=VALUE" shape/feature switches
   std::filesystem::path src_dir;      // empty: $QOCNET_BPF_SRC_DIR, else embedded
   std::filesystem::path kernel_headers;  // empty: default lookup (preflight)
+  // Maps to use instead of the ones the source declares (pinned maps of an
+  // earlier run), by name. Each must have the declared map's type, key and
+  // value size, max_entries and flags; the programs' map-fd immediates
+  // (BPF_LD_IMM64 with BPF_PSEUDO_MAP_FD / _VALUE) are rewritten to them
+  // before bpf_prog_load. Names not in it get the freshly created map.
+  const std::map<std::string, Map>* reuse_maps = nullptr;
 };
 
 struct CompiledObject {
@@ -43,6 +49,14 @@ struct CompiledObject {
 };
 
 Result<CompiledObject> compile_bpf(const CompileRequest& req);
+
+// The hash compile_bpf would give the request's sources and flags, computed
+// without libbcc (the sources are read and flattened, nothing is compiled).
+Result<std::uint64_t> hash_sources(const CompileRequest& req);
+
+// How many times this process has called libbcc to compile (for tests and
+// logs: adopting a pinned datapath compiles nothing).
+std::uint64_t compile_count();
 
 // Strips libbcc's known noise and returns what a user should see.
 std::string clean_diagnostics(const std::string& raw, const std::string& entry_name);

@@ -115,6 +115,15 @@ Status validate(const EdgeOptions& o) {
     return make_error(Errc::invalid_argument,
                       "EdgeOptions::lock_dir '" + o.lock_dir.string() + "' is not an absolute path",
                       "use an absolute directory such as /run/qocnet/locks");
+  if (!o.pin_dir.empty() && !o.pin_dir.is_absolute())
+    return make_error(Errc::invalid_argument,
+                      "EdgeOptions::pin_dir '" + o.pin_dir.string() + "' is not an absolute path",
+                      "use a directory on the BPF filesystem such as /sys/fs/bpf/qocnet/edge");
+  if (o.keep_datapath && o.pin_dir.empty())
+    return make_error(Errc::invalid_argument,
+                      "EdgeOptions::keep_datapath needs a pin_dir: without pins the kernel empties "
+                      "the datapath's tail-call table when the process exits",
+                      "set pin_dir too, e.g. /sys/fs/bpf/qocnet/edge");
   std::error_code ec;
   if (!o.bpf_src_dir.empty() && !std::filesystem::is_directory(o.bpf_src_dir, ec))
     return make_error(Errc::not_found,
@@ -162,10 +171,39 @@ Status Edge::Impl::open_maps(const CompiledObject& obj) {
   return {};
 }
 
+Status Edge::Impl::take(CompiledObject& obj) {
+  for (const char* name : {kProgram, kSlowProgram, kDeliverProgram})
+    if (!obj.programs.count(name))
+      return make_error(Errc::internal, std::string("the datapath has no program ") + name,
+                        "bpf_src/edge_ingress.c must define it");
+  QOCNET_TRY(open_maps(obj));
+  // The DPI's slow path and replication are reached by tail call through
+  // qoc_progs (QOC_PROG_SLOW, QOC_PROG_DELIVER).
+  for (auto [slot, name] : {std::pair<__u32, const char*>{QOC_PROG_SLOW_SLOT, kSlowProgram},
+                            std::pair<__u32, const char*>{QOC_PROG_DELIVER_SLOT, kDeliverProgram}}) {
+    const int fd = obj.programs.at(name).fd();
+    if (bpf_map_update_elem(prog_array.fd(), &slot, &fd, BPF_ANY) != 0)
+      return make_error(Errc::internal, std::string("cannot install ") + name + " in qoc_progs", {},
+                        errno);
+  }
+  program = std::move(obj.programs.at(kProgram));
+  slow_program = std::move(obj.programs.at(kSlowProgram));
+  deliver_program = std::move(obj.programs.at(kDeliverProgram));
+  return {};
+}
+
 Edge::Edge(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Edge::Edge(Edge&&) noexcept = default;
-Edge& Edge::operator=(Edge&&) noexcept = default;
-Edge::~Edge() = default;
+Edge& Edge::operator=(Edge&& o) noexcept {
+  if (this != &o) {
+    if (impl_) impl_->shutdown();
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+Edge::~Edge() {
+  if (impl_) impl_->shutdown();
+}
 
 Result<Edge> Edge::create(EdgeOptions options) {
   QOCNET_TRY(validate(options));
@@ -176,25 +214,33 @@ Result<Edge> Edge::create(EdgeOptions options) {
   req.defines = {"QOC_MAX_PORTS=" + std::to_string(options.max_ports)};
   req.src_dir = options.bpf_src_dir;
   req.kernel_headers = options.kernel_headers;
-  QOCNET_ASSIGN(obj, compile_bpf(req));
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
-  QOCNET_TRY(impl->open_maps(obj));
-  // The DPI's slow path and replication are reached by tail call through
-  // qoc_progs (QOC_PROG_SLOW, QOC_PROG_DELIVER).
-  for (auto [slot, name] : {std::pair<__u32, const char*>{QOC_PROG_SLOW_SLOT, kSlowProgram},
-                            std::pair<__u32, const char*>{QOC_PROG_DELIVER_SLOT, kDeliverProgram}}) {
-    const int fd = obj.programs.at(name).fd();
-    if (bpf_map_update_elem(impl->prog_array.fd(), &slot, &fd, BPF_ANY) != 0)
-      return make_error(Errc::internal, std::string("cannot install ") + name + " in qoc_progs", {},
-                        errno);
-  }
+  impl->keep = impl->options.keep_datapath;
+  impl->netns_inode = current_netns_inode();
   QOCNET_ASSIGN(ns, open_current_netns());
   impl->netns = std::move(ns);
-  impl->program = std::move(obj.programs.at(kProgram));
-  impl->slow_program = std::move(obj.programs.at(kSlowProgram));
-  impl->deliver_program = std::move(obj.programs.at(kDeliverProgram));
+  if (impl->pinned()) {
+    QOCNET_TRY(impl->start_pinned(std::move(req)));
+  } else {
+    QOCNET_ASSIGN(obj, compile_bpf(req));
+    impl->start.compile_seconds = obj.compile_seconds;
+    impl->start.source_hash = obj.source_hash;
+    QOCNET_TRY(impl->take(obj));
+  }
   return Edge(std::move(impl));
+}
+
+const StartInfo& Edge::start_info() const { return impl_->start; }
+
+void Edge::keep_datapath(bool keep) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->keep = keep && impl_->pinned();
+}
+
+bool Edge::keeps_datapath() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->keep;
 }
 
 Status Edge::attach_port(std::string_view ifname) {
@@ -209,7 +255,7 @@ Status Edge::attach_port(std::string_view ifname) {
                                           impl_->options.lock_dir));
   (void)impl_->stats.update_all(idx, qoc_port_stats{}, BPF_NOEXIST);  // exists already: fine
   impl_->attached.emplace(idx, std::move(att));
-  return {};
+  return impl_->save_state();
 }
 
 Status Edge::detach_port(std::string_view ifname) {
@@ -224,7 +270,8 @@ Status Edge::detach_port(std::string_view ifname) {
   QOCNET_TRY(impl_->pairs.erase(idx));
   Status st = it->second.detach();
   impl_->attached.erase(it);
-  return st;
+  QOCNET_TRY(st);
+  return impl_->save_state();
 }
 
 std::vector<std::string> Edge::attached_ports() const {

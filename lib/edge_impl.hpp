@@ -3,9 +3,13 @@
 // policies).
 #pragma once
 
+#include <sys/types.h>
+
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "bpf_objects.hpp"
 #include "compiler.hpp"
@@ -15,6 +19,13 @@
 #include "tc.hpp"
 
 namespace qocnet {
+
+// A stream's map key (saddr as IPv4-mapped IPv6 or IPv6, ports in network
+// order), and back; invalid_argument names a malformed StreamId.
+Result<qoc_stream_key> stream_key(const StreamId& s);
+StreamId stream_id_of(const qoc_stream_key& k);
+// A process's qoc_procs entry from its spec (the port already resolved).
+Result<qoc_proc> make_proc(const ProcessSpec& spec, unsigned ifindex);
 
 struct Edge::Impl {
   struct ProcessEntry {
@@ -46,6 +57,42 @@ struct Edge::Impl {
   std::map<std::string, std::vector<TargetEntry>> targets;  // by stream key bytes
   QocTable qoc_table = QocTable::paper_default();
   mutable std::mutex mu;
+
+  // Pinning and restart (lib/edge_pin.cpp). Empty pin dir: none of it.
+  StartInfo start;
+  bool keep = false;                // leave the datapath when destroyed
+  detail::UniqueFd pin_lock;        // held while this Edge uses the pin dir
+  detail::Map meta;                 // qoc_meta
+  std::vector<detail::Map> retired; // older programs' tail-call tables, kept
+                                    // for packets still running in them
+  bool pinned() const { return !options.pin_dir.empty(); }
+  // Writes the control-plane state file (no-op without a pin dir); after
+  // every change, so it matches the maps.
+  Status save_state() const;
+  std::filesystem::path state_path;
+  ino_t netns_inode = 0;            // of the namespace the Edge was created in
+  struct SavedPort {
+    std::string name;
+    unsigned ifindex = 0;
+    bool created_clsact = false;
+  };
+  // Reads the state file of the pin dir (if any) into processes, targets and
+  // the QoC table, and returns the ports to re-attach. Changes no map.
+  Result<std::vector<SavedPort>> read_state();
+  // Rewrites qoc_procs and qoc_subs from the restored state.
+  Status apply_state();
+  // Takes a compiled (or adopted) object's maps and programs and fills the
+  // tail-call table.
+  Status take(detail::CompiledObject& obj);
+  // Edge::create with a pin dir: fresh, adopted or replaced.
+  Status start_pinned(detail::CompileRequest req);
+  // Leaves or removes the pinned datapath when the Edge goes.
+  void shutdown();
+  // A failed create() must not detach filters it re-adopted: traffic keeps
+  // flowing through them. (After shutdown() nothing is left here.)
+  ~Impl() {
+    for (auto& [idx, att] : attached) att.persist();
+  }
 
   Status open_maps(const detail::CompiledObject& obj);
   Result<detail::NetnsGuard> enter() const { return detail::NetnsGuard::enter(netns.get()); }

@@ -25,6 +25,8 @@ Result<std::array<std::uint8_t, 6>> parse_mac(const std::string& text, const std
   return mac;
 }
 
+}  // namespace
+
 Result<qoc_stream_key> stream_key(const StreamId& s) {
   qoc_stream_key k{};
   in_addr a4{};
@@ -46,6 +48,33 @@ Result<qoc_stream_key> stream_key(const StreamId& s) {
   k.dport = htons(s.destination_port);
   return k;
 }
+
+StreamId stream_id_of(const qoc_stream_key& k) {
+  static const std::uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (std::memcmp(k.saddr, v4mapped, 12) == 0) ::inet_ntop(AF_INET, &k.saddr[12], buf, sizeof buf);
+  else ::inet_ntop(AF_INET6, k.saddr, buf, sizeof buf);
+  return {buf, ntohs(k.sport), ntohs(k.dport)};
+}
+
+Result<qoc_proc> make_proc(const ProcessSpec& spec, unsigned ifindex) {
+  QOCNET_ASSIGN(mac, parse_mac(spec.mac, "process '" + spec.name + "'"));
+  qoc_proc p{};
+  p.ifindex = ifindex;
+  std::memcpy(p.mac, mac.data(), 6);
+  p.port = htons(spec.udp_port);
+  if (!spec.ip.empty()) {
+    in_addr a{};
+    if (::inet_pton(AF_INET, spec.ip.c_str(), &a) != 1)
+      return make_error(Errc::invalid_argument,
+                        "process '" + spec.name + "': '" + spec.ip + "' is not an IPv4 address",
+                        "give the process's IPv4 address, or leave ip empty to keep the sensor's");
+    p.ip4 = a.s_addr;
+  }
+  return p;
+}
+
+namespace {
 
 std::string key_bytes(const qoc_stream_key& k) {
   return std::string(reinterpret_cast<const char*>(&k), sizeof k);
@@ -103,19 +132,7 @@ Status Edge::add_process(const ProcessSpec& spec) {
     return make_error(Errc::already_exists, "process '" + spec.name + "' exists already",
                       "remove it first or choose another name");
   QOCNET_ASSIGN(ifindex, resolve_interface(spec.port));
-  QOCNET_ASSIGN(mac, parse_mac(spec.mac, "process '" + spec.name + "'"));
-  qoc_proc p{};
-  p.ifindex = ifindex;
-  std::memcpy(p.mac, mac.data(), 6);
-  p.port = htons(spec.udp_port);
-  if (!spec.ip.empty()) {
-    in_addr a{};
-    if (::inet_pton(AF_INET, spec.ip.c_str(), &a) != 1)
-      return make_error(Errc::invalid_argument,
-                        "process '" + spec.name + "': '" + spec.ip + "' is not an IPv4 address",
-                        "give the process's IPv4 address, or leave ip empty to keep the sensor's");
-    p.ip4 = a.s_addr;
-  }
+  QOCNET_ASSIGN(p, make_proc(spec, ifindex));
   // The lowest free slot.
   std::uint32_t slot = 0;
   std::vector<bool> used(QOC_MAX_PROCS, false);
@@ -128,7 +145,7 @@ Status Edge::add_process(const ProcessSpec& spec) {
   QOCNET_TRY(impl_->procs.update(slot, p));
   (void)impl_->stats.update_all(ifindex, qoc_port_stats{}, BPF_NOEXIST);
   impl_->processes[spec.name] = {spec, slot, ifindex};
-  return {};
+  return impl_->save_state();
 }
 
 Status Edge::remove_process(std::string_view name_view) {
@@ -149,7 +166,7 @@ Status Edge::remove_process(std::string_view name_view) {
   QOCNET_TRY(impl_->procs.update(it->second.slot, qoc_proc{}));
   QOCNET_TRY(impl_->forget_slot(it->second.slot));
   impl_->processes.erase(it);
-  return {};
+  return impl_->save_state();
 }
 
 std::vector<ProcessSpec> Edge::processes() const {
@@ -183,7 +200,7 @@ Status Edge::set_clone_targets(const StreamId& stream, const std::vector<std::st
   QOCNET_TRY(impl_->publish_targets(key, list));
   if (list.empty()) impl_->targets.erase(kb);
   else impl_->targets[kb] = std::move(list);
-  return {};
+  return impl_->save_state();
 }
 
 Status Edge::set_policy(std::string_view process, const StreamId& stream, const Policy& policy) {
@@ -204,12 +221,13 @@ Status Edge::set_policy(std::string_view process, const StreamId& stream, const 
   t->policy = policy;
   QOCNET_TRY(impl_->publish_targets(key, list));
   it->second = std::move(list);
-  return {};
+  return impl_->save_state();
 }
 
 void Edge::set_qoc_table(QocTable table) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->qoc_table = std::move(table);
+  (void)impl_->save_state();  // a failed write shows on the next change
 }
 
 Result<Policy> Edge::report_qoc(std::string_view process, const StreamId& stream, double required) {

@@ -100,7 +100,7 @@ std::string handle_prio() {
 
 Result<TcAttachment> TcAttachment::attach(const Program& prog, unsigned ifindex,
                                           const std::string& ifname, TcDirection dir,
-                                          const fs::path& lock_dir) {
+                                          const fs::path& lock_dir, bool owns_qdisc) {
   const std::string what = "port " + ifname + " (" + dir_name(dir) + ")";
   TcAttachment a;
   a.ifindex_ = ifindex;
@@ -125,7 +125,7 @@ Result<TcAttachment> TcAttachment::attach(const Program& prog, unsigned ifindex,
                                      : "check that the kernel has sch_clsact (CONFIG_NET_CLS_ACT)",
                         -rc);
     auto& use = qdisc_registry()[{a.netns_ino_, ifindex}];
-    if (rc == 0) use.created = true;
+    if (rc == 0 || owns_qdisc) use.created = true;
     use.users++;
     a.created_qdisc_ = use.created;
     a.holds_qdisc_ = true;
@@ -141,6 +141,11 @@ Result<TcAttachment> TcAttachment::attach(const Program& prog, unsigned ifindex,
                             std::to_string(q.prog_id) + ") holds qocnet's handle/priority " + handle_prio(),
                         "remove it: tc filter del dev " + ifname + " " + dir_name(dir) + " " +
                             handle_prio() + " bpf");
+    }
+    if (q.prog_id == prog.id()) {
+      a.adopted_ = true;  // already runs this program: nothing to change
+      a.attached_ = true;
+      return a;
     }
     a.replaced_stale_ = true;  // its owner is gone: we hold the lock
   }
@@ -170,6 +175,7 @@ TcAttachment::TcAttachment(TcAttachment&& o) noexcept
       attached_(std::exchange(o.attached_, false)),
       persist_(o.persist_),
       replaced_stale_(o.replaced_stale_),
+      adopted_(o.adopted_),
       created_qdisc_(o.created_qdisc_),
       holds_qdisc_(std::exchange(o.holds_qdisc_, false)) {}
 

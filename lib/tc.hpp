@@ -27,9 +27,15 @@ inline constexpr std::uint32_t kTcPriority = 0xc0c;
 class TcAttachment {
  public:
   // Attaches `prog` to the hook of `ifindex` in the calling thread's netns.
+  // A filter at qocnet's handle that already runs `prog` (left attached by an
+  // earlier run of a pinned datapath) is adopted as it is, untouched; one
+  // that runs another qocnet program is replaced in place (BPF_TC_F_REPLACE,
+  // atomic for the traffic). `owns_qdisc`: treat the clsact as created by
+  // qocnet even if it exists already (handed over by an earlier run).
   static Result<TcAttachment> attach(const Program& prog, unsigned ifindex,
                                      const std::string& ifname, TcDirection dir,
-                                     const std::filesystem::path& lock_dir);
+                                     const std::filesystem::path& lock_dir,
+                                     bool owns_qdisc = false);
   TcAttachment(TcAttachment&&) noexcept;
   TcAttachment& operator=(TcAttachment&&) = delete;
   TcAttachment(const TcAttachment&) = delete;
@@ -43,6 +49,8 @@ class TcAttachment {
   unsigned ifindex() const { return ifindex_; }
   const std::string& ifname() const { return ifname_; }
   bool replaced_stale() const { return replaced_stale_; }
+  // The filter already ran the program and was left as it was.
+  bool adopted() const { return adopted_; }
   bool created_qdisc() const { return created_qdisc_; }
 
  private:
@@ -58,6 +66,7 @@ class TcAttachment {
   bool attached_ = false;
   bool persist_ = false;
   bool replaced_stale_ = false;
+  bool adopted_ = false;
   bool created_qdisc_ = false;
   bool holds_qdisc_ = false;  // counted in the process's qdisc registry
 };

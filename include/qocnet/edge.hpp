@@ -7,7 +7,8 @@
 //   auto c = edge->port_counters("e1");            // packets, bytes
 //
 // An Edge owns every kernel object it made: destroying it detaches its
-// filters and removes a clsact qdisc only if it created that qdisc.
+// filters and removes a clsact qdisc only if it created that qdisc, unless
+// it was asked to keep its (pinned) datapath (EdgeOptions::keep_datapath).
 // All interface names are resolved in the network namespace the Edge was
 // created in, whatever namespace the calling thread is in later.
 #pragma once
@@ -36,8 +37,19 @@ struct EdgeOptions {
   std::filesystem::path kernel_headers;
   // Number of interfaces the datapath can hold state for (map sizes).
   std::uint32_t max_ports = 256;
-  // Directory for per-port ownership locks (one owner per port hook).
+  // Directory for per-port ownership locks (one owner per port hook). The
+  // control-plane state of a pinned edge goes next to it, in
+  // <lock_dir>/../state/ (docs/ARCHITECTURE.md, Pinning and restart).
   std::filesystem::path lock_dir = "/run/qocnet/locks";
+  // Directory on a BPF filesystem where the datapath's maps and programs are
+  // pinned, e.g. /sys/fs/bpf/qocnet/edge. Empty: nothing is pinned. With it
+  // set, create() re-adopts what an earlier run pinned there (without
+  // compiling when the sources are unchanged) and the Edge's ports,
+  // processes, targets and policies survive a restart of the process.
+  std::filesystem::path pin_dir;
+  // Destroying the Edge leaves its TC filters, programs, pins and state in
+  // place, so traffic keeps flowing with no process (needs pin_dir).
+  bool keep_datapath = false;
 };
 
 // Checks the options without touching the kernel.
@@ -158,6 +170,15 @@ struct ProgramInfo {
   std::uint32_t xlated_insns = 0;    // instructions after the kernel's rewrite
 };
 
+// How Edge::create came up.
+struct StartInfo {
+  bool adopted = false;            // pinned maps (and ports, state) were re-adopted
+  bool replaced_programs = false;  // the sources changed: new programs, same maps
+  double compile_seconds = 0;      // 0 when nothing was compiled
+  std::uint64_t source_hash = 0;   // of the flattened sources and -D flags
+  std::vector<std::string> adopted_ports;  // ports whose filters were taken over
+};
+
 // Returns "TC_ACT_OK", "TC_ACT_REDIRECT", ... for a TC action value.
 std::string tc_action_name(int action);
 
@@ -165,6 +186,12 @@ class Edge {
  public:
   // Checks privileges and kernel headers, compiles bpf_src/edge_ingress.c
   // through libbcc and loads it. Nothing is attached yet.
+  // With options.pin_dir holding a pinned datapath of the same map layout:
+  // same source hash -> its programs and maps are adopted without compiling;
+  // another hash -> the sources are compiled against the pinned maps and the
+  // filters are replaced in place. Either way the ports, processes, targets,
+  // policies and QoC table of the earlier run are restored. A pin of another
+  // layout is failed_precondition, naming the pin dir and the fix.
   static Result<Edge> create(EdgeOptions options = {});
 
   Edge(Edge&&) noexcept;
@@ -196,6 +223,15 @@ class Edge {
   // `ingress_ifindex`, without sending anything. Counters do count it.
   Result<Verdict> test_run(std::span<const std::uint8_t> frame,
                            std::uint32_t ingress_ifindex) const;
+
+  // How create() came up (adopted, replaced, compile time, source hash).
+  const StartInfo& start_info() const;
+  // true: destroying the Edge leaves filters, programs, pins and state in
+  // place (as EdgeOptions::keep_datapath). Has an effect only with a pin_dir
+  // (keeps_datapath() tells): without pins the kernel would empty the
+  // tail-call table when the process exits.
+  void keep_datapath(bool keep);
+  bool keeps_datapath() const;
 
   // The loaded program's kernel id (for bpftool / tc filter show).
   std::uint32_t program_id() const;
