@@ -87,6 +87,11 @@ struct qoc_stream {
 	__u64 ts_malformed; /* TS/PSI/PES headers that contradict themselves */
 	__u64 ts_unparsed;  /* datagrams with more TS packets than inspected */
 	__u32 class_frames[QOC_NUM_CLASSES]; /* frames by the class found for them */
+	/* Bytes by class over a recent window: halved whenever their sum passes
+	 * QOC_SHARE_WINDOW. The drop policies take the stream's mix from these,
+	 * so they follow a mix that changes (a scene change, or a sensor that
+	 * starts dropping the least valuable classes upstream). */
+	__u64 win[QOC_NUM_CLASSES];
 };
 
 /* qoc_counters (one per-CPU entry): what the parser met, datagram by datagram.

@@ -56,7 +56,14 @@
 /* Version of the map layouts in qoc_abi.h; bumped on any layout change so a
  * pinned map of another layout is refused instead of silently reused. */
 #ifndef QOC_ABI_VERSION
-#define QOC_ABI_VERSION 3
+#define QOC_ABI_VERSION 4
+#endif
+
+/* Bytes of a stream's recent window (struct qoc_stream.win): about 2 GOPs of
+ * a 4 Mbit/s camera with 2 s GOPs. Smaller follows a changing mix sooner but
+ * estimates it from fewer frames. */
+#ifndef QOC_SHARE_WINDOW
+#define QOC_SHARE_WINDOW (4u << 20)
 #endif
 
 #endif /* QOC_CONSTS_H */

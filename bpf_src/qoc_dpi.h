@@ -75,6 +75,14 @@ static __always_inline void qoc_dpi_finish(struct __sk_buff *skb, struct qoc_str
 
 	__sync_fetch_and_add(&st->dgrams[cls], 1);
 	__sync_fetch_and_add(&st->bytes[cls], skb->len);
+	__sync_fetch_and_add(&st->win[cls], skb->len);
+	if (st->win[0] + st->win[1] + st->win[2] + st->win[3] > QOC_SHARE_WINDOW) {
+		/* Racy across CPUs by design: a lost update only blurs the window. */
+		st->win[0] >>= 1;
+		st->win[1] >>= 1;
+		st->win[2] >>= 1;
+		st->win[3] >>= 1;
+	}
 	if (w->misaligned)
 		__sync_fetch_and_add(&st->misaligned, 1);
 	if (w->partial)

@@ -22,16 +22,16 @@ static __always_inline struct qoc_tkey qoc_tkey_of(__u32 proc, struct qoc_stream
 
 /* differential(p): the share of class `cls` to drop, in ppm, so that p of the
  * stream's bytes go, taken from disp, then diff, then ref (never other). The
- * shares come from the stream's byte counts so far (the long run). Until the
+ * shares come from the stream's recent mix (qoc_stream.win). Until the
  * stream has shown a whole GOP (two ref frames), its byte counts say nothing
  * of its mix, so only disp is dropped: no diff or ref datagram is lost to a
  * stream's first key frame being counted before its B-frames. */
 static __always_inline __u64 qoc_differential_share(struct qoc_stream *st, __u8 cls, __u32 drop_ppm)
 {
-	__u64 disp = st->bytes[QOC_CLASS_DISP];
-	__u64 diff = st->bytes[QOC_CLASS_DIFF];
-	__u64 ref = st->bytes[QOC_CLASS_REF];
-	__u64 total = st->bytes[QOC_CLASS_OTHER] + disp + diff + ref;
+	__u64 disp = st->win[QOC_CLASS_DISP];
+	__u64 diff = st->win[QOC_CLASS_DIFF];
+	__u64 ref = st->win[QOC_CLASS_REF];
+	__u64 total = st->win[QOC_CLASS_OTHER] + disp + diff + ref;
 	__u64 want = total * drop_ppm / QOC_PPM; /* bytes to drop so far */
 	__u64 below = 0, mine = 0;
 
@@ -60,9 +60,9 @@ static __always_inline __u64 qoc_differential_share(struct qoc_stream *st, __u8 
  * and whole GOPs. Until a whole GOP was seen (two ref frames), 0. */
 static __always_inline int qoc_fa_level(struct qoc_stream *st, __u32 drop_ppm)
 {
-	__u64 disp = st->bytes[QOC_CLASS_DISP];
-	__u64 diff = st->bytes[QOC_CLASS_DIFF];
-	__u64 total = st->bytes[QOC_CLASS_OTHER] + disp + diff + st->bytes[QOC_CLASS_REF];
+	__u64 disp = st->win[QOC_CLASS_DISP];
+	__u64 diff = st->win[QOC_CLASS_DIFF];
+	__u64 total = st->win[QOC_CLASS_OTHER] + disp + diff + st->win[QOC_CLASS_REF];
 	__u64 want = total * drop_ppm / QOC_PPM;
 
 	if (st->ref_frames < 2 || want <= disp)

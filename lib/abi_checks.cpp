@@ -10,7 +10,7 @@ static_assert(sizeof(qoc_port_stats) == 8 * 8);
 static_assert(offsetof(qoc_port_stats, tx_bytes) == 7 * 8);
 static_assert(sizeof(qoc_port_stats) % 8 == 0, "per-CPU values need 8-byte slots");
 static_assert(sizeof(qoc_stream_key) == 24);
-static_assert(sizeof(qoc_stream) == 152);
+static_assert(sizeof(qoc_stream) == 184);
 static_assert(offsetof(qoc_stream, history) == 20);
 static_assert(offsetof(qoc_stream, ref_frames) == 22);
 static_assert(offsetof(qoc_stream, dgrams) == 24);
