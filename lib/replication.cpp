@@ -101,6 +101,51 @@ std::string to_string(const StreamId& s) {
          std::to_string(s.destination_port);
 }
 
+Result<StreamId> parse_stream_id(const std::string& text) {
+  auto bad = [&](const std::string& what) {
+    return make_error(Errc::invalid_argument, "stream '" + text + "': " + what,
+                      "write a stream as SOURCE:SPORT->:DPORT, e.g. 10.0.0.1:40000->:5000 "
+                      "or [fd00::1]:40000->:5000");
+  };
+  std::string rest = text;
+  StreamId id;
+  if (!rest.empty() && rest[0] == '[') {
+    const auto close = rest.find(']');
+    if (close == std::string::npos) return bad("no ']' after the IPv6 source");
+    id.source = rest.substr(1, close - 1);
+    rest = rest.substr(close + 1);
+  } else {
+    const auto colon = rest.find(':');
+    if (colon == std::string::npos) return bad("no ':' after the source address");
+    id.source = rest.substr(0, colon);
+    rest = rest.substr(colon);
+  }
+  if (rest.empty() || rest[0] != ':') return bad("no ':SPORT' after the source address");
+  rest = rest.substr(1);
+  std::string sport, dport;
+  if (auto arrow = rest.find("->:"); arrow != std::string::npos) {
+    sport = rest.substr(0, arrow);
+    dport = rest.substr(arrow + 3);
+  } else if (auto colon = rest.find(':'); colon != std::string::npos) {
+    sport = rest.substr(0, colon);
+    dport = rest.substr(colon + 1);
+  } else {
+    return bad("no '->:DPORT' after the source port");
+  }
+  auto port = [&](const std::string& s, const char* which, std::uint16_t* out) -> Status {
+    if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos)
+      return bad(std::string(which) + " '" + s + "' is not a number");
+    const unsigned long v = std::stoul(s);
+    if (v == 0 || v > 65535) return bad(std::string(which) + " " + s + " is not in 1..65535");
+    *out = static_cast<std::uint16_t>(v);
+    return {};
+  };
+  QOCNET_TRY(port(sport, "source port", &id.source_port));
+  QOCNET_TRY(port(dport, "destination port", &id.destination_port));
+  QOCNET_TRY(stream_key(id));  // the address must parse
+  return id;
+}
+
 Status Edge::Impl::publish_targets(const qoc_stream_key& key, const std::vector<TargetEntry>& list) {
   if (list.empty()) {
     QOCNET_TRY(subs.erase(key));

@@ -150,6 +150,9 @@ struct StreamId {
   std::uint16_t destination_port = 0;
 };
 std::string to_string(const StreamId& s);  // "10.0.0.1:40000->:5000"
+// Parses what to_string prints: "10.0.0.1:40000->:5000", "[fd00::1]:40000->:5000"
+// (also "10.0.0.1:40000:5000"). The error names the part that is wrong.
+Result<StreamId> parse_stream_id(const std::string& text);
 
 // What one process got of one stream (summed over CPUs), by FrameClass.
 struct TargetStats {
