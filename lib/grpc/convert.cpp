@@ -1,5 +1,7 @@
 #include "convert.hpp"
 
+#include <cmath>
+
 namespace qocnet::grpc_api {
 
 ::grpc::StatusCode status_code(Errc code) {
@@ -24,6 +26,10 @@ namespace qocnet::grpc_api {
 
 ::grpc::Status to_status(const Status& status) {
   return status.ok() ? ::grpc::Status::OK : to_status(status.error());
+}
+
+Error bad_field(const std::string& field, const std::string& problem, const std::string& fix) {
+  return make_error(Errc::invalid_argument, field + " " + problem, fix);
 }
 
 void to_proto(const PortPair& pair, v1::PortPair* out) {
@@ -71,6 +77,209 @@ Result<PortPair> from_proto(const v1::PortPair& in, const char* field) {
   p.ingress = in.ingress();
   p.egress = in.egress();
   return p;
+}
+
+void to_proto(const StreamId& s, v1::StreamId* out) {
+  out->set_source(s.source);
+  out->set_source_port(s.source_port);
+  out->set_destination_port(s.destination_port);
+}
+
+Result<StreamId> from_proto(const v1::StreamId& in, const std::string& field) {
+  if (in.source().empty())
+    return bad_field(field + ".source", "is empty", "set it to the sensor's IP address, e.g. 10.0.0.1");
+  for (auto [name, v] : {std::pair{".source_port", in.source_port()},
+                         std::pair{".destination_port", in.destination_port()}})
+    if (v == 0 || v > 65535)
+      return bad_field(field + name, "is " + std::to_string(v) + ", not in 1..65535",
+                       "set the stream's UDP port");
+  StreamId id{in.source(), static_cast<std::uint16_t>(in.source_port()),
+              static_cast<std::uint16_t>(in.destination_port())};
+  // The address must parse: the library's own check names the problem.
+  if (auto check = parse_stream_id(to_string(id)); !check)
+    return bad_field(field + ".source", "'" + in.source() + "' is not an IPv4 or IPv6 address",
+                     "set it to the sensor's IP address, e.g. 10.0.0.1");
+  return id;
+}
+
+void to_proto(const Policy& p, v1::Policy* out) {
+  switch (p.kind) {
+    case PolicyKind::keep: out->set_kind(v1::POLICY_KIND_KEEP); break;
+    case PolicyKind::uniform: out->set_kind(v1::POLICY_KIND_UNIFORM); break;
+    case PolicyKind::differential: out->set_kind(v1::POLICY_KIND_DIFFERENTIAL); break;
+    case PolicyKind::frame_aware: out->set_kind(v1::POLICY_KIND_FRAME_AWARE); break;
+  }
+  out->set_drop(p.drop);
+}
+
+Result<Policy> from_proto(const v1::Policy& in, const std::string& field) {
+  Policy p;
+  switch (in.kind()) {
+    case v1::POLICY_KIND_KEEP: p.kind = PolicyKind::keep; break;
+    case v1::POLICY_KIND_UNIFORM: p.kind = PolicyKind::uniform; break;
+    case v1::POLICY_KIND_DIFFERENTIAL: p.kind = PolicyKind::differential; break;
+    case v1::POLICY_KIND_FRAME_AWARE: p.kind = PolicyKind::frame_aware; break;
+    default:
+      return bad_field(field + ".kind", "is " + std::to_string(in.kind()) + " (unspecified or unknown)",
+                       "set POLICY_KIND_KEEP, _UNIFORM, _DIFFERENTIAL or _FRAME_AWARE");
+  }
+  if (!std::isfinite(in.drop()) || in.drop() < 0 || in.drop() > 1)
+    return bad_field(field + ".drop", "is " + std::to_string(in.drop()) + ", not in [0, 1]",
+                     "give the long-run fraction of bytes to drop, e.g. 0.05");
+  p.drop = p.kind == PolicyKind::keep ? 0.0 : in.drop();
+  if (in.kind() == v1::POLICY_KIND_KEEP && in.drop() != 0)
+    return bad_field(field + ".drop", "must be 0 for keep", "leave drop unset for keep");
+  if (auto v = validate(p); !v) {
+    Error e = v.error();
+    e.context(field);
+    e.code = Errc::invalid_argument;
+    return e;
+  }
+  return p;
+}
+
+void to_proto(const ProcessSpec& p, v1::ProcessSpec* out) {
+  out->set_name(p.name);
+  out->set_port(p.port);
+  out->set_mac(p.mac);
+  out->set_ip(p.ip);
+  out->set_udp_port(p.udp_port);
+}
+
+Result<ProcessSpec> from_proto(const v1::ProcessSpec& in, const std::string& field) {
+  if (in.name().empty())
+    return bad_field(field + ".name", "is empty", "name the process, e.g. \"detector\"");
+  if (in.name().size() > 31 ||
+      in.name().find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+          std::string::npos)
+    return bad_field(field + ".name", "'" + in.name() + "' is not a valid process name",
+                     "use at most 31 of A-Z a-z 0-9 _ . -");
+  if (in.port().empty())
+    return bad_field(field + ".port", "is empty", "name the edge's interface toward the process");
+  if (in.mac().empty())
+    return bad_field(field + ".mac", "is empty", "give the process's MAC address, e.g. 02:00:00:00:00:01");
+  if (in.udp_port() > 65535)
+    return bad_field(field + ".udp_port", "is " + std::to_string(in.udp_port()) + ", not in 0..65535",
+                     "give the process's UDP port, or 0 to keep the sensor's");
+  return ProcessSpec{in.name(), in.port(), in.mac(), in.ip(), static_cast<std::uint16_t>(in.udp_port())};
+}
+
+void to_proto(const std::uint64_t (&datagrams)[4], const std::uint64_t (&bytes)[4],
+              v1::ClassCounts* out) {
+  out->clear_datagrams();
+  out->clear_bytes();
+  for (int c = 0; c < 4; ++c) {
+    out->add_datagrams(datagrams[c]);
+    out->add_bytes(bytes[c]);
+  }
+}
+
+void to_proto(const TargetStats& t, v1::TargetStats* out) {
+  out->set_process(t.process);
+  to_proto(t.policy, out->mutable_policy());
+  to_proto(t.delivered, t.delivered_bytes, out->mutable_delivered());
+  to_proto(t.dropped, t.dropped_bytes, out->mutable_dropped());
+  out->set_clones(t.clones);
+  out->set_partial(t.partial);
+}
+
+std::string address_of(const std::string& source) {
+  if (!source.empty() && source[0] == '[') return source.substr(1, source.find(']') - 1);
+  return source.substr(0, source.rfind(':'));
+}
+
+StreamId stream_of(const StreamStats& s) {
+  return StreamId{address_of(s.source), s.source_port, s.destination_port};
+}
+
+void to_proto(const StreamStats& s, v1::StreamStats* out) {
+  to_proto(stream_of(s), out->mutable_stream());
+  out->set_pmt_pid(s.pmt_pid);
+  out->set_video_pid(s.video_pid);
+  out->set_codec(s.codec == Codec::h264   ? v1::CODEC_H264
+                 : s.codec == Codec::hevc ? v1::CODEC_HEVC
+                                          : v1::CODEC_UNSPECIFIED);
+  out->set_frames(s.frames);
+  to_proto(s.datagrams, s.bytes, out->mutable_seen());
+  out->set_misaligned(s.misaligned);
+  out->set_cc_errors(s.cc_errors);
+  out->set_ts_partial(s.ts_partial);
+  out->set_ts_bad_sync(s.ts_bad_sync);
+  out->set_ts_malformed(s.ts_malformed);
+  out->set_ts_unparsed(s.ts_unparsed);
+}
+
+void to_proto(const DpiCounters& c, v1::DpiCounters* out) {
+  out->set_seen(c.seen);
+  out->set_not_udp(c.not_udp);
+  out->set_not_ts(c.not_ts);
+  out->set_ts(c.ts);
+  out->clear_by_class();
+  for (auto v : c.by_class) out->add_by_class(v);
+  out->set_truncated(c.truncated);
+  out->set_vlan_too_deep(c.vlan_too_deep);
+  out->set_ipv6_ext_too_deep(c.ipv6_ext_too_deep);
+  out->set_fragments(c.fragments);
+  out->set_udp_length_bad(c.udp_length_bad);
+  out->set_gso_packets(c.gso_packets);
+  out->set_gso_segments(c.gso_segments);
+  out->set_pulled(c.pulled);
+  out->set_stream_table_full(c.stream_table_full);
+  out->set_replicated(c.replicated);
+  out->set_clones(c.clones);
+  out->set_all_dropped(c.all_dropped);
+}
+
+void to_proto(const Bandwidth& b, v1::Bandwidth* out) {
+  out->set_stream_bytes(b.stream_bytes);
+  out->set_naive_bytes(b.naive_bytes);
+  out->set_replication_bytes(b.replication_bytes);
+  out->set_qocnet_bytes(b.qocnet_bytes);
+  out->set_reduction(b.reduction);
+}
+
+void to_proto(const QocTable& t, v1::QocTable* out) {
+  out->set_metric(t.metric());
+  out->set_lossless(t.lossless());
+  out->clear_curves();
+  for (const auto& [kind, curve] : t.curves()) {
+    auto* c = out->add_curves();
+    v1::Policy p;
+    to_proto(Policy{kind, 0.0}, &p);
+    c->set_kind(p.kind());
+    for (double l : curve.loss) c->add_loss(l);
+    for (double q : curve.qoc) c->add_qoc(q);
+  }
+}
+
+Result<QocTable> from_proto(const v1::QocTable& in, const std::string& field) {
+  std::map<PolicyKind, QocTable::Curve> curves;
+  for (int i = 0; i < in.curves_size(); ++i) {
+    const auto& c = in.curves(i);
+    const std::string f = field + ".curves[" + std::to_string(i) + "]";
+    v1::Policy probe;
+    probe.set_kind(c.kind());
+    QOCNET_ASSIGN(policy, from_proto(probe, f));
+    if (curves.count(policy.kind))
+      return bad_field(f + ".kind", "repeats " + std::string(to_string(policy.kind)),
+                       "give each policy kind one curve");
+    curves[policy.kind] = QocTable::Curve{{c.loss().begin(), c.loss().end()},
+                                          {c.qoc().begin(), c.qoc().end()}};
+  }
+  auto table = QocTable::make(in.metric(), in.lossless(), std::move(curves));
+  if (!table) {
+    Error e = table.error();
+    e.context(field);
+    return e;
+  }
+  return table;
+}
+
+void to_proto(const ProgramInfo& p, v1::ProgramInfo* out) {
+  out->set_name(p.name);
+  out->set_id(p.id);
+  out->set_verified_insns(p.verified_insns);
+  out->set_xlated_insns(p.xlated_insns);
 }
 
 }  // namespace qocnet::grpc_api

@@ -1,0 +1,605 @@
+#include "controller.hpp"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "convert.hpp"
+#include "qocnet/v1/sensor.grpc.pb.h"
+
+namespace qocnet::grpc_api {
+
+namespace {
+
+std::string key_of(const StreamId& s) { return to_string(s); }
+
+std::string new_token() {
+  std::random_device rd;
+  static const char* hex = "0123456789abcdef";
+  std::string t;
+  for (int i = 0; i < 32; ++i) t += hex[rd() & 15];
+  return t;
+}
+
+Error unknown_process(const std::string& name) {
+  return make_error(Errc::not_found, "no process '" + name + "'",
+                    "register it (QocService.RegisterProcess) or add it (ControlService.AddProcess) first");
+}
+
+}  // namespace
+
+Policy edge_share(const Policy& wanted, const Policy& sensor) {
+  if (sensor.kind == PolicyKind::keep || sensor.drop <= 0) return wanted;
+  if (wanted.kind != sensor.kind || wanted.drop <= sensor.drop || sensor.drop >= 1)
+    return Policy::keep();
+  const double p = 1.0 - (1.0 - wanted.drop) / (1.0 - sensor.drop);
+  return Policy{wanted.kind, std::clamp(p, 0.0, 1.0)};
+}
+
+Controller::Controller(ControllerOptions options)
+    : options_(std::move(options)), table_(options_.table ? *options_.table : QocTable::paper_default()) {}
+
+Controller::~Controller() {
+  if (starter_.joinable()) starter_.join();
+  close_watches();
+}
+
+void Controller::start(std::function<void(const Status&)> done) {
+  starter_ = std::thread([this, done = std::move(done)] {
+    Status s;
+    // Compiling takes a second or more: calls meanwhile must get unavailable,
+    // not wait for the lock.
+    auto edge = Edge::create(options_.edge);
+    {
+      std::lock_guard lock(mu_);
+      if (edge) {
+        edge_.emplace(std::move(edge).value());
+        s = start_locked();
+      } else {
+        s = std::move(edge).error().context("start the edge datapath");
+      }
+      start_status_ = s;
+      started_ = true;
+      ready_ = s.ok();
+    }
+    if (done) done(s);
+  });
+}
+
+Status Controller::start_locked() {
+  if (options_.table) edge_->set_qoc_table(*options_.table);
+  // A re-adopted datapath already has what the configuration lists; the
+  // configuration is applied on top (what exists is left as it is).
+  const auto attached = edge_->attached_ports();
+  for (const auto& port : options_.ports)
+    if (std::find(attached.begin(), attached.end(), port) == attached.end())
+      QOCNET_TRY(edge_->attach_port(port));
+  for (const auto& pair : options_.pairs) QOCNET_TRY(edge_->set_port_pair(pair.ingress, pair.egress));
+  const auto known = edge_->processes();
+  for (const auto& spec : options_.processes) {
+    auto same = std::find_if(known.begin(), known.end(), [&](const ProcessSpec& p) { return p.name == spec.name; });
+    if (same == known.end()) QOCNET_TRY(edge_->add_process(spec));
+    clients_[spec.name];
+  }
+  for (const auto& p : known) clients_[p.name];
+  for (const auto& s : options_.sensors) sensors_[s.name] = SensorEntry{s, {}, {}};
+  // What an adopted datapath applies becomes what its processes want.
+  if (auto streams = edge_->streams(); streams)
+    for (const auto& st : *streams) {
+      const StreamId id = stream_of(st);
+      if (auto ts = edge_->target_stats(id); ts)
+        for (const auto& t : *ts) demand(t.process, id).wanted = t.policy;
+    }
+  for (const auto& s : options_.streams) {
+    QOCNET_TRY(edge_->set_clone_targets(s.stream, s.targets));
+    for (const auto& name : s.targets) {
+      auto& d = demand(name, s.stream);
+      auto it = s.policies.find(name);
+      d.wanted = it == s.policies.end() ? Policy::keep() : it->second;
+    }
+    QOCNET_TRY(apply_stream(s.stream, "config"));
+  }
+  return {};
+}
+
+Status Controller::ready() const {
+  std::lock_guard lock(mu_);
+  return require_ready();
+}
+
+Status Controller::require_ready() const {
+  if (!started_)
+    return make_error(Errc::unavailable, "the datapath is still compiling",
+                      "retry in a moment (the health service says SERVING once it is up)");
+  return start_status_;
+}
+
+void Controller::keep_datapath(bool keep) {
+  std::lock_guard lock(mu_);
+  if (edge_) edge_->keep_datapath(keep);
+}
+
+void Controller::close_watches() {
+  std::lock_guard lock(watch_mu_);
+  for (auto& [name, w] : watches_) w->close(::grpc::Status(::grpc::StatusCode::UNAVAILABLE, "qocnetd is shutting down"));
+}
+
+Status Controller::with_edge(const std::function<Status(Edge&)>& f) {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  return f(*edge_);
+}
+
+Status Controller::with_edge(const std::function<Status(const Edge&)>& f) const {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  return f(*edge_);
+}
+
+Controller::Demand& Controller::demand(const std::string& process, const StreamId& stream) {
+  auto& d = clients_[process].demands[key_of(stream)];
+  d.stream = stream;
+  return d;
+}
+
+Result<std::vector<std::string>> Controller::targets_of(const StreamId& stream) const {
+  std::vector<std::string> names;
+  auto ts = edge_->target_stats(stream);
+  if (!ts) {
+    if (ts.error().code == Errc::not_found) return names;  // not replicated yet
+    return ts.error();
+  }
+  for (const auto& t : *ts) names.push_back(t.process);
+  return names;
+}
+
+Controller::SensorEntry* Controller::sensor_of(const StreamId& stream) {
+  const auto key = key_of(stream);
+  for (auto& [name, s] : sensors_)
+    for (const auto& id : s.config.streams)
+      if (key_of(id) == key) return &s;
+  return nullptr;
+}
+
+Status Controller::push_to_sensor(SensorEntry& sensor, const StreamId& stream, const Policy& policy) {
+  auto channel = ::grpc::CreateChannel(sensor.config.address, ::grpc::InsecureChannelCredentials());
+  auto stub = v1::SensorService::NewStub(channel);
+  ::grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + options_.sensor_timeout);
+  v1::SetStreamPolicyRequest req;
+  to_proto(stream, req.mutable_stream());
+  to_proto(policy, req.mutable_policy());
+  req.set_generation(generation_.load());
+  v1::SetStreamPolicyResponse resp;
+  auto st = stub->SetStreamPolicy(&ctx, req, &resp);
+  if (!st.ok()) {
+    sensor.last_error = "SetStreamPolicy to " + sensor.config.address + ": " + st.error_message();
+    return make_error(Errc::unavailable, "sensor '" + sensor.config.name + "' did not take the policy: " +
+                                             st.error_message(),
+                      "check that qocnet-sensor runs and listens on " + sensor.config.address);
+  }
+  sensor.last_error.clear();
+  sensor.applied[key_of(stream)] = policy;
+  return {};
+}
+
+Status Controller::apply_stream(const StreamId& stream, const char* reason) {
+  QOCNET_ASSIGN(targets, targets_of(stream));
+  std::vector<Policy> wanted;
+  for (const auto& name : targets) wanted.push_back(demand(name, stream).wanted);
+  const Policy effective = targets.empty() ? Policy::keep() : effective_policy(wanted);
+  Policy at_sensor = Policy::keep();
+  if (SensorEntry* sensor = sensor_of(stream)) {
+    // A sensor that does not answer keeps what it last acknowledged; the edge
+    // then drops the rest, so every process still gets what it wants.
+    if (push_to_sensor(*sensor, stream, effective).ok()) at_sensor = effective;
+    else if (auto it = sensor->applied.find(key_of(stream)); it != sensor->applied.end()) at_sensor = it->second;
+  }
+  for (std::size_t i = 0; i < targets.size(); ++i)
+    QOCNET_TRY(edge_->set_policy(targets[i], stream, edge_share(wanted[i], at_sensor)));
+  ++generation_;
+  for (const auto& name : targets) notify(name, demand(name, stream), reason);
+  return {};
+}
+
+Result<Policy> Controller::policy_for(double target) const {
+  if (target <= 0) return Policy::keep();
+  if (target >= table_.lossless()) return Policy::keep();
+  return choose_policy(table_, target);
+}
+
+v1::StreamPolicy Controller::stream_policy(const Demand& d) const {
+  v1::StreamPolicy sp;
+  to_proto(d.stream, sp.mutable_stream());
+  to_proto(d.wanted, sp.mutable_policy());
+  sp.set_required(d.required);
+  sp.set_target(d.target);
+  return sp;
+}
+
+void Controller::notify(const std::string& process, const Demand& d, const char* reason) {
+  v1::PolicyUpdate u;
+  *u.mutable_policy() = stream_policy(d);
+  u.set_reason(reason);
+  u.set_generation(generation_.load());
+  std::lock_guard lock(watch_mu_);
+  auto [first, last] = watches_.equal_range(process);
+  for (auto it = first; it != last; ++it) it->second->push(u);
+}
+
+Status Controller::remove_process(const std::string& name) {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  if (!clients_.count(name)) {
+    QOCNET_TRY(edge_->remove_process(name));  // the library's not_found
+    return {};
+  }
+  std::vector<StreamId> streams;
+  for (const auto& [key, d] : clients_[name].demands) streams.push_back(d.stream);
+  QOCNET_TRY(edge_->remove_process(name));
+  clients_.erase(name);
+  for (const auto& s : streams) QOCNET_TRY(apply_stream(s, "process left"));
+  {
+    std::lock_guard wl(watch_mu_);
+    auto [first, last] = watches_.equal_range(name);
+    for (auto it = first; it != last; ++it)
+      it->second->close(::grpc::Status(::grpc::StatusCode::NOT_FOUND, "process '" + name + "' was removed"));
+  }
+  return {};
+}
+
+Status Controller::set_clone_targets(const StreamId& stream, const std::vector<std::string>& processes) {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  QOCNET_ASSIGN(before, targets_of(stream));
+  QOCNET_TRY(edge_->set_clone_targets(stream, processes));
+  for (const auto& name : before)
+    if (std::find(processes.begin(), processes.end(), name) == processes.end())
+      clients_[name].demands.erase(key_of(stream));
+  for (const auto& name : processes) demand(name, stream);  // new ones: keep
+  return apply_stream(stream, "operator");
+}
+
+Status Controller::set_policy(const std::string& process, const StreamId& stream, const Policy& policy) {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  QOCNET_TRY(validate(policy));
+  QOCNET_ASSIGN(targets, targets_of(stream));
+  if (std::find(targets.begin(), targets.end(), process) == targets.end()) {
+    // The library names the precise problem (unknown process, not a target).
+    QOCNET_TRY(edge_->set_policy(process, stream, policy));
+  }
+  auto& d = demand(process, stream);
+  d.wanted = policy;
+  d.required = d.target = 0;
+  return apply_stream(stream, "operator");
+}
+
+Result<v1::StreamPolicy> Controller::set_requirement(const std::string& process, const StreamId& stream,
+                                                     double required, const char* reason) {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  if (!clients_.count(process)) return unknown_process(process);
+  if (!std::isfinite(required) || required < 0 || required > table_.lossless())
+    return make_error(Errc::invalid_argument,
+                      "required " + std::to_string(required) + " is not in [0, " +
+                          std::to_string(table_.lossless()) + "] (" + table_.metric() + ")",
+                      "give the QoC the process needs, at most the loss-free value");
+  QOCNET_ASSIGN(targets, targets_of(stream));
+  if (std::find(targets.begin(), targets.end(), process) == targets.end())
+    return make_error(Errc::failed_precondition,
+                      "process '" + process + "' is not a clone target of stream " + key_of(stream),
+                      "set its clone targets first (SetCloneTargets) or register the process with the stream");
+  QOCNET_ASSIGN(policy, policy_for(required));
+  auto& d = demand(process, stream);
+  d.required = d.target = required;
+  d.wanted = policy;
+  QOCNET_TRY(apply_stream(stream, reason));
+  return stream_policy(d);
+}
+
+Status Controller::set_qoc_table(QocTable table) {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  // Every requirement must still be reachable before anything changes.
+  std::map<std::pair<std::string, std::string>, Policy> next;
+  for (const auto& [name, c] : clients_)
+    for (const auto& [key, d] : c.demands) {
+      if (d.required <= 0) continue;
+      const double target = std::min(d.target, table.lossless());
+      auto p = target >= table.lossless() ? Result<Policy>(Policy::keep()) : choose_policy(table, target);
+      if (!p) return std::move(p).error().context("process '" + name + "' on " + key);
+      next[{name, key}] = *p;
+    }
+  table_ = table;
+  edge_->set_qoc_table(std::move(table));
+  std::set<std::string> touched;
+  for (auto& [k, p] : next) {
+    auto& d = clients_[k.first].demands[k.second];
+    d.wanted = p;
+    touched.insert(k.second);
+  }
+  for (const auto& key : touched)
+    for (auto& [name, c] : clients_)
+      if (auto it = c.demands.find(key); it != c.demands.end()) {
+        QOCNET_TRY(apply_stream(it->second.stream, "qoc table"));
+        break;
+      }
+  return {};
+}
+
+QocTable Controller::qoc_table() const {
+  std::lock_guard lock(mu_);
+  return table_;
+}
+
+Status Controller::add_sensor(const SensorConfig& sensor) {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  if (sensors_.count(sensor.name))
+    return make_error(Errc::already_exists, "sensor '" + sensor.name + "' exists",
+                      "remove it first or pick another name");
+  for (const auto& s : sensor.streams)
+    if (SensorEntry* other = sensor_of(s))
+      return make_error(Errc::already_exists,
+                        "stream " + key_of(s) + " is already sent by sensor '" + other->config.name + "'",
+                        "a stream has one sensor; remove the other first");
+  sensors_[sensor.name] = SensorEntry{sensor, {}, {}};
+  for (const auto& s : sensor.streams) {
+    auto st = apply_stream(s, "sensor");
+    if (!st) {
+      sensors_.erase(sensor.name);
+      return st;
+    }
+  }
+  return {};
+}
+
+Status Controller::remove_sensor(const std::string& name) {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  auto it = sensors_.find(name);
+  if (it == sensors_.end())
+    return make_error(Errc::not_found, "no sensor '" + name + "'", "ListSensors shows the sensors");
+  // The sensor goes back to sending everything; the edge drops it all again.
+  for (const auto& s : it->second.config.streams) (void)push_to_sensor(it->second, s, Policy::keep());
+  const auto streams = it->second.config.streams;
+  sensors_.erase(it);
+  for (const auto& s : streams) QOCNET_TRY(apply_stream(s, "sensor"));
+  return {};
+}
+
+std::vector<v1::Sensor> Controller::sensors() const {
+  std::lock_guard lock(mu_);
+  std::vector<v1::Sensor> out;
+  for (const auto& [name, s] : sensors_) {
+    v1::Sensor m;
+    m.set_name(name);
+    m.set_address(s.config.address);
+    for (const auto& id : s.config.streams) to_proto(id, m.add_streams());
+    if (!s.config.streams.empty())
+      if (auto it = s.applied.find(key_of(s.config.streams.front())); it != s.applied.end())
+        to_proto(it->second, m.mutable_applied());
+    m.set_last_error(s.last_error);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+Result<v1::StatsUpdate> Controller::stats() const {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  v1::StatsUpdate u;
+  u.set_monotonic_seconds(
+      std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count());
+  u.set_generation(generation_.load());
+  QOCNET_ASSIGN(streams, edge_->streams());
+  for (const auto& st : streams) {
+    auto* r = u.add_streams();
+    to_proto(st, r->mutable_stream());
+    const StreamId id = stream_of(st);
+    auto ts = edge_->target_stats(id);
+    std::vector<Policy> wanted;
+    if (ts) {
+      for (const auto& t : *ts) {
+        to_proto(t, r->add_targets());
+        auto c = clients_.find(t.process);
+        const Demand* d = nullptr;
+        if (c != clients_.end())
+          if (auto it = c->second.demands.find(key_of(id)); it != c->second.demands.end()) d = &it->second;
+        Demand fallback{id, 0, 0, t.policy};
+        *r->add_requirements() = stream_policy(d ? *d : fallback);
+        wanted.push_back(d ? d->wanted : t.policy);
+      }
+    }
+    const Policy eff = wanted.empty() ? Policy::keep() : effective_policy(wanted);
+    to_proto(eff, r->mutable_effective());
+    double full = 0;
+    for (auto b : st.bytes) full += static_cast<double>(b);
+    to_proto(bandwidth(full, wanted.size(), eff), r->mutable_bandwidth());
+  }
+  if (auto ports = edge_->all_port_counters(); ports)
+    for (const auto& p : *ports) to_proto(p, u.add_ports());
+  QOCNET_ASSIGN(dpi, edge_->dpi_counters());
+  to_proto(dpi, u.mutable_dpi());
+  return u;
+}
+
+Result<v1::GetStatusResponse> Controller::status() const {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  v1::GetStatusResponse r;
+  r.set_version(QOCNET_VERSION);
+  for (const auto& p : edge_->attached_ports()) r.add_ports(p);
+  for (const auto& p : edge_->programs()) to_proto(p, r.add_programs());
+  r.set_adopted(edge_->start_info().adopted);
+  r.set_compile_seconds(edge_->start_info().compile_seconds);
+  r.set_generation(generation_.load());
+  r.set_uptime_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count());
+  return r;
+}
+
+Result<v1::RegisterProcessResponse> Controller::register_process(const ProcessSpec& spec,
+                                                                 const std::vector<StreamId>& streams,
+                                                                 double required) {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  if (clients_.count(spec.name))
+    return make_error(Errc::already_exists, "process '" + spec.name + "' is already registered",
+                      "pick another name, or unregister the old one with its token");
+  if (streams.empty())
+    return make_error(Errc::invalid_argument, "streams is empty", "name at least one stream the process consumes");
+  if (!std::isfinite(required) || required < 0 || required > table_.lossless())
+    return make_error(Errc::invalid_argument,
+                      "required " + std::to_string(required) + " is not in [0, " +
+                          std::to_string(table_.lossless()) + "]",
+                      "give the QoC the process needs (0: everything)");
+  QOCNET_ASSIGN(policy, policy_for(required));
+  // Check every stream's new target list fits before anything changes.
+  std::vector<std::vector<std::string>> lists;
+  for (const auto& s : streams) {
+    QOCNET_ASSIGN(t, targets_of(s));
+    t.push_back(spec.name);
+    lists.push_back(std::move(t));
+  }
+  QOCNET_TRY(edge_->add_process(spec));
+  std::size_t done = 0;
+  Status failed;
+  for (; done < streams.size(); ++done)
+    if (auto st = edge_->set_clone_targets(streams[done], lists[done]); !st) {
+      failed = st;
+      break;
+    }
+  if (!failed.ok()) {  // undo: a failed call changes nothing
+    (void)edge_->remove_process(spec.name);
+    return std::move(failed).error();
+  }
+  auto& client = clients_[spec.name];
+  client.token = new_token();
+  v1::RegisterProcessResponse resp;
+  resp.set_token(client.token);
+  for (const auto& s : streams) {
+    auto& d = demand(spec.name, s);
+    d.required = d.target = required;
+    d.wanted = policy;
+  }
+  for (const auto& s : streams) QOCNET_TRY(apply_stream(s, "registered"));
+  for (const auto& s : streams) *resp.add_policies() = stream_policy(demand(spec.name, s));
+  return resp;
+}
+
+Status Controller::check_token(const std::string& name, const std::string& token) const {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  auto it = clients_.find(name);
+  if (it == clients_.end()) return unknown_process(name);
+  if (it->second.token.empty() || token != it->second.token)
+    return make_error(Errc::permission_denied, "the token does not belong to process '" + name + "'",
+                      "use the token RegisterProcess returned to this process");
+  return {};
+}
+
+Status Controller::unregister_process(const std::string& name) { return remove_process(name); }
+
+Result<std::vector<v1::StreamPolicy>> Controller::report_requirement(const std::string& name,
+                                                                     const std::optional<StreamId>& stream,
+                                                                     double required) {
+  std::vector<StreamId> streams;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = clients_.find(name); it != clients_.end())
+      for (const auto& [key, d] : it->second.demands)
+        if (!stream || key == key_of(*stream)) streams.push_back(d.stream);
+  }
+  if (streams.empty())
+    return make_error(Errc::not_found,
+                      stream ? "process '" + name + "' does not consume stream " + key_of(*stream)
+                             : "process '" + name + "' consumes no stream",
+                      "name one of the streams it registered with");
+  std::vector<v1::StreamPolicy> out;
+  for (const auto& s : streams) {
+    QOCNET_ASSIGN(sp, set_requirement(name, s, required, "requirement"));
+    out.push_back(std::move(sp));
+  }
+  return out;
+}
+
+Result<v1::ReportMeasuredQocResponse> Controller::report_measured(const std::string& name,
+                                                                  const std::optional<StreamId>& stream,
+                                                                  double measured) {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  auto c = clients_.find(name);
+  if (c == clients_.end()) return unknown_process(name);
+  if (!std::isfinite(measured) || measured < 0 || measured > table_.lossless())
+    return make_error(Errc::invalid_argument,
+                      "measured " + std::to_string(measured) + " is not in [0, " +
+                          std::to_string(table_.lossless()) + "]",
+                      "report the metric the process measured over its last interval");
+  Demand* d = nullptr;
+  if (stream) {
+    auto it = c->second.demands.find(key_of(*stream));
+    if (it == c->second.demands.end())
+      return make_error(Errc::not_found, "process '" + name + "' does not consume stream " + key_of(*stream),
+                        "name one of the streams it registered with");
+    d = &it->second;
+  } else if (c->second.demands.size() == 1) {
+    d = &c->second.demands.begin()->second;
+  } else {
+    return make_error(Errc::invalid_argument, "stream is unset but process '" + name + "' consumes " +
+                                                  std::to_string(c->second.demands.size()) + " streams",
+                      "name the stream the measurement is about");
+  }
+  v1::ReportMeasuredQocResponse resp;
+  resp.set_action(v1::LOOP_ACTION_HELD);
+  if (d->required > 0) {
+    const auto& loop = options_.loop;
+    double target = d->target;
+    if (measured < d->required) {
+      target = std::min(table_.lossless(), target + loop.gain * (d->required - measured) + 0.005);
+      resp.set_action(v1::LOOP_ACTION_TIGHTENED);
+    } else if (measured > d->required + loop.margin) {
+      target = std::max(d->required - loop.floor, target - loop.gain * (measured - d->required - loop.margin));
+      resp.set_action(target < d->target ? v1::LOOP_ACTION_LOOSENED : v1::LOOP_ACTION_HELD);
+    }
+    if (target != d->target) {
+      QOCNET_ASSIGN(policy, policy_for(target));
+      d->target = target;
+      const bool changed = !(policy == d->wanted);
+      d->wanted = policy;
+      if (changed) QOCNET_TRY(apply_stream(d->stream, "measured"));
+    }
+  }
+  *resp.mutable_policy() = stream_policy(*d);
+  return resp;
+}
+
+Status Controller::add_watch(const std::string& name, Watch* watch) {
+  std::lock_guard lock(mu_);
+  QOCNET_TRY(require_ready());
+  auto c = clients_.find(name);
+  if (c == clients_.end()) return unknown_process(name);
+  std::lock_guard wl(watch_mu_);
+  for (const auto& [key, d] : c->second.demands) {
+    v1::PolicyUpdate u;
+    *u.mutable_policy() = stream_policy(d);
+    u.set_reason("current");
+    u.set_generation(generation_.load());
+    watch->push(std::move(u));
+  }
+  watches_.emplace(name, watch);
+  return {};
+}
+
+void Controller::remove_watch(Watch* watch) {
+  std::lock_guard lock(watch_mu_);
+  for (auto it = watches_.begin(); it != watches_.end(); ++it)
+    if (it->second == watch) {
+      watches_.erase(it);
+      return;
+    }
+}
+
+}  // namespace qocnet::grpc_api

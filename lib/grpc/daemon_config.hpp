@@ -1,0 +1,35 @@
+// qocnetd's configuration: a YAML file (--config), then command-line flags
+// on top. docs/SERVICE.md lists every key.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "controller.hpp"
+#include "qocnet/error.hpp"
+
+namespace qocnet::grpc_api {
+
+struct DaemonConfig {
+  std::string listen = "unix:/run/qocnet/qocnet.sock";  // the local socket
+  std::string tcp;             // "HOST:PORT": also listen on TCP (TLS required)
+  std::string tls_cert, tls_key, tls_ca;  // PEM files; tls_ca: require client certificates
+  std::string metrics;         // "HOST:PORT": Prometheus /metrics and /healthz
+  bool keep_datapath = false;  // leave the datapath in the kernel on SIGTERM
+  double rate = 50, burst = 100;  // per-client calls per second, burst
+  std::string log_level = "info";
+  ControllerOptions controller;
+};
+
+// Reads the YAML text; unknown keys and malformed values are errors that
+// name the key.
+Result<DaemonConfig> parse_daemon_config(const std::string& yaml, const std::string& origin);
+Result<DaemonConfig> load_daemon_config(const std::filesystem::path& file);
+// Checks the combination: TLS files present and readable for TCP, mTLS for a
+// non-loopback TCP address, a unix: listen address.
+Status validate(const DaemonConfig& config);
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool is_loopback_host(const std::string& host_port);
+
+}  // namespace qocnet::grpc_api

@@ -1,0 +1,487 @@
+#include "services.hpp"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "convert.hpp"
+
+namespace qocnet::grpc_api {
+
+bool RateLimiter::allow(const std::string& client) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mu_);
+  auto [it, fresh] = buckets_.try_emplace(client, Bucket{burst_, now});
+  Bucket& b = it->second;
+  if (!fresh) {
+    b.tokens = std::min(burst_, b.tokens + rate_ * std::chrono::duration<double>(now - b.at).count());
+    b.at = now;
+  }
+  if (b.tokens < 1.0) return false;
+  b.tokens -= 1.0;
+  return true;
+}
+
+::grpc::Status operator_allowed(const ::grpc::CallbackServerContext* ctx) {
+  const std::string peer = ctx->peer();
+  if (peer.rfind("unix:", 0) == 0) return ::grpc::Status::OK;
+  auto auth = ctx->auth_context();
+  if (auth && auth->IsPeerAuthenticated()) return ::grpc::Status::OK;
+  return {::grpc::StatusCode::PERMISSION_DENIED,
+          "operator calls (ControlService) from " + peer +
+              " need the local socket or a verified client certificate; fix: call over "
+              "unix:/run/qocnet/qocnet.sock, or start qocnetd with --tls-ca so clients present certificates"};
+}
+
+namespace {
+
+// The one shape of every unary handler: who may call, how often, then the body.
+template <class F>
+::grpc::ServerUnaryReactor* run(::grpc::CallbackServerContext* ctx, const AccessPolicy& access,
+                                bool operator_call, const std::string& client, F&& body) {
+  auto* reactor = ctx->DefaultReactor();
+  ::grpc::Status st = operator_call ? operator_allowed(ctx) : ::grpc::Status::OK;
+  if (st.ok() && access.limiter && !access.limiter->allow(client))
+    st = {::grpc::StatusCode::RESOURCE_EXHAUSTED,
+          "rate limit: more than " + std::to_string(access.limiter->rate()) + " calls per second from " +
+              client + "; fix: call less often (policy changes arrive on WatchPolicy)"};
+  if (st.ok()) st = to_status(body());
+  reactor->Finish(st);
+  return reactor;
+}
+
+#define QOCNET_CONTROL(Name)                                                                      \
+  ::grpc::ServerUnaryReactor* ControlServiceImpl::Name(::grpc::CallbackServerContext* ctx,        \
+                                                       const v1::Name##Request* req,              \
+                                                       v1::Name##Response* resp)
+#define QOCNET_BODY(...) return run(ctx, access_, true, ctx->peer(), [&]() -> Status __VA_ARGS__)
+
+Error empty_field(const std::string& field, const std::string& fix) {
+  return bad_field(field, "is empty", fix);
+}
+
+}  // namespace
+
+QOCNET_CONTROL(AttachPort) {
+  (void)resp;
+  QOCNET_BODY({
+    if (req->port().empty()) return empty_field("port", "name the interface to attach to");
+    return ctl_.with_edge([&](Edge& e) { return e.attach_port(req->port()); });
+  });
+}
+
+QOCNET_CONTROL(DetachPort) {
+  (void)resp;
+  QOCNET_BODY({
+    if (req->port().empty()) return empty_field("port", "name the interface to detach from");
+    return ctl_.with_edge([&](Edge& e) { return e.detach_port(req->port()); });
+  });
+}
+
+QOCNET_CONTROL(SetPortPair) {
+  (void)resp;
+  QOCNET_BODY({
+    QOCNET_ASSIGN(pair, from_proto(req->pair(), "pair"));
+    return ctl_.with_edge([&](Edge& e) { return e.set_port_pair(pair.ingress, pair.egress); });
+  });
+}
+
+QOCNET_CONTROL(RemovePortPair) {
+  (void)resp;
+  QOCNET_BODY({
+    if (req->ingress().empty()) return empty_field("ingress", "name the pair's ingress interface");
+    return ctl_.with_edge([&](Edge& e) { return e.remove_port_pair(req->ingress()); });
+  });
+}
+
+QOCNET_CONTROL(ListPortPairs) {
+  (void)req;
+  QOCNET_BODY({
+    return ctl_.with_edge([&](const Edge& e) -> Status {
+      QOCNET_ASSIGN(pairs, e.port_pairs());
+      for (const auto& p : pairs) to_proto(p, resp->add_pairs());
+      return {};
+    });
+  });
+}
+
+QOCNET_CONTROL(GetPortCounters) {
+  QOCNET_BODY({
+    return ctl_.with_edge([&](const Edge& e) -> Status {
+      std::vector<PortCounters> all;
+      if (req->ports().empty()) {
+        QOCNET_ASSIGN(v, e.all_port_counters());
+        all = std::move(v);
+      } else {
+        for (int i = 0; i < req->ports_size(); ++i) {
+          auto c = e.port_counters(req->ports(i));
+          if (!c) return std::move(c).error().context("ports[" + std::to_string(i) + "]");
+          all.push_back(*c);
+        }
+      }
+      for (const auto& c : all) to_proto(c, resp->add_counters());
+      return {};
+    });
+  });
+}
+
+QOCNET_CONTROL(AddProcess) {
+  (void)resp;
+  QOCNET_BODY({
+    QOCNET_ASSIGN(spec, from_proto(req->process(), "process"));
+    return ctl_.with_edge([&](Edge& e) { return e.add_process(spec); });
+  });
+}
+
+QOCNET_CONTROL(RemoveProcess) {
+  (void)resp;
+  QOCNET_BODY({
+    if (req->name().empty()) return empty_field("name", "name the process to remove");
+    return ctl_.remove_process(req->name());
+  });
+}
+
+QOCNET_CONTROL(ListProcesses) {
+  (void)req;
+  QOCNET_BODY({
+    return ctl_.with_edge([&](const Edge& e) -> Status {
+      for (const auto& p : e.processes()) to_proto(p, resp->add_processes());
+      return {};
+    });
+  });
+}
+
+QOCNET_CONTROL(SetCloneTargets) {
+  (void)resp;
+  QOCNET_BODY({
+    QOCNET_ASSIGN(stream, from_proto(req->stream(), "stream"));
+    std::vector<std::string> names(req->processes().begin(), req->processes().end());
+    for (std::size_t i = 0; i < names.size(); ++i)
+      if (names[i].empty()) return empty_field("processes[" + std::to_string(i) + "]", "name a process");
+    return ctl_.set_clone_targets(stream, names);
+  });
+}
+
+QOCNET_CONTROL(SetPolicy) {
+  (void)resp;
+  QOCNET_BODY({
+    if (req->process().empty()) return empty_field("process", "name the process");
+    QOCNET_ASSIGN(stream, from_proto(req->stream(), "stream"));
+    QOCNET_ASSIGN(policy, from_proto(req->policy(), "policy"));
+    return ctl_.set_policy(req->process(), stream, policy);
+  });
+}
+
+QOCNET_CONTROL(GetTargetStats) {
+  QOCNET_BODY({
+    QOCNET_ASSIGN(stream, from_proto(req->stream(), "stream"));
+    return ctl_.with_edge([&](const Edge& e) -> Status {
+      QOCNET_ASSIGN(stats, e.target_stats(stream));
+      for (const auto& t : stats) to_proto(t, resp->add_targets());
+      return {};
+    });
+  });
+}
+
+QOCNET_CONTROL(SetRequirement) {
+  QOCNET_BODY({
+    if (req->process().empty()) return empty_field("process", "name the process");
+    QOCNET_ASSIGN(stream, from_proto(req->stream(), "stream"));
+    QOCNET_ASSIGN(sp, ctl_.set_requirement(req->process(), stream, req->required(), "operator"));
+    *resp->mutable_policy() = std::move(sp);
+    return {};
+  });
+}
+
+QOCNET_CONTROL(GetEffectivePolicy) {
+  QOCNET_BODY({
+    QOCNET_ASSIGN(stream, from_proto(req->stream(), "stream"));
+    QOCNET_ASSIGN(stats, ctl_.stats());
+    // The effective policy over what the processes want (not the edge's share).
+    for (const auto& s : stats.streams()) {
+      auto id = from_proto(s.stream().stream(), "stream");
+      if (id && to_string(*id) == to_string(stream) && s.targets_size() > 0) {
+        *resp->mutable_policy() = s.effective();
+        return {};
+      }
+    }
+    return ctl_.with_edge([&](const Edge& e) -> Status {
+      QOCNET_ASSIGN(p, e.effective_policy(stream));  // names why there is none
+      to_proto(p, resp->mutable_policy());
+      return {};
+    });
+  });
+}
+
+QOCNET_CONTROL(GetStreamBandwidth) {
+  QOCNET_BODY({
+    QOCNET_ASSIGN(stream, from_proto(req->stream(), "stream"));
+    QOCNET_ASSIGN(stats, ctl_.stats());
+    for (const auto& s : stats.streams()) {
+      auto id = from_proto(s.stream().stream(), "stream");
+      if (id && to_string(*id) == to_string(stream) && s.targets_size() > 0) {
+        *resp->mutable_bandwidth() = s.bandwidth();
+        resp->set_processes(static_cast<std::uint32_t>(s.targets_size()));
+        return {};
+      }
+    }
+    return ctl_.with_edge([&](const Edge& e) -> Status {
+      QOCNET_ASSIGN(b, e.stream_bandwidth(stream));  // names why there is none
+      to_proto(b, resp->mutable_bandwidth());
+      return {};
+    });
+  });
+}
+
+QOCNET_CONTROL(GetQocTable) {
+  (void)req;
+  QOCNET_BODY({
+    QOCNET_TRY(ctl_.ready());
+    to_proto(ctl_.qoc_table(), resp->mutable_table());
+    return {};
+  });
+}
+
+QOCNET_CONTROL(SetQocTable) {
+  (void)resp;
+  QOCNET_BODY({
+    const bool has_table = req->has_table();
+    const bool has_yaml = !req->yaml().empty();
+    if (has_table == has_yaml)
+      return bad_field("table/yaml", has_table ? "are both set" : "are both empty",
+                       "send either the table or its YAML text");
+    if (has_yaml) {
+      QOCNET_ASSIGN(t, QocTable::parse_yaml(req->yaml(), "yaml"));
+      return ctl_.set_qoc_table(std::move(t));
+    }
+    QOCNET_ASSIGN(t, from_proto(req->table(), "table"));
+    return ctl_.set_qoc_table(std::move(t));
+  });
+}
+
+QOCNET_CONTROL(ListStreams) {
+  (void)req;
+  QOCNET_BODY({
+    return ctl_.with_edge([&](const Edge& e) -> Status {
+      QOCNET_ASSIGN(streams, e.streams());
+      for (const auto& s : streams) to_proto(s, resp->add_streams());
+      return {};
+    });
+  });
+}
+
+QOCNET_CONTROL(GetDpiCounters) {
+  (void)req;
+  QOCNET_BODY({
+    return ctl_.with_edge([&](const Edge& e) -> Status {
+      QOCNET_ASSIGN(c, e.dpi_counters());
+      to_proto(c, resp->mutable_counters());
+      return {};
+    });
+  });
+}
+
+QOCNET_CONTROL(ResetStreams) {
+  (void)req;
+  (void)resp;
+  QOCNET_BODY({ return ctl_.with_edge([&](Edge& e) { return e.reset_streams(); }); });
+}
+
+QOCNET_CONTROL(AddSensor) {
+  (void)resp;
+  QOCNET_BODY({
+    const auto& s = req->sensor();
+    if (s.name().empty()) return empty_field("sensor.name", "name the sensor");
+    if (s.address().empty())
+      return empty_field("sensor.address", "give its SensorService address, e.g. unix:/run/qocnet/sensor.sock");
+    if (s.streams().empty()) return empty_field("sensor.streams", "list the streams the sensor sends");
+    SensorConfig cfg{s.name(), s.address(), {}};
+    for (int i = 0; i < s.streams_size(); ++i) {
+      QOCNET_ASSIGN(id, from_proto(s.streams(i), "sensor.streams[" + std::to_string(i) + "]"));
+      cfg.streams.push_back(id);
+    }
+    return ctl_.add_sensor(cfg);
+  });
+}
+
+QOCNET_CONTROL(RemoveSensor) {
+  (void)resp;
+  QOCNET_BODY({
+    if (req->name().empty()) return empty_field("name", "name the sensor");
+    return ctl_.remove_sensor(req->name());
+  });
+}
+
+QOCNET_CONTROL(ListSensors) {
+  (void)req;
+  QOCNET_BODY({
+    QOCNET_TRY(ctl_.ready());
+    for (auto& s : ctl_.sensors()) *resp->add_sensors() = std::move(s);
+    return {};
+  });
+}
+
+QOCNET_CONTROL(GetStatus) {
+  (void)req;
+  QOCNET_BODY({
+    QOCNET_ASSIGN(s, ctl_.status());
+    *resp = std::move(s);
+    return {};
+  });
+}
+
+namespace {
+
+// WatchStats: a thread per watcher builds a StatsUpdate every interval.
+class StatsWatch : public QueueWriter<v1::StatsUpdate> {
+ public:
+  StatsWatch(Controller& ctl, std::chrono::milliseconds interval, std::uint32_t count)
+      : ctl_(ctl), interval_(interval), count_(count) {
+    on_done([this] {
+      close(::grpc::Status::CANCELLED);
+      if (thread_.joinable()) thread_.join();
+    });
+    thread_ = std::thread([this] { loop(); });
+  }
+
+ private:
+  void loop() {
+    for (std::uint64_t seq = 1;; ++seq) {
+      auto u = ctl_.stats();
+      if (!u) {
+        close(to_status(u.error()));
+        return;
+      }
+      u->set_sequence(seq);
+      if (!push(std::move(u).value())) return;
+      if (count_ != 0 && seq >= count_) {
+        close(::grpc::Status::OK);
+        return;
+      }
+      if (wait_closed_for(interval_)) return;
+    }
+  }
+  Controller& ctl_;
+  std::chrono::milliseconds interval_;
+  std::uint32_t count_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+::grpc::ServerWriteReactor<v1::StatsUpdate>* ControlServiceImpl::WatchStats(::grpc::CallbackServerContext* ctx,
+                                                                           const v1::WatchStatsRequest* req) {
+  auto fail = [](::grpc::Status st) {
+    auto* w = new QueueWriter<v1::StatsUpdate>();
+    w->close(std::move(st));
+    return w;
+  };
+  if (auto st = operator_allowed(ctx); !st.ok()) return fail(st);
+  if (access_.limiter && !access_.limiter->allow(ctx->peer()))
+    return fail({::grpc::StatusCode::RESOURCE_EXHAUSTED, "rate limit: too many calls from " + ctx->peer()});
+  const std::uint32_t ms = req->interval_ms() == 0 ? 1000 : req->interval_ms();
+  if (ms < 100 || ms > 60000)
+    return fail(to_status(bad_field("interval_ms", "is " + std::to_string(ms) + ", not in 100..60000",
+                                    "ask for an interval between 100 ms and 60 s (0: 1 s)")));
+  if (auto st = ctl_.ready(); !st) return fail(to_status(st));
+  return new StatsWatch(ctl_, std::chrono::milliseconds(ms), req->count());
+}
+
+// QocService ------------------------------------------------------------------
+
+namespace {
+
+// A process's own calls: the rate limit counts per process name.
+template <class F>
+::grpc::ServerUnaryReactor* run_process(::grpc::CallbackServerContext* ctx, const AccessPolicy& access,
+                                        const Controller& ctl, const std::string& name,
+                                        const std::string& token, F&& body) {
+  return run(ctx, access, false, name.empty() ? ctx->peer() : "process " + name, [&]() -> Status {
+    if (name.empty()) return empty_field("name", "give the process's registered name");
+    if (token.empty()) return empty_field("token", "send the token RegisterProcess returned");
+    QOCNET_TRY(ctl.check_token(name, token));
+    return body();
+  });
+}
+
+Result<std::optional<StreamId>> optional_stream(const v1::StreamId& s, bool present) {
+  if (!present) return std::optional<StreamId>{};
+  QOCNET_ASSIGN(id, from_proto(s, "stream"));
+  return std::optional<StreamId>{id};
+}
+
+}  // namespace
+
+::grpc::ServerUnaryReactor* QocServiceImpl::RegisterProcess(::grpc::CallbackServerContext* ctx,
+                                                           const v1::RegisterProcessRequest* req,
+                                                           v1::RegisterProcessResponse* resp) {
+  return run(ctx, access_, false, ctx->peer(), [&]() -> Status {
+    QOCNET_ASSIGN(spec, from_proto(req->process(), "process"));
+    std::vector<StreamId> streams;
+    if (req->streams().empty()) return empty_field("streams", "list the streams the process consumes");
+    for (int i = 0; i < req->streams_size(); ++i) {
+      QOCNET_ASSIGN(id, from_proto(req->streams(i), "streams[" + std::to_string(i) + "]"));
+      streams.push_back(id);
+    }
+    QOCNET_ASSIGN(r, ctl_.register_process(spec, streams, req->required()));
+    *resp = std::move(r);
+    return {};
+  });
+}
+
+::grpc::ServerUnaryReactor* QocServiceImpl::UnregisterProcess(::grpc::CallbackServerContext* ctx,
+                                                             const v1::UnregisterProcessRequest* req,
+                                                             v1::UnregisterProcessResponse* resp) {
+  (void)resp;
+  return run_process(ctx, access_, ctl_, req->name(), req->token(),
+                     [&]() -> Status { return ctl_.unregister_process(req->name()); });
+}
+
+::grpc::ServerUnaryReactor* QocServiceImpl::ReportRequirement(::grpc::CallbackServerContext* ctx,
+                                                             const v1::ReportRequirementRequest* req,
+                                                             v1::ReportRequirementResponse* resp) {
+  return run_process(ctx, access_, ctl_, req->name(), req->token(), [&]() -> Status {
+    QOCNET_ASSIGN(stream, optional_stream(req->stream(), req->has_stream()));
+    QOCNET_ASSIGN(policies, ctl_.report_requirement(req->name(), stream, req->required()));
+    for (auto& p : policies) *resp->add_policies() = std::move(p);
+    return {};
+  });
+}
+
+::grpc::ServerUnaryReactor* QocServiceImpl::ReportMeasuredQoc(::grpc::CallbackServerContext* ctx,
+                                                             const v1::ReportMeasuredQocRequest* req,
+                                                             v1::ReportMeasuredQocResponse* resp) {
+  return run_process(ctx, access_, ctl_, req->name(), req->token(), [&]() -> Status {
+    QOCNET_ASSIGN(stream, optional_stream(req->stream(), req->has_stream()));
+    QOCNET_ASSIGN(r, ctl_.report_measured(req->name(), stream, req->measured()));
+    *resp = std::move(r);
+    return {};
+  });
+}
+
+::grpc::ServerWriteReactor<v1::PolicyUpdate>* QocServiceImpl::WatchPolicy(::grpc::CallbackServerContext* ctx,
+                                                                         const v1::WatchPolicyRequest* req) {
+  (void)ctx;
+  auto* w = new Watch();
+  w->process = req->name();
+  Status st;
+  if (access_.limiter && !access_.limiter->allow("process " + req->name()))
+    st = make_error(Errc::resource_exhausted, "rate limit: too many calls from process " + req->name(),
+                    "call less often");
+  else if (req->name().empty())
+    st = empty_field("name", "give the process's registered name");
+  else if (req->token().empty())
+    st = empty_field("token", "send the token RegisterProcess returned");
+  else
+    st = ctl_.check_token(req->name(), req->token());
+  if (st.ok()) {
+    Controller* ctl = &ctl_;
+    w->on_done([ctl, w] { ctl->remove_watch(w); });
+    st = ctl_.add_watch(req->name(), w);
+  }
+  if (!st.ok()) w->close(to_status(st));
+  return w;
+}
+
+}  // namespace qocnet::grpc_api

@@ -1,0 +1,558 @@
+// qocnetd through its gRPC services: the status codes of the contract, that a
+// rejected call leaves no state behind, authorization (tokens, mTLS), the rate
+// limit, and restart without loss (kill -9 mid-stream, re-adoption of the
+// pinned datapath, a changed program swapped in while traffic flows).
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "../support/daemon.hpp"
+#include "qocnet/testbed.hpp"
+
+using namespace qocnet;
+using namespace qocnet::test;
+using std::chrono::milliseconds;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Everything a caller can see of the edge's configuration, as one string.
+std::string snapshot(const Daemon& d) {
+  auto c = d.control();
+  std::string out;
+  v1::ListProcessesResponse procs;
+  REQUIRE_GRPC_OK(c->ListProcesses(ctx().get(), {}, &procs));
+  out += procs.SerializeAsString();
+  v1::ListPortPairsResponse pairs;
+  REQUIRE_GRPC_OK(c->ListPortPairs(ctx().get(), {}, &pairs));
+  out += pairs.SerializeAsString();
+  v1::GetStatusResponse status;
+  REQUIRE_GRPC_OK(c->GetStatus(ctx().get(), {}, &status));
+  for (const auto& p : status.ports()) out += p;
+  v1::GetTargetStatsRequest tr;
+  *tr.mutable_stream() = stream_msg();
+  v1::GetTargetStatsResponse ts;
+  auto st = c->GetTargetStats(ctx().get(), tr, &ts);
+  if (st.ok())
+    for (const auto& t : ts.targets()) out += t.process() + "=" + t.policy().SerializeAsString();
+  else
+    out += "targets:" + std::to_string(st.error_code());
+  v1::ListSensorsResponse sensors;
+  REQUIRE_GRPC_OK(c->ListSensors(ctx().get(), {}, &sensors));
+  out += sensors.SerializeAsString();
+  return out;
+}
+
+void sysctl_quiet(const testbed::Topology& t) {
+  std::vector<const testbed::Namespace*> all{&t.sensor, &t.edge};
+  for (const auto& p : t.procs) all.push_back(&p);
+  for (const auto* ns : all)
+    REQUIRE_OK(testbed::run({"ip", "netns", "exec", ns->name(), "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                             "net.ipv6.conf.default.disable_ipv6=1"}));
+}
+
+std::string unique_pin_dir() { return "/sys/fs/bpf/" + testbed::unique_name("pin"); }
+
+struct PinDir {
+  std::string path = unique_pin_dir();
+  ~PinDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("daemon: calls before the datapath is up get UNAVAILABLE; health turns SERVING", "[daemon]") {
+  auto t = testbed::Topology::create(1);
+  REQUIRE_OK(t);
+  Daemon d((*t)->edge, {"--no-pin"});
+  REQUIRE(d.wait_listening());
+  // The daemon listens at once and compiles in the background (about a second).
+  v1::GetStatusResponse status;
+  auto early = d.control()->GetStatus(ctx().get(), {}, &status);
+  INFO(d.log());
+  if (!early.ok()) {
+    CHECK(early.error_code() == ::grpc::StatusCode::UNAVAILABLE);
+    CHECK_THAT(early.error_message(), Catch::Contains("still compiling"));
+    CHECK(d.health() == 2);  // NOT_SERVING
+  } else {
+    WARN("the datapath compiled before the first call: UNAVAILABLE not observed this run");
+  }
+  REQUIRE(d.wait_serving());
+  REQUIRE_GRPC_OK(d.control()->GetStatus(ctx().get(), {}, &status));
+  CHECK(status.programs_size() == 3);
+  CHECK_FALSE(status.adopted());
+  CHECK(status.compile_seconds() > 0);
+  CHECK(d.stop(SIGTERM) == 0);
+  CHECK_THAT(d.log(), Catch::Contains("event=shutdown"));
+}
+
+TEST_CASE("daemon: every rejected call names its problem and changes nothing", "[daemon]") {
+  auto t = testbed::Topology::create(2, true);
+  REQUIRE_OK(t);
+  Daemon d((*t)->edge, {"--no-pin", "--port", "e0"});
+  REQUIRE(d.wait_serving());
+  auto c = d.control();
+  v1::AddProcessRequest add;
+  *add.mutable_process() = process_msg(0);
+  v1::AddProcessResponse added;
+  REQUIRE_GRPC_OK(c->AddProcess(ctx().get(), add, &added));
+  v1::SetCloneTargetsRequest targets;
+  *targets.mutable_stream() = stream_msg();
+  targets.add_processes("proc0");
+  v1::SetCloneTargetsResponse targets_resp;
+  REQUIRE_GRPC_OK(c->SetCloneTargets(ctx().get(), targets, &targets_resp));
+  const std::string before = snapshot(d);
+
+  SECTION("INVALID_ARGUMENT names the field") {
+    v1::SetPolicyRequest r;
+    r.set_process("proc0");
+    *r.mutable_stream() = stream_msg();
+    r.mutable_policy()->set_kind(v1::POLICY_KIND_UNIFORM);
+    r.mutable_policy()->set_drop(1.5);
+    v1::SetPolicyResponse resp;
+    REQUIRE_GRPC_CODE(c->SetPolicy(ctx().get(), r, &resp), INVALID_ARGUMENT, "policy.drop");
+    r.mutable_policy()->set_kind(v1::POLICY_KIND_UNSPECIFIED);
+    REQUIRE_GRPC_CODE(c->SetPolicy(ctx().get(), r, &resp), INVALID_ARGUMENT, "policy.kind");
+    r.mutable_policy()->set_kind(v1::POLICY_KIND_UNIFORM);
+    r.mutable_policy()->set_drop(0.1);
+    r.mutable_stream()->set_source_port(0);
+    REQUIRE_GRPC_CODE(c->SetPolicy(ctx().get(), r, &resp), INVALID_ARGUMENT, "stream.source_port");
+    v1::AddProcessRequest bad = add;
+    bad.mutable_process()->set_name("p1");
+    bad.mutable_process()->set_mac("zz");
+    v1::AddProcessResponse ar;
+    REQUIRE_GRPC_CODE(c->AddProcess(ctx().get(), bad, &ar), INVALID_ARGUMENT, "MAC");
+    v1::SetQocTableRequest tab;
+    tab.set_yaml("metric: x\nlossless: 1\npolicies:\n  uniform: {loss: [0.1, 0.05], qoc: [0.9, 0.8]}\n");
+    v1::SetQocTableResponse tr;
+    REQUIRE_GRPC_CODE(c->SetQocTable(ctx().get(), tab, &tr), INVALID_ARGUMENT, "");
+  }
+  SECTION("NOT_FOUND") {
+    v1::AttachPortRequest r;
+    r.set_port("qocnetnope9");
+    v1::AttachPortResponse resp;
+    REQUIRE_GRPC_CODE(c->AttachPort(ctx().get(), r, &resp), NOT_FOUND, "qocnetnope9");
+    v1::RemoveProcessRequest rp;
+    rp.set_name("ghost");
+    v1::RemoveProcessResponse rpr;
+    REQUIRE_GRPC_CODE(c->RemoveProcess(ctx().get(), rp, &rpr), NOT_FOUND, "ghost");
+    v1::RemoveSensorRequest rs;
+    rs.set_name("ghost");
+    v1::RemoveSensorResponse rsr;
+    REQUIRE_GRPC_CODE(c->RemoveSensor(ctx().get(), rs, &rsr), NOT_FOUND, "ghost");
+  }
+  SECTION("ALREADY_EXISTS") {
+    v1::AddProcessResponse ar;
+    REQUIRE_GRPC_CODE(c->AddProcess(ctx().get(), add, &ar), ALREADY_EXISTS, "proc0");
+    v1::AttachPortRequest r;
+    r.set_port("e0");
+    v1::AttachPortResponse resp;
+    REQUIRE_GRPC_CODE(c->AttachPort(ctx().get(), r, &resp), ALREADY_EXISTS, "e0");
+  }
+  SECTION("FAILED_PRECONDITION") {
+    v1::SetPortPairRequest r;
+    r.mutable_pair()->set_ingress("e2");
+    r.mutable_pair()->set_egress("e1");
+    v1::SetPortPairResponse resp;
+    REQUIRE_GRPC_CODE(c->SetPortPair(ctx().get(), r, &resp), FAILED_PRECONDITION, "not attached");
+    v1::SetRequirementRequest q;
+    q.set_process("proc0");
+    *q.mutable_stream() = stream_msg();
+    q.mutable_stream()->set_destination_port(5999);
+    q.set_required(0.9);
+    v1::SetRequirementResponse qr;
+    REQUIRE_GRPC_CODE(c->SetRequirement(ctx().get(), q, &qr), FAILED_PRECONDITION, "not a clone target");
+  }
+  SECTION("PERMISSION_DENIED for a token that is not the process's") {
+    auto q = d.qoc();
+    v1::RegisterProcessRequest reg;
+    *reg.mutable_process() = process_msg(1);
+    *reg.add_streams() = stream_msg();
+    reg.set_required(0.9);
+    v1::RegisterProcessResponse regr;
+    REQUIRE_GRPC_OK(q->RegisterProcess(ctx().get(), reg, &regr));
+    const std::string registered = snapshot(d);
+    v1::ReportRequirementRequest rr;
+    rr.set_name("proc1");
+    rr.set_token(regr.token() + "x");
+    rr.set_required(0.5);
+    v1::ReportRequirementResponse rresp;
+    REQUIRE_GRPC_CODE(q->ReportRequirement(ctx().get(), rr, &rresp), PERMISSION_DENIED, "token");
+    // proc0 was added by an operator: it has no token, so no report is taken.
+    rr.set_name("proc0");
+    rr.set_token(regr.token());
+    REQUIRE_GRPC_CODE(q->ReportRequirement(ctx().get(), rr, &rresp), PERMISSION_DENIED, "token");
+    CHECK(snapshot(d) == registered);
+    v1::UnregisterProcessRequest un;
+    un.set_name("proc1");
+    un.set_token(regr.token());
+    v1::UnregisterProcessResponse unr;
+    REQUIRE_GRPC_OK(q->UnregisterProcess(ctx().get(), un, &unr));
+  }
+  CHECK(snapshot(d) == before);
+}
+
+TEST_CASE("daemon: registration, requirements and the closed loop; policy streams follow", "[daemon]") {
+  auto t = testbed::Topology::create(3, true);
+  REQUIRE_OK(t);
+  Daemon d((*t)->edge, {"--no-pin", "--port", "e0"});
+  REQUIRE(d.wait_serving());
+  auto q = d.qoc();
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 3; ++i) {
+    v1::RegisterProcessRequest reg;
+    *reg.mutable_process() = process_msg(i);
+    *reg.add_streams() = stream_msg();
+    reg.set_required(i == 0 ? 0.99 : i == 1 ? 0.9 : 0.0);
+    v1::RegisterProcessResponse r;
+    REQUIRE_GRPC_OK(q->RegisterProcess(ctx().get(), reg, &r));
+    REQUIRE(r.policies_size() == 1);
+    tokens.push_back(r.token());
+    if (i == 2) CHECK(r.policies(0).policy().kind() == v1::POLICY_KIND_KEEP);
+    else CHECK(r.policies(0).policy().kind() == v1::POLICY_KIND_DIFFERENTIAL);
+  }
+  // Paper Table 1: 0.99 allows differential at 0.5 % loss; 0.9 more.
+  v1::GetTargetStatsRequest tr;
+  *tr.mutable_stream() = stream_msg();
+  v1::GetTargetStatsResponse ts;
+  REQUIRE_GRPC_OK(d.control()->GetTargetStats(ctx().get(), tr, &ts));
+  REQUIRE(ts.targets_size() == 3);
+  CHECK(ts.targets(0).policy().drop() == Approx(0.005).margin(1e-6));
+  CHECK(ts.targets(1).policy().drop() > 0.005);
+
+  // proc1 follows its policy stream.
+  ::grpc::ClientContext watch_ctx;
+  v1::WatchPolicyRequest wr;
+  wr.set_name("proc1");
+  wr.set_token(tokens[1]);
+  auto reader = q->WatchPolicy(&watch_ctx, wr);
+  v1::PolicyUpdate u;
+  REQUIRE(reader->Read(&u));
+  CHECK(u.reason() == "current");
+  const double first_drop = u.policy().policy().drop();
+
+  // Measured below its requirement: tightened (less loss); well above: loosened.
+  v1::ReportMeasuredQocRequest m;
+  m.set_name("proc1");
+  m.set_token(tokens[1]);
+  m.set_measured(0.7);
+  v1::ReportMeasuredQocResponse mr;
+  REQUIRE_GRPC_OK(q->ReportMeasuredQoc(ctx().get(), m, &mr));
+  CHECK(mr.action() == v1::LOOP_ACTION_TIGHTENED);
+  CHECK(mr.policy().target() > 0.9);
+  CHECK(mr.policy().policy().drop() < first_drop);
+  REQUIRE(reader->Read(&u));
+  CHECK(u.reason() == "measured");
+  CHECK(u.policy().policy().drop() == Approx(mr.policy().policy().drop()));
+  m.set_measured(1.0);
+  for (int i = 0; i < 3; ++i) REQUIRE_GRPC_OK(q->ReportMeasuredQoc(ctx().get(), m, &mr));
+  CHECK(mr.action() == v1::LOOP_ACTION_LOOSENED);
+  CHECK(mr.policy().target() < 0.9);
+  m.set_measured(1.5);
+  REQUIRE_GRPC_CODE(q->ReportMeasuredQoc(ctx().get(), m, &mr), INVALID_ARGUMENT, "measured");
+
+  // The strictest process leaves: the effective policy loosens to the next one.
+  v1::GetEffectivePolicyRequest er;
+  *er.mutable_stream() = stream_msg();
+  v1::GetEffectivePolicyResponse e1, e2;
+  v1::SetRequirementRequest sr;  // proc2 (keep) asks for 0.9 too, then all are lossy
+  sr.set_process("proc2");
+  *sr.mutable_stream() = stream_msg();
+  sr.set_required(0.9);
+  v1::SetRequirementResponse srr;
+  REQUIRE_GRPC_OK(d.control()->SetRequirement(ctx().get(), sr, &srr));
+  REQUIRE_GRPC_OK(d.control()->GetEffectivePolicy(ctx().get(), er, &e1));
+  CHECK(e1.policy().drop() == Approx(0.005).margin(1e-6));
+  v1::UnregisterProcessRequest un;
+  un.set_name("proc0");
+  un.set_token(tokens[0]);
+  v1::UnregisterProcessResponse unr;
+  REQUIRE_GRPC_OK(q->UnregisterProcess(ctx().get(), un, &unr));
+  REQUIRE_GRPC_OK(d.control()->GetEffectivePolicy(ctx().get(), er, &e2));
+  CHECK(e2.policy().drop() > e1.policy().drop());
+  watch_ctx.TryCancel();
+  while (reader->Read(&u)) {
+  }
+}
+
+TEST_CASE("daemon: a client over its rate limit gets RESOURCE_EXHAUSTED", "[daemon]") {
+  auto t = testbed::Topology::create(1);
+  REQUIRE_OK(t);
+  const std::string cfg = "/tmp/" + testbed::unique_name("cfg") + ".yaml";
+  std::ofstream(cfg) << "rate_limit: {per_second: 2, burst: 5}\n";
+  Daemon d((*t)->edge, {"--no-pin", "--config", cfg});
+  REQUIRE(d.wait_serving());
+  auto c = d.control();
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 12; ++i) {
+    v1::ListProcessesResponse r;
+    auto st = c->ListProcesses(ctx().get(), {}, &r);
+    if (st.ok()) ++ok;
+    else if (st.error_code() == ::grpc::StatusCode::RESOURCE_EXHAUSTED) ++limited;
+  }
+  fs::remove(cfg);
+  CHECK(ok >= 5);
+  CHECK(ok <= 7);  // the burst, plus what refilled meanwhile
+  CHECK(limited == 12 - ok);
+}
+
+TEST_CASE("daemon: operator calls over TCP need a client certificate", "[daemon]") {
+  auto t = testbed::Topology::create(1);
+  REQUIRE_OK(t);
+  const std::string dir = "/tmp/" + testbed::unique_name("tls");
+  fs::create_directories(dir);
+  auto sh = [&](const std::string& cmd) { REQUIRE_OK(testbed::run({"sh", "-c", "cd " + dir + " && " + cmd})); };
+  sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=qocnet-test-ca -keyout ca.key -out ca.pem 2>/dev/null");
+  sh("openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null");
+  sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in server.csr -CA ca.pem "
+     "-CAkey ca.key -CAcreateserial -days 1 -extfile san.ext -out server.pem 2>/dev/null");
+  sh("openssl req -newkey rsa:2048 -nodes -subj /CN=operator -keyout client.key -out client.csr 2>/dev/null");
+  sh("openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out client.pem 2>/dev/null");
+  // The daemon listens inside its namespace: the client runs there too.
+  auto call = [&](int port, bool with_cert, const std::string& what) {
+    std::vector<std::string> argv{"nsenter", "--net=" + (*t)->edge.path(), "/usr/bin/python3",
+                                  QOCNET_SOURCE_DIR "/test/daemon/tls_client.py", "--stubs", QOCNET_PYTHON_STUBS,
+                                  "--address", "localhost:" + std::to_string(port), "--ca", dir + "/ca.pem",
+                                  "--call", what};
+    if (with_cert) argv.insert(argv.end(), {"--cert", dir + "/client.pem", "--key", dir + "/client.key"});
+    auto r = testbed::run(argv);
+    INFO(describe(r));
+    REQUIRE(r.ok());
+    return *r;
+  };
+  const int port = 20000 + (::getpid() % 20000);
+  {
+    // Server TLS only (loopback): processes may call, operators may not.
+    Daemon d((*t)->edge, {"--no-pin", "--tcp", "127.0.0.1:" + std::to_string(port), "--tls-cert",
+                          dir + "/server.pem", "--tls-key", dir + "/server.key"});
+    REQUIRE(d.wait_serving());
+    const auto op = call(port, false, "list-processes");
+    CHECK_THAT(op, Catch::StartsWith("PERMISSION_DENIED") && Catch::Contains("client certificate"));
+    CHECK_THAT(call(port, false, "unregister"), Catch::StartsWith("NOT_FOUND") && Catch::Contains("nobody"));
+  }
+  {
+    // Mutual TLS: a client certificate signed by the CA is an operator.
+    Daemon d((*t)->edge, {"--no-pin", "--tcp", "127.0.0.1:" + std::to_string(port + 1), "--tls-cert",
+                          dir + "/server.pem", "--tls-key", dir + "/server.key", "--tls-ca", dir + "/ca.pem"});
+    REQUIRE(d.wait_serving());
+    CHECK(call(port + 1, true, "list-processes") == "OK\n");
+    CHECK_THAT(call(port + 1, false, "list-processes"), Catch::StartsWith("UNAVAILABLE"));  // no handshake
+  }
+  // A non-loopback address without a CA is refused at start.
+  auto refused = testbed::run({QOCNETD_PATH, "--no-pin", "--listen", "unix:" + dir + "/x.sock", "--tcp",
+                               "0.0.0.0:" + std::to_string(port + 2), "--tls-cert", dir + "/server.pem",
+                               "--tls-key", dir + "/server.key"});
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.error().to_string(), Catch::Contains("mutual TLS"));
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// A datagram the DPI takes for MPEG-TS (one null packet, PID 0x1fff) with a
+// sequence number in its payload: the datapath replicates TS streams only.
+std::vector<std::uint8_t> ts_datagram(std::uint64_t seq) {
+  std::vector<std::uint8_t> d(188, 0xff);
+  d[0] = 0x47;
+  d[1] = 0x1f;
+  d[2] = 0xff;
+  d[3] = 0x10;
+  std::memcpy(&d[4], &seq, sizeof seq);
+  return d;
+}
+
+// Reads datagrams until `quiet` passes with none; their sequence numbers.
+std::vector<std::uint64_t> drain_ts(int fd, milliseconds quiet) {
+  std::vector<std::uint64_t> out;
+  std::uint8_t buf[2048];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(quiet.count())) <= 0) return out;
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 12 || buf[0] != 0x47) continue;
+    std::uint64_t seq;
+    std::memcpy(&seq, &buf[4], sizeof seq);
+    out.push_back(seq);
+  }
+}
+
+// Sends numbered datagrams from the sensor to the service address until told
+// to stop; returns how many it sent.
+struct Sender {
+  Sender(const testbed::Topology& t, int per_ms) {
+    auto s = testbed::UdpSocket::open(t.sensor, testbed::Topology::sensor_ip, kSensorPort);
+    REQUIRE_OK(s);
+    sock = std::make_unique<testbed::UdpSocket>(std::move(*s));
+    thread = std::thread([this, per_ms] {
+      while (!stop) {
+        for (int i = 0; i < per_ms; ++i) {
+          const auto d = ts_datagram(sent++);
+          (void)sock->send_to(testbed::Topology::service_ip, kServicePort, d);
+        }
+        std::this_thread::sleep_for(milliseconds(1));
+      }
+    });
+  }
+  std::uint64_t finish() {
+    stop = true;
+    thread.join();
+    return sent;
+  }
+  std::unique_ptr<testbed::UdpSocket> sock;
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> sent{0};
+  std::thread thread;
+};
+
+// Drains a process's socket in its own thread (the socket buffer alone
+// would overflow at these rates) until told to stop.
+struct Receiver {
+  explicit Receiver(testbed::UdpSocket s) : sock(std::move(s)) {
+    thread = std::thread([this] {
+      for (;;) {
+        auto v = drain_ts(sock.fd(), milliseconds(50));
+        std::lock_guard lock(mu);
+        got.insert(got.end(), v.begin(), v.end());
+        if (stop && v.empty()) return;
+      }
+    });
+  }
+  ~Receiver() { finish(); }
+  // Stops after the socket was quiet for a while; returns what arrived since the last call.
+  std::vector<std::uint64_t> finish() {
+    stop = true;
+    if (thread.joinable()) thread.join();
+    std::lock_guard lock(mu);
+    return std::exchange(got, {});
+  }
+  testbed::UdpSocket sock;
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::uint64_t> got;
+  std::thread thread;
+};
+
+// Every sequence number below `sent` exactly once.
+void require_all_once(const std::vector<std::uint64_t>& got, std::uint64_t sent, const std::string& who) {
+  std::set<std::uint64_t> uniq(got.begin(), got.end());
+  INFO(who << ": sent " << sent << ", received " << got.size() << ", distinct " << uniq.size());
+  CHECK(uniq.size() == got.size());  // no duplicates
+  CHECK(got.size() == sent);         // none lost
+  if (!uniq.empty()) CHECK(*uniq.rbegin() == sent - 1);
+}
+
+}  // namespace
+
+TEST_CASE("daemon: kill -9 mid-stream loses nothing; restart re-adopts; a changed program swaps in without a gap",
+          "[daemon]") {
+  auto t = testbed::Topology::create(2, true);
+  REQUIRE_OK(t);
+  sysctl_quiet(**t);
+  PinDir pins;
+  std::vector<std::unique_ptr<Receiver>> rx;
+  for (int i = 0; i < 2; ++i) {
+    auto s = testbed::UdpSocket::open((*t)->procs[i], testbed::Topology::process_ip(i),
+                                      static_cast<std::uint16_t>(6000 + i), 32 << 20);
+    REQUIRE_OK(s);
+    rx.push_back(std::make_unique<Receiver>(std::move(*s)));
+  }
+  const std::vector<std::string> args{"--pin-dir", pins.path, "--keep-datapath", "--port", "e0"};
+  auto first = std::make_unique<Daemon>((*t)->edge, args, "d1");
+  REQUIRE(first->wait_serving());
+  {
+    auto c = first->control();
+    for (int i = 0; i < 2; ++i) {
+      v1::AddProcessRequest add;
+      *add.mutable_process() = process_msg(i);
+      v1::AddProcessResponse ar;
+      REQUIRE_GRPC_OK(c->AddProcess(ctx().get(), add, &ar));
+    }
+    v1::SetCloneTargetsRequest targets;
+    *targets.mutable_stream() = stream_msg();
+    targets.add_processes("proc0");
+    targets.add_processes("proc1");
+    v1::SetCloneTargetsResponse tr;
+    REQUIRE_GRPC_OK(c->SetCloneTargets(ctx().get(), targets, &tr));
+  }
+
+  // 0. The daemon's datapath replicates: every datagram to both processes.
+  auto sender = std::make_unique<Sender>(**t, 4);
+  std::this_thread::sleep_for(milliseconds(300));
+  std::uint64_t sent = sender->finish();
+  sender.reset();
+  for (int i = 0; i < 2; ++i) {
+    require_all_once(rx[i]->finish(), sent, "proc" + std::to_string(i) + " before the kill");
+    rx[i] = std::make_unique<Receiver>(std::move(rx[i]->sock));
+  }
+
+  // 1. kill -9 mid-stream: the pinned datapath keeps replicating.
+  sender = std::make_unique<Sender>(**t, 4);
+  std::this_thread::sleep_for(milliseconds(500));
+  CHECK(first->stop(SIGKILL) == 128 + SIGKILL);
+  std::this_thread::sleep_for(milliseconds(500));
+
+  // 2. A restarted daemon re-adopts the pins without compiling.
+  auto second = std::make_unique<Daemon>((*t)->edge, args, "d2");
+  REQUIRE(second->wait_serving());
+  std::this_thread::sleep_for(milliseconds(300));
+  {
+    INFO(second->log());
+    CHECK_THAT(second->log(), Catch::Contains("adopted=true"));
+    v1::GetStatusResponse status;
+    REQUIRE_GRPC_OK(second->control()->GetStatus(ctx().get(), {}, &status));
+    CHECK(status.adopted());
+    CHECK(status.compile_seconds() == 0);
+    v1::ListProcessesResponse procs;
+    REQUIRE_GRPC_OK(second->control()->ListProcesses(ctx().get(), {}, &procs));
+    CHECK(procs.processes_size() == 2);
+  }
+  CHECK(second->stop(SIGTERM) == 0);  // --keep-datapath: still forwarding
+
+  // 3. A changed program (another source hash) replaces the old one in place.
+  const std::string src = "/tmp/" + testbed::unique_name("src");
+  fs::copy(QOCNET_SOURCE_DIR "/bpf_src", src, fs::copy_options::recursive);
+  std::ofstream(src + "/edge_ingress.c", std::ios::app) << "\n/* changed by the restart test */\n";
+  auto changed_args = args;
+  changed_args.insert(changed_args.end(), {"--bpf-src", src});
+  auto third = std::make_unique<Daemon>((*t)->edge, changed_args, "d3");
+  REQUIRE(third->wait_serving());
+  std::this_thread::sleep_for(milliseconds(300));
+  sent = sender->finish();
+  sender.reset();
+  {
+    INFO(third->log());
+    v1::GetStatusResponse status;
+    REQUIRE_GRPC_OK(third->control()->GetStatus(ctx().get(), {}, &status));
+    CHECK(status.adopted());
+    CHECK(status.compile_seconds() > 0);
+  }
+  for (int i = 0; i < 2; ++i) {
+    require_all_once(rx[i]->finish(), sent, "proc" + std::to_string(i) + " across kill -9 and two restarts");
+    rx[i] = std::make_unique<Receiver>(std::move(rx[i]->sock));
+  }
+  CHECK(sent > 1000);
+
+  // 4. SIGTERM without --keep-datapath detaches: nothing reaches the processes.
+  CHECK(third->stop(SIGTERM) == 0);
+  auto fourth = std::make_unique<Daemon>((*t)->edge, std::vector<std::string>{"--pin-dir", pins.path}, "d4");
+  REQUIRE(fourth->wait_serving());
+  CHECK(fourth->stop(SIGTERM) == 0);
+  sender = std::make_unique<Sender>(**t, 1);
+  std::this_thread::sleep_for(milliseconds(200));
+  CHECK(sender->finish() > 0);
+  CHECK(rx[0]->finish().empty());
+  CHECK((!fs::exists(pins.path) || fs::is_empty(pins.path)));  // the pins went with it
+  fs::remove_all(src);
+}

@@ -1,0 +1,184 @@
+// Edge -> sensor feedback end to end: three processes register with qocnetd
+// over gRPC and report requirements; qocnetd pushes the stream's effective
+// policy (the strictest) to the sensor agent, whose egress program sends no
+// more than that on the uplink; when the strictest process leaves, the
+// sensor's rate drops. Bytes are measured on the sensor's uplink and at each
+// process's socket, over real H.264 video.
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "../support/corpus.hpp"
+#include "../support/daemon.hpp"
+
+using namespace qocnet;
+using namespace qocnet::test;
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+
+namespace {
+
+// Counts the payload bytes arriving at one process's socket.
+struct ByteCounter {
+  explicit ByteCounter(testbed::UdpSocket s) : sock(std::move(s)) {
+    thread = std::thread([this] {
+      std::uint8_t buf[2048];
+      while (!stop) {
+        pollfd p{sock.fd(), POLLIN, 0};
+        if (::poll(&p, 1, 50) <= 0) continue;
+        const auto n = ::recv(sock.fd(), buf, sizeof buf, 0);
+        if (n > 0) bytes += static_cast<std::uint64_t>(n);
+      }
+    });
+  }
+  ~ByteCounter() {
+    stop = true;
+    thread.join();
+  }
+  std::uint64_t take() { return bytes.exchange(0); }
+  testbed::UdpSocket sock;
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> bytes{0};
+  std::thread thread;
+};
+
+// The QoC table of this test: differential allows 10 / 30 / 50 % loss for
+// 0.95 / 0.8 / 0.5 (large steps, so the rates differ clearly).
+constexpr const char* kTable =
+    "metric: detection rate\n"
+    "lossless: 1.0\n"
+    "policies:\n"
+    "  uniform: {loss: [0.01, 0.05], qoc: [0.9, 0.3]}\n"
+    "  differential: {loss: [0.1, 0.3, 0.5], qoc: [0.95, 0.8, 0.5]}\n";
+
+}  // namespace
+
+TEST_CASE("daemon: the sensor sends the strictest process's need, and less once it leaves", "[daemon][feedback]") {
+  auto t = testbed::Topology::create(3, true);
+  REQUIRE_OK(t);
+  auto& topo = **t;
+  for (const auto* ns : {&topo.sensor, &topo.edge, &topo.procs[0], &topo.procs[1], &topo.procs[2]})
+    REQUIRE_OK(testbed::run({"ip", "netns", "exec", ns->name(), "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                             "net.ipv6.conf.default.disable_ipv6=1"}));
+  const auto& dgrams = [] {
+    static const auto d = cut_every_7(corpus_ts(50));
+    return std::cref(d);
+  }().get();
+
+  Daemon sensor(topo.sensor, {"--uplink", "s0"}, "sa", QOCNET_SENSOR_PATH);
+  Daemon edge(topo.edge, {"--no-pin", "--port", "e0"}, "ed");
+  REQUIRE(sensor.wait_serving());
+  REQUIRE(edge.wait_serving());
+  auto control = edge.control();
+  v1::SetQocTableRequest table;
+  table.set_yaml(kTable);
+  v1::SetQocTableResponse table_resp;
+  REQUIRE_GRPC_OK(control->SetQocTable(ctx().get(), table, &table_resp));
+
+  std::vector<std::unique_ptr<ByteCounter>> rx;
+  std::vector<std::string> tokens;
+  auto q = edge.qoc();
+  for (int i = 0; i < 3; ++i) {
+    auto s = testbed::UdpSocket::open(topo.procs[i], testbed::Topology::process_ip(i),
+                                      static_cast<std::uint16_t>(6000 + i), 32 << 20);
+    REQUIRE_OK(s);
+    rx.push_back(std::make_unique<ByteCounter>(std::move(*s)));
+    v1::RegisterProcessRequest reg;
+    *reg.mutable_process() = process_msg(i);
+    *reg.add_streams() = stream_msg();
+    v1::RegisterProcessResponse r;
+    REQUIRE_GRPC_OK(q->RegisterProcess(ctx().get(), reg, &r));
+    tokens.push_back(r.token());
+  }
+  v1::AddSensorRequest add;
+  add.mutable_sensor()->set_name("camera");
+  add.mutable_sensor()->set_address(sensor.address());
+  *add.mutable_sensor()->add_streams() = stream_msg();
+  v1::AddSensorResponse add_resp;
+  REQUIRE_GRPC_OK(control->AddSensor(ctx().get(), add, &add_resp));
+
+  auto snd = testbed::UdpSocket::open(topo.sensor, testbed::Topology::sensor_ip, kSensorPort);
+  REQUIRE_OK(snd);
+  // Replays the corpus paced at about 50 Mbit/s; returns the uplink's bytes.
+  auto replay = [&] {
+    auto before = topo.sensor.link_stat("s0", "tx_bytes");
+    REQUIRE_OK(before);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < dgrams.size(); ++i) {
+      std::this_thread::sleep_until(t0 + microseconds(200 * i));
+      REQUIRE_OK(snd->send_to(testbed::Topology::service_ip, kServicePort, dgrams[i]));
+    }
+    std::this_thread::sleep_for(milliseconds(300));
+    auto after = topo.sensor.link_stat("s0", "tx_bytes");
+    REQUIRE_OK(after);
+    return static_cast<double>(*after - *before);
+  };
+  auto sensor_policy = [&] {
+    v1::GetSensorStatusResponse st;
+    REQUIRE_GRPC_OK(sensor.sensor()->GetSensorStatus(ctx().get(), {}, &st));
+    for (const auto& s : st.streams())
+      if (s.stream().source_port() == kSensorPort) return s.policy();
+    return st.default_policy();
+  };
+
+  // Everyone keeps everything: the full stream.
+  const double full_link = replay();
+  std::vector<double> full_rx;
+  for (auto& r : rx) full_rx.push_back(static_cast<double>(r->take()));
+  for (double b : full_rx) CHECK(b == Approx(static_cast<double>(dgrams.size() * 1316)).epsilon(0.001));
+  CHECK(sensor_policy().kind() == v1::POLICY_KIND_KEEP);
+
+  // Requirements 0.95 / 0.8 / 0.5: differential 0.1 / 0.3 / 0.5; the sensor
+  // sends the strictest's 0.9 of the stream.
+  const double required[] = {0.95, 0.8, 0.5};
+  const double loss[] = {0.1, 0.3, 0.5};
+  for (int i = 0; i < 3; ++i) {
+    v1::ReportRequirementRequest rr;
+    rr.set_name("proc" + std::to_string(i));
+    rr.set_token(tokens[i]);
+    rr.set_required(required[i]);
+    v1::ReportRequirementResponse resp;
+    REQUIRE_GRPC_OK(q->ReportRequirement(ctx().get(), rr, &resp));
+    REQUIRE(resp.policies_size() == 1);
+    CHECK(resp.policies(0).policy().drop() == Approx(loss[i]).margin(1e-9));
+  }
+  auto p1 = sensor_policy();
+  CHECK(p1.kind() == v1::POLICY_KIND_DIFFERENTIAL);
+  CHECK(p1.drop() == Approx(0.1).margin(1e-9));
+  const double link1 = replay();
+  INFO("uplink: full " << full_link << " B, with 0.95 present " << link1);
+  CHECK(link1 / full_link == Approx(0.9).margin(0.03));
+  for (int i = 0; i < 3; ++i) {
+    const double got = static_cast<double>(rx[i]->take()) / full_rx[i];
+    INFO("proc" << i << " got " << got << " of the stream, wants " << 1 - loss[i]);
+    CHECK(got == Approx(1 - loss[i]).margin(0.03));
+  }
+
+  // The strictest leaves: the sensor now sends 0.7 of the stream.
+  v1::UnregisterProcessRequest un;
+  un.set_name("proc0");
+  un.set_token(tokens[0]);
+  v1::UnregisterProcessResponse un_resp;
+  REQUIRE_GRPC_OK(q->UnregisterProcess(ctx().get(), un, &un_resp));
+  auto p2 = sensor_policy();
+  CHECK(p2.kind() == v1::POLICY_KIND_DIFFERENTIAL);
+  CHECK(p2.drop() == Approx(0.3).margin(1e-9));
+  const double link2 = replay();
+  INFO("uplink after the strictest left: " << link2 << " B");
+  CHECK(link2 / full_link == Approx(0.7).margin(0.03));
+  CHECK(link2 < link1 * 0.85);
+  CHECK(rx[0]->take() == 0);
+  for (int i = 1; i < 3; ++i) {
+    const double got = static_cast<double>(rx[i]->take()) / full_rx[i];
+    INFO("proc" << i << " got " << got << " of the stream, wants " << 1 - loss[i]);
+    CHECK(got == Approx(1 - loss[i]).margin(0.03));
+  }
+  v1::ListSensorsResponse sensors;
+  REQUIRE_GRPC_OK(control->ListSensors(ctx().get(), {}, &sensors));
+  REQUIRE(sensors.sensors_size() == 1);
+  CHECK(sensors.sensors(0).last_error().empty());
+  CHECK(sensors.sensors(0).applied().drop() == Approx(0.3).margin(1e-9));
+}

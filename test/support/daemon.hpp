@@ -1,0 +1,211 @@
+// A qocnetd process for tests: started inside a namespace (nsenter --net, so
+// /sys/fs/bpf stays visible for its pins), with its log in a file, and gRPC
+// stubs to its local socket. Killed (SIGKILL) when the object goes, unless
+// the test stopped it already.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <filesystem>
+#include <fstream>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "check.hpp"
+#include "qocnet/testbed.hpp"
+#include "qocnet/v1/control.grpc.pb.h"
+#include "qocnet/v1/qoc.grpc.pb.h"
+#include "qocnet/v1/sensor.grpc.pb.h"
+
+namespace qocnet::test {
+
+class Daemon {
+ public:
+  // Starts qocnetd in `ns` with `args` (besides --listen). Does not wait.
+  // `program` is qocnetd unless given (e.g. the sensor agent).
+  Daemon(const testbed::Namespace& ns, std::vector<std::string> args, std::string tag = "d",
+         const std::string& program = QOCNETD_PATH)
+      : dir_("/tmp/" + testbed::unique_name(tag)) {
+    std::filesystem::create_directories(dir_);
+    socket_ = dir_ + "/grpc.sock";
+    log_ = dir_ + "/daemon.log";
+    std::vector<std::string> argv{"nsenter", "--net=" + ns.path(), program, "--listen", "unix:" + socket_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    start(argv);
+  }
+  ~Daemon() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  const std::string& socket() const { return socket_; }
+  std::string address() const { return "unix:" + socket_; }
+  pid_t pid() const { return pid_; }
+  std::string log() const {
+    std::ifstream in(log_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  // Waits until the socket exists (the daemon listens before it compiles).
+  bool wait_listening(std::chrono::seconds limit = std::chrono::seconds(10)) const {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      if (std::filesystem::exists(socket_)) return true;
+      if (exited()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
+
+  // Health status: 1 SERVING, 2 NOT_SERVING, -1 no answer.
+  int health() const {
+    auto channel = ::grpc::CreateChannel(address(), ::grpc::InsecureChannelCredentials());
+    ::grpc::GenericStub stub(channel);
+    ::grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    ::grpc::Slice empty("");  // HealthCheckRequest{service: ""} encodes to no bytes
+    ::grpc::ByteBuffer req(&empty, 1), resp;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    ::grpc::Status status;
+    stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", ::grpc::StubOptions(), &req, &resp,
+                   [&](::grpc::Status s) {
+                     std::lock_guard lock(mu);
+                     status = s;
+                     done = true;
+                     cv.notify_all();
+                   });
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return done; });
+    if (!status.ok()) return -1;
+    std::vector<::grpc::Slice> slices;
+    (void)resp.Dump(&slices);
+    std::string bytes;
+    for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    // HealthCheckResponse{status = 1}: field 1, varint.
+    return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : 0;
+  }
+
+  // Waits until health says SERVING; false if the daemon exited or timed out.
+  bool wait_serving(std::chrono::seconds limit = std::chrono::seconds(60)) const {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      if (health() == 1) return true;
+      if (exited()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  bool exited() const {
+    if (pid_ <= 0) return true;
+    int st = 0;
+    return ::waitpid(pid_, &st, WNOHANG) == pid_ ? (const_cast<Daemon*>(this)->pid_ = -1, true) : false;
+  }
+
+  // Sends `sig` and waits for the exit; returns the exit status (or 128+sig).
+  int stop(int sig) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, sig);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+
+  std::unique_ptr<v1::ControlService::Stub> control() const {
+    return v1::ControlService::NewStub(::grpc::CreateChannel(address(), ::grpc::InsecureChannelCredentials()));
+  }
+  std::unique_ptr<v1::SensorService::Stub> sensor() const {
+    return v1::SensorService::NewStub(::grpc::CreateChannel(address(), ::grpc::InsecureChannelCredentials()));
+  }
+  std::unique_ptr<v1::QocService::Stub> qoc() const {
+    return v1::QocService::NewStub(::grpc::CreateChannel(address(), ::grpc::InsecureChannelCredentials()));
+  }
+
+ private:
+  void start(const std::vector<std::string>& argv) {
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      std::vector<char*> cargv;
+      for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+      cargv.push_back(nullptr);
+      ::execvp(cargv[0], cargv.data());
+      ::_exit(127);
+    }
+  }
+  std::string dir_, socket_, log_;
+  pid_t pid_ = -1;
+};
+
+// A deadline-bound client context.
+inline std::unique_ptr<::grpc::ClientContext> ctx(int seconds = 10) {
+  auto c = std::make_unique<::grpc::ClientContext>();
+  c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  return c;
+}
+
+constexpr std::uint16_t kSensorPort = 40000;
+constexpr std::uint16_t kServicePort = 5000;
+
+inline v1::StreamId stream_msg() {
+  v1::StreamId s;
+  s.set_source(testbed::Topology::sensor_ip);
+  s.set_source_port(kSensorPort);
+  s.set_destination_port(kServicePort);
+  return s;
+}
+
+inline v1::ProcessSpec process_msg(int i) {
+  v1::ProcessSpec p;
+  p.set_name("proc" + std::to_string(i));
+  p.set_port(testbed::Topology::edge_port_to_process(i));
+  p.set_mac(testbed::Topology::process_mac(i));
+  p.set_ip(testbed::Topology::process_ip(i));
+  p.set_udp_port(static_cast<std::uint32_t>(6000 + i));
+  return p;
+}
+
+inline std::string status_text(const ::grpc::Status& s) {
+  return std::to_string(s.error_code()) + ": " + s.error_message();
+}
+
+#define REQUIRE_GRPC_OK(expr)                 \
+  do {                                        \
+    ::grpc::Status st_ = (expr);              \
+    INFO(status_text(st_));                   \
+    REQUIRE(st_.ok());                        \
+  } while (0)
+
+#define REQUIRE_GRPC_CODE(expr, code, says)                  \
+  do {                                                       \
+    ::grpc::Status st_ = (expr);                             \
+    INFO(status_text(st_));                                  \
+    REQUIRE(st_.error_code() == ::grpc::StatusCode::code);   \
+    CHECK_THAT(st_.error_message(), Catch::Contains(says));  \
+  } while (0)
+
+}  // namespace qocnet::test

@@ -1,0 +1,88 @@
+// qocnet-sensor: the sensor agent. Runs qocnet's egress program on the
+// sensor's uplink and serves SensorService, through which the edge sets each
+// stream's effective policy (the most any of its processes still needs), so
+// the uplink carries no more than that.
+//
+//   qocnet-sensor --uplink wlan0 [--listen unix:/run/qocnet/sensor.sock]
+//                 [--tcp HOST:PORT --tls-cert F --tls-key F [--tls-ca F]]
+//                 [--default-policy keep] [--log-level info]
+//
+// Streams start under the default policy (keep) until the edge says
+// otherwise. SIGTERM/SIGINT detach the program: the uplink sends everything.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "daemon_config.hpp"
+#include "qocnet/sensor.hpp"
+#include "sensor_service.hpp"
+#include "server.hpp"
+
+using namespace qocnet;
+using namespace qocnet::grpc_api;
+
+int main(int argc, char** argv) {
+  CLI::App app{"qocnet-sensor: applies the edge's effective policy on the sensor's uplink (SensorService)"};
+  std::string uplink, default_policy = "keep", log_level = "info", bpf_src;
+  ListenOptions lo{"unix:/run/qocnet/sensor.sock", "", "", "", ""};
+  app.add_option("--uplink", uplink, "the interface toward the edge (TC egress)")->required();
+  app.add_option("--listen", lo.listen, "local socket (default unix:/run/qocnet/sensor.sock)");
+  app.add_option("--tcp", lo.tcp, "also listen on HOST:PORT with TLS (mutual TLS unless loopback)");
+  app.add_option("--tls-cert", lo.tls_cert, "server certificate (PEM)");
+  app.add_option("--tls-key", lo.tls_key, "server private key (PEM)");
+  app.add_option("--tls-ca", lo.tls_ca, "CA of client certificates: require and verify them (mTLS)");
+  app.add_option("--default-policy", default_policy, "policy of streams the edge has not set (default keep)");
+  app.add_option("--bpf-src", bpf_src, "compile BPF sources from this directory instead of the embedded ones");
+  app.add_option("--log-level", log_level, "debug, info, warn or error");
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ qocnet-sensor %v");
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  auto policy = parse_policy(default_policy);
+  if (!policy) {
+    std::fprintf(stderr, "qocnet-sensor: --default-policy: %s\n", policy.error().to_string().c_str());
+    return 2;
+  }
+  if (!lo.tcp.empty()) {
+    if (lo.tls_cert.empty() || lo.tls_key.empty()) {
+      std::fprintf(stderr, "qocnet-sensor: --tcp needs --tls-cert and --tls-key\n");
+      return 2;
+    }
+    if (!is_loopback_host(lo.tcp) && lo.tls_ca.empty()) {
+      std::fprintf(stderr, "qocnet-sensor: --tcp %s is not loopback: mutual TLS is required (--tls-ca)\n",
+                   lo.tcp.c_str());
+      return 2;
+    }
+  }
+  const sigset_t sigs = block_stop_signals();
+
+  SensorOptions so;
+  if (!bpf_src.empty()) so.bpf_src_dir = bpf_src;
+  auto sensor = Sensor::create(so);
+  if (!sensor) {
+    spdlog::error("event=datapath_failed error=\"{}\"", sensor.error().to_string());
+    return 1;
+  }
+  if (auto st = sensor->attach_uplink(uplink); !st) {
+    spdlog::error("event=attach_failed uplink={} error=\"{}\"", uplink, st.error().to_string());
+    return 1;
+  }
+  if (auto st = sensor->set_default_policy(*policy); !st) {
+    spdlog::error("event=policy_failed error=\"{}\"", st.error().to_string());
+    return 1;
+  }
+  SensorServiceImpl service(*sensor);
+  auto server = start_server(lo, {&service});
+  if (!server) {
+    spdlog::error("event=listen_failed address={} error=\"{}\"", lo.listen, server.error().to_string());
+    return 1;
+  }
+  (*server)->GetHealthCheckService()->SetServingStatus(true);
+  spdlog::info("event=ready uplink={} program_id={} listen={} default_policy={}", uplink, sensor->program_id(),
+               lo.listen, to_string(*policy));
+  const int sig = wait_signal(sigs);
+  spdlog::info("event=shutdown signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*server)->GetHealthCheckService()->SetServingStatus(false);
+  (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  remove_socket(lo);
+  return 0;
+}

@@ -1,0 +1,219 @@
+// qocnetd: owns the edge datapath and serves qocnet's gRPC services.
+//
+//   qocnetd [--config FILE] [--listen unix:/run/qocnet/qocnet.sock]
+//           [--tcp HOST:PORT --tls-cert F --tls-key F [--tls-ca F]]
+//           [--metrics HOST:PORT] [--pin-dir DIR | --no-pin] [--keep-datapath]
+//           [--port IF]... [--log-level debug|info|warn|error]
+//
+// It listens at once; the health service says NOT_SERVING and calls get
+// UNAVAILABLE until the datapath is compiled (or re-adopted from its pins)
+// and the configuration applied, then SERVING. SIGTERM/SIGINT: NOT_SERVING,
+// policy streams end, the server drains, and the datapath is detached unless
+// --keep-datapath (then it keeps forwarding with no daemon, and the next
+// qocnetd re-adopts it). docs/SERVICE.md has the whole story.
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/metric_type.h>
+#include <prometheus/client_metric.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "controller.hpp"
+#include "daemon_config.hpp"
+#include "server.hpp"
+#include "services.hpp"
+
+using namespace qocnet;
+using namespace qocnet::grpc_api;
+
+namespace {
+
+// Prometheus metrics, read from the datapath at each scrape.
+class EdgeMetrics : public prometheus::Collectable {
+ public:
+  explicit EdgeMetrics(Controller& ctl) : ctl_(ctl) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    using prometheus::MetricType;
+    std::vector<prometheus::MetricFamily> out;
+    auto family = [&](const char* name, const char* help, MetricType type) -> prometheus::MetricFamily& {
+      out.push_back({name, help, type, {}});
+      return out.back();
+    };
+    auto add = [](prometheus::MetricFamily& f, double v, std::vector<prometheus::ClientMetric::Label> labels) {
+      prometheus::ClientMetric m;
+      m.label = std::move(labels);
+      if (f.type == MetricType::Counter) m.counter.value = v;
+      else m.gauge.value = v;
+      f.metric.push_back(std::move(m));
+    };
+    add(family("qocnet_up", "1 once the datapath serves, else 0", MetricType::Gauge), ctl_.is_ready() ? 1 : 0, {});
+    add(family("qocnet_policy_generation", "policy changes applied", MetricType::Counter),
+        static_cast<double>(ctl_.generation()), {});
+    auto stats = ctl_.stats();
+    if (!stats) return out;
+    static const char* classes[] = {"other", "disp", "diff", "ref"};
+    auto& seen = family("qocnet_stream_bytes_total", "bytes of each stream the DPI classified", MetricType::Counter);
+    auto& delivered = family("qocnet_target_delivered_bytes_total", "bytes delivered to a process", MetricType::Counter);
+    auto& dropped = family("qocnet_target_dropped_bytes_total", "bytes a process's policy dropped", MetricType::Counter);
+    auto& reduction = family("qocnet_stream_reduction", "Eq. 4 bandwidth reduction of the stream", MetricType::Gauge);
+    for (const auto& s : stats->streams()) {
+      const auto& id = s.stream().stream();
+      const std::string sid = id.source() + ":" + std::to_string(id.source_port()) + "->:" +
+                              std::to_string(id.destination_port());
+      for (int c = 0; c < 4 && c < s.stream().seen().bytes_size(); ++c)
+        add(seen, static_cast<double>(s.stream().seen().bytes(c)), {{"stream", sid}, {"class", classes[c]}});
+      add(reduction, s.bandwidth().reduction(), {{"stream", sid}});
+      for (const auto& t : s.targets())
+        for (int c = 0; c < 4 && c < t.delivered().bytes_size(); ++c) {
+          add(delivered, static_cast<double>(t.delivered().bytes(c)),
+              {{"stream", sid}, {"process", t.process()}, {"class", classes[c]}});
+          add(dropped, static_cast<double>(t.dropped().bytes(c)),
+              {{"stream", sid}, {"process", t.process()}, {"class", classes[c]}});
+        }
+    }
+    return out;
+  }
+
+ private:
+  Controller& ctl_;
+};
+
+// /healthz: qocnet_serving is 1 while the gRPC health service says SERVING.
+class Healthz : public prometheus::Collectable {
+ public:
+  explicit Healthz(const std::atomic<bool>& serving) : serving_(serving) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::MetricFamily f{"qocnet_serving", "1 while qocnetd serves", prometheus::MetricType::Gauge, {}};
+    prometheus::ClientMetric m;
+    m.gauge.value = serving_.load() ? 1 : 0;
+    f.metric.push_back(m);
+    return {f};
+  }
+
+ private:
+  const std::atomic<bool>& serving_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"qocnetd: the qocnet edge daemon (gRPC: ControlService, QocService, health, reflection)"};
+  std::string config_file, listen, tcp, tls_cert, tls_key, tls_ca, metrics, pin_dir, log_level, bpf_src;
+  std::vector<std::string> ports;
+  bool keep = false, no_pin = false;
+  app.add_option("--config", config_file, "YAML configuration (docs/SERVICE.md); flags override it");
+  app.add_option("--listen", listen, "local socket (default unix:/run/qocnet/qocnet.sock)");
+  app.add_option("--tcp", tcp, "also listen on HOST:PORT with TLS (mutual TLS unless loopback)");
+  app.add_option("--tls-cert", tls_cert, "server certificate (PEM)");
+  app.add_option("--tls-key", tls_key, "server private key (PEM)");
+  app.add_option("--tls-ca", tls_ca, "CA of client certificates: require and verify them (mTLS)");
+  app.add_option("--metrics", metrics, "serve Prometheus /metrics and /healthz on HOST:PORT");
+  app.add_option("--pin-dir", pin_dir, "pin the datapath here (default /sys/fs/bpf/qocnet)");
+  app.add_flag("--no-pin", no_pin, "do not pin (the datapath dies with the daemon)");
+  app.add_flag("--keep-datapath", keep, "on SIGTERM leave the datapath forwarding (re-adopted on restart)");
+  app.add_option("--port", ports, "attach to this interface at start (repeatable)");
+  app.add_option("--bpf-src", bpf_src, "compile BPF sources from this directory instead of the embedded ones");
+  app.add_option("--log-level", log_level, "debug, info, warn or error (default info)");
+  CLI11_PARSE(app, argc, argv);
+
+  DaemonConfig cfg;
+  cfg.controller.edge.pin_dir = "/sys/fs/bpf/qocnet";
+  if (!config_file.empty()) {
+    auto loaded = load_daemon_config(config_file);
+    if (!loaded) {
+      std::fprintf(stderr, "qocnetd: %s\n", loaded.error().to_string().c_str());
+      return 2;
+    }
+    const bool had_pin = !loaded->controller.edge.pin_dir.empty();
+    cfg = std::move(loaded).value();
+    if (!had_pin) cfg.controller.edge.pin_dir = "/sys/fs/bpf/qocnet";
+  }
+  if (!listen.empty()) cfg.listen = listen;
+  if (!tcp.empty()) cfg.tcp = tcp;
+  if (!tls_cert.empty()) cfg.tls_cert = tls_cert;
+  if (!tls_key.empty()) cfg.tls_key = tls_key;
+  if (!tls_ca.empty()) cfg.tls_ca = tls_ca;
+  if (!metrics.empty()) cfg.metrics = metrics;
+  if (!pin_dir.empty()) cfg.controller.edge.pin_dir = pin_dir;
+  if (no_pin) cfg.controller.edge.pin_dir.clear();
+  if (keep) cfg.keep_datapath = true;
+  if (!bpf_src.empty()) cfg.controller.edge.bpf_src_dir = bpf_src;
+  if (!log_level.empty()) cfg.log_level = log_level;
+  for (const auto& p : ports) cfg.controller.ports.push_back(p);
+  if (auto v = validate(cfg); !v) {
+    std::fprintf(stderr, "qocnetd: %s\n", v.error().to_string().c_str());
+    return 2;
+  }
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ qocnetd %v");
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+
+  // Signals are taken by sigwait in this thread; every thread started later
+  // inherits the mask.
+  const sigset_t sigs = block_stop_signals();
+
+  Controller ctl(cfg.controller);
+  RateLimiter limiter(cfg.rate, cfg.burst);
+  ControlServiceImpl control(ctl, AccessPolicy{&limiter});
+  QocServiceImpl qoc(ctl, AccessPolicy{&limiter});
+  const ListenOptions listen_opts{cfg.listen, cfg.tcp, cfg.tls_cert, cfg.tls_key, cfg.tls_ca};
+  auto started = start_server(listen_opts, {&control, &qoc});
+  if (!started) {
+    spdlog::error("event=listen_failed address={} error=\"{}\"", cfg.listen, started.error().to_string());
+    return 1;
+  }
+  auto server = std::move(started).value();
+  auto* health = server->GetHealthCheckService();
+  spdlog::info("event=listening address={} tcp={} mtls={} rate_limit={}/s", cfg.listen,
+               cfg.tcp.empty() ? "-" : cfg.tcp, cfg.tls_ca.empty() ? "no" : "yes", cfg.rate);
+
+  std::atomic<bool> serving{false};
+  std::unique_ptr<prometheus::Exposer> exposer;
+  auto edge_metrics = std::make_shared<EdgeMetrics>(ctl);
+  auto healthz = std::make_shared<Healthz>(serving);
+  if (!cfg.metrics.empty()) {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(cfg.metrics);
+      exposer->RegisterCollectable(edge_metrics, "/metrics");
+      exposer->RegisterCollectable(healthz, "/healthz");
+      spdlog::info("event=metrics address={}", cfg.metrics);
+    } catch (const std::exception& e) {
+      spdlog::error("event=metrics_failed address={} error=\"{}\"", cfg.metrics, e.what());
+      return 1;
+    }
+  }
+
+  std::atomic<bool> failed{false};
+  ctl.start([&](const Status& s) {
+    if (!s) {
+      spdlog::error("event=datapath_failed error=\"{}\"", s.error().to_string());
+      failed = true;
+      ::kill(::getpid(), SIGTERM);
+      return;
+    }
+    auto st = ctl.status();
+    if (st && st->adopted())
+      spdlog::info("event=datapath_ready adopted=true compile=none ports={} (re-adopted pinned datapath, no compile)",
+                   st->ports_size());
+    else if (st)
+      spdlog::info("event=datapath_ready adopted=false compile_seconds={:.3f} ports={}", st->compile_seconds(),
+                   st->ports_size());
+    health->SetServingStatus(true);
+    serving = true;
+  });
+
+  const int sig = wait_signal(sigs);
+  spdlog::info("event=shutdown signal={} keep_datapath={}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+               cfg.keep_datapath);
+  serving = false;
+  health->SetServingStatus(false);
+  ctl.close_watches();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  ctl.keep_datapath(cfg.keep_datapath);
+  remove_socket(listen_opts);
+  return failed ? 1 : 0;
+}
