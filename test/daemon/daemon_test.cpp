@@ -94,6 +94,13 @@ TEST_CASE("daemon: calls before the datapath is up get UNAVAILABLE; health turns
   CHECK(status.programs_size() == 3);
   CHECK_FALSE(status.adopted());
   CHECK(status.compile_seconds() > 0);
+  // Server reflection lists the services (what grpcurl relies on).
+  auto listed = testbed::run({"/usr/bin/python3", QOCNET_SOURCE_DIR "/test/daemon/grpc_probe.py", "--stubs",
+                              QOCNET_PYTHON_STUBS, "--address", d.address(), "--call", "reflection"});
+  INFO(describe(listed));
+  REQUIRE(listed.ok());
+  CHECK_THAT(*listed, Catch::Contains("qocnet.v1.ControlService") && Catch::Contains("qocnet.v1.QocService") &&
+                          Catch::Contains("grpc.health.v1.Health"));
   CHECK(d.stop(SIGTERM) == 0);
   CHECK_THAT(d.log(), Catch::Contains("event=shutdown"));
 }
@@ -323,7 +330,7 @@ TEST_CASE("daemon: operator calls over TCP need a client certificate", "[daemon]
   // The daemon listens inside its namespace: the client runs there too.
   auto call = [&](int port, bool with_cert, const std::string& what) {
     std::vector<std::string> argv{"nsenter", "--net=" + (*t)->edge.path(), "/usr/bin/python3",
-                                  QOCNET_SOURCE_DIR "/test/daemon/tls_client.py", "--stubs", QOCNET_PYTHON_STUBS,
+                                  QOCNET_SOURCE_DIR "/test/daemon/grpc_probe.py", "--stubs", QOCNET_PYTHON_STUBS,
                                   "--address", "localhost:" + std::to_string(port), "--ca", dir + "/ca.pem",
                                   "--call", what};
     if (with_cert) argv.insert(argv.end(), {"--cert", dir + "/client.pem", "--key", dir + "/client.key"});

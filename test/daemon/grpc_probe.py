@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""One gRPC call to qocnetd, for the daemon tests: over TLS (run inside the
+daemon's namespace with nsenter) or over its Unix socket. Prints "OK" (for
+reflection: the services it lists, one per line) or "<STATUS_CODE> <details>"."""
+import argparse
+import sys
+
+import grpc
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--stubs", required=True, help="directory of the generated Python stubs")
+ap.add_argument("--address", required=True)
+ap.add_argument("--ca", help="CA of the server certificate (TLS); without it: plaintext (unix: addresses)")
+ap.add_argument("--cert")
+ap.add_argument("--key")
+ap.add_argument("--call", choices=["list-processes", "unregister", "reflection"], required=True)
+a = ap.parse_args()
+sys.path.insert(0, a.stubs)
+from qocnet.v1 import control_pb2, control_pb2_grpc, qoc_pb2, qoc_pb2_grpc  # noqa: E402
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def reflection_services(channel):
+    """ServerReflectionInfo with list_services (field 7) = "*", read raw: the
+    response's list_services_response (field 6) holds ServiceResponse
+    messages whose field 1 is the name."""
+    call = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                                 request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    names = []
+    for resp in call(iter([b"\x3a\x01*"]), timeout=5):
+        names += [n.decode() for n in parse_names(resp)]
+        break
+    return names
+
+
+def varint(b, i):
+    v = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7f) << shift
+        shift += 7
+        if c < 0x80:
+            return v, i
+
+
+def fields(b):
+    i = 0
+    while i < len(b):
+        key, i = varint(b, i)
+        if key & 7 == 2:
+            n, i = varint(b, i)
+            yield key >> 3, b[i:i + n]
+            i += n
+        elif key & 7 == 0:
+            _, i = varint(b, i)
+        else:
+            raise ValueError("unexpected wire type")
+
+
+def parse_names(resp):
+    for num, body in fields(resp):
+        if num == 6:  # ListServiceResponse
+            for n2, svc in fields(body):
+                if n2 == 1:
+                    for n3, name in fields(svc):
+                        if n3 == 1:
+                            yield name
+
+
+if a.ca:
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=read(a.ca),
+        private_key=read(a.key) if a.key else None,
+        certificate_chain=read(a.cert) if a.cert else None)
+    channel = grpc.secure_channel(a.address, creds)
+else:
+    channel = grpc.insecure_channel(a.address)
+try:
+    if a.call == "reflection":
+        print("\n".join(sorted(reflection_services(channel))))
+        sys.exit(0)
+    if a.call == "list-processes":
+        control_pb2_grpc.ControlServiceStub(channel).ListProcesses(control_pb2.ListProcessesRequest(), timeout=5)
+    else:
+        qoc_pb2_grpc.QocServiceStub(channel).UnregisterProcess(
+            qoc_pb2.UnregisterProcessRequest(name="nobody", token="t"), timeout=5)
+    print("OK")
+except grpc.RpcError as e:
+    print(e.code().name, e.details())
