@@ -1,0 +1,191 @@
+"""Unit tests of the demo's analysis processes (examples/analytics): the
+QoC window and when it is reported, count accuracy, matching live frames to
+the reference samples by PTS with frame freezing, the recorder's continuity
+check, and the live decoder on a real clip. No root, no qocnetd.
+
+  /usr/bin/python3 test/demo/test_analytics.py
+"""
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "examples", "analytics"))
+
+import analytics  # noqa: E402
+
+
+class Window(unittest.TestCase):
+    def test_ratio_of_sums_not_mean_of_ratios(self):
+        w = analytics.QocWindow(window_s=10)
+        w.add(1, 1, now=0)    # 1/1
+        w.add(0, 3, now=1)    # 0/3
+        self.assertAlmostEqual(w.measured(now=1), 0.25)
+        self.assertAlmostEqual(w.overall(), 0.25)
+
+    def test_old_samples_leave_the_window_but_not_the_total(self):
+        w = analytics.QocWindow(window_s=5)
+        w.add(0, 4, now=0)
+        w.add(4, 4, now=10)
+        self.assertEqual(w.measured(now=10), 1.0)
+        self.assertAlmostEqual(w.overall(), 0.5)
+
+    def test_nothing_expected_is_no_value(self):
+        w = analytics.QocWindow()
+        self.assertIsNone(w.measured(now=0))
+        w.add(0, 0, now=0)  # a frame with nobody on it
+        self.assertIsNone(w.measured(now=0))
+        self.assertIsNone(w.overall())
+
+    def test_found_is_capped_by_expected_and_lossless(self):
+        w = analytics.QocWindow(lossless=0.95)
+        w.add(5, 3, now=0)
+        self.assertEqual(w.measured(now=0), 0.95)
+
+    def test_negative_counts_are_refused(self):
+        with self.assertRaises(ValueError):
+            analytics.QocWindow().add(-1, 2)
+
+
+class Reporting(unittest.TestCase):
+    def test_reports_every_interval_with_fresh_samples_only(self):
+        w = analytics.QocWindow(window_s=100)
+        r = analytics.Reporter(every_s=5, min_samples=2, start=0)
+        w.add(1, 1, now=1)
+        w.add(1, 2, now=2)
+        self.assertIsNone(r.due(w, now=4))            # not yet time
+        self.assertAlmostEqual(r.due(w, now=5), 2 / 3)
+        self.assertIsNone(r.due(w, now=6))            # reported already
+        w.add(1, 1, now=7)
+        self.assertIsNone(r.due(w, now=10))           # one fresh sample is too few
+        w.add(1, 1, now=11)
+        self.assertIsNone(r.due(w, now=12))           # interval restarted at 10
+        self.assertAlmostEqual(r.due(w, now=15), 4 / 5)
+
+    def test_starved_window_reports_nothing(self):
+        w = analytics.QocWindow()
+        r = analytics.Reporter(every_s=1, min_samples=1, start=0)
+        self.assertIsNone(r.due(w, now=2))
+
+
+class CountAccuracy(unittest.TestCase):
+    def test_cases(self):
+        self.assertEqual(analytics.count_accuracy(0, 0), (1.0, 1.0))
+        self.assertEqual(analytics.count_accuracy(3, 4), (3.0, 4.0))
+        self.assertEqual(analytics.count_accuracy(5, 4), (4.0, 5.0))  # phantom people cost too
+        self.assertEqual(analytics.count_accuracy(0, 2), (0.0, 2.0))
+        with self.assertRaises(ValueError):
+            analytics.count_accuracy(-1, 0)
+
+
+class Matcher(unittest.TestCase):
+    def run_matcher(self, samples, received):
+        out = []
+        m = analytics.SampleMatcher(samples, lambda pts, frame, frozen: out.append((pts, frame, frozen)))
+        for pts, frame in received:
+            m.feed(pts, frame)
+        return m, out
+
+    def test_sample_received_is_shown(self):
+        m, out = self.run_matcher([10, 30], [(0, "a"), (10, "b"), (20, "c"), (30, "d")])
+        self.assertEqual(out, [(10, "b", False), (30, "d", False)])
+        self.assertEqual(m.matched, 2)
+
+    def test_lost_sample_shows_the_previous_frame(self):
+        m, out = self.run_matcher([10, 20, 30], [(0, "a"), (30, "d")])
+        self.assertEqual(out, [(10, "a", True), (20, "a", True), (30, "d", False)])
+        self.assertEqual(m.frozen, 2)
+
+    def test_samples_before_the_first_frame_are_not_loss(self):
+        _, out = self.run_matcher([0, 10, 20], [(15, "x"), (20, "y")])
+        self.assertEqual(out, [(20, "y", False)])
+
+    def test_duplicate_and_late_frames_are_not_shown(self):
+        m, out = self.run_matcher([10, 20], [(10, "a"), (10, "dup"), (5, "late"), (20, "b")])
+        self.assertEqual(out, [(10, "a", False), (20, "b", False)])
+        self.assertEqual(m.out_of_order, 2)
+
+    def test_frames_without_pts_are_ignored(self):
+        _, out = self.run_matcher([10], [(None, "n"), (10, "a")])
+        self.assertEqual(out, [(10, "a", False)])
+
+
+def ts_packet(pid, cc, payload=True):
+    afc = 0x1 if payload else 0x2
+    return bytes([0x47, (pid >> 8) & 0x1F, pid & 0xFF, (afc << 4) | (cc & 0xF)]) + bytes(184)
+
+
+class ContinuityCheck(unittest.TestCase):
+    def test_loss_free_copy_is_complete(self):
+        c = analytics.Continuity()
+        for cc in range(40):
+            c.feed(ts_packet(0x100, cc) + ts_packet(0, cc))
+        self.assertEqual((c.packets, c.missing, c.gaps), (80, 0, 0))
+        self.assertEqual(c.completeness(), 1.0)
+
+    def test_gap_counts_missing_packets(self):
+        c = analytics.Continuity()
+        c.feed(b"".join(ts_packet(0x100, cc) for cc in (0, 1, 2, 6, 7)))  # 3, 4, 5 lost
+        self.assertEqual((c.packets, c.missing, c.gaps), (5, 3, 1))
+        self.assertAlmostEqual(c.completeness(), 5 / 8)
+
+    def test_wraps_and_duplicates_and_adaptation_only(self):
+        c = analytics.Continuity()
+        c.feed(b"".join(ts_packet(0x100, cc) for cc in (14, 15, 0, 0, 1)))  # wrap + duplicate 0
+        c.feed(ts_packet(0x100, 1, payload=False))  # no payload: counter stays
+        c.feed(ts_packet(0x100, 2))
+        self.assertEqual((c.missing, c.gaps), (0, 0))
+
+    def test_null_packets_and_bad_sync(self):
+        c = analytics.Continuity()
+        c.feed(ts_packet(0x1FFF, 5) + b"\x00" * 188)
+        self.assertEqual((c.packets, c.bad), (0, 1))
+
+
+class ReadExact(unittest.TestCase):
+    def test_joins_short_reads(self):
+        class Trickle(io.RawIOBase):
+            def __init__(self, data):
+                self.data = data
+
+            def readinto(self, b):
+                n = min(3, len(b), len(self.data))
+                b[:n], self.data = self.data[:n], self.data[n:]
+                return n
+
+        f = Trickle(b"0123456789")
+        self.assertEqual(analytics.read_exact(f, 8), b"01234567")
+        self.assertIsNone(analytics.read_exact(f, 8))  # 2 bytes left: the stream ended mid-frame
+
+
+@unittest.skipUnless(shutil.which("ffmpeg"), "ffmpeg is not installed")
+class LiveDecode(unittest.TestCase):
+    def test_frames_and_pts_of_a_piped_clip_match_the_reference(self):
+        with tempfile.TemporaryDirectory() as d:
+            ts = os.path.join(d, "clip.ts")
+            subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                            "testsrc=size=640x480:rate=10:duration=3", "-c:v", "libx264", "-g", "10",
+                            "-bf", "2", "-pix_fmt", "yuv420p", "-f", "mpegts", ts], check=True)
+            ref = analytics.reference_samples(ts, 7)
+            self.assertEqual(len(ref), 5)  # frames 0, 7, 14, 21, 28 of 30
+            got = []
+            dec = analytics.LiveDecoder(lambda pts, frame: got.append((pts, frame)))
+            with open(ts, "rb") as f:
+                data = f.read()
+            for i in range(0, len(data), 1316):
+                dec.write(data[i:i + 1316])
+            dec.close()
+            self.assertEqual(len(got), 30)
+            pts = [p for p, _ in got]
+            self.assertEqual(pts, sorted(pts))
+            by_pts = dict(got)
+            for p, frame in ref.items():
+                self.assertTrue(analytics.same(frame, by_pts[p]), f"frame at PTS {p} differs")
+
+
+if __name__ == "__main__":
+    unittest.main()
