@@ -1,19 +1,34 @@
 // qocnetctl: qocnet's operator CLI.
 //
 //   qocnetctl classify [--frames] [--format csv|table] FILE
+//   qocnetctl [--address A] [--tls-ca F --tls-cert F --tls-key F] [--timeout S] [-o table|json]
+//             port attach|detach|ls, pair set|rm|ls, counters, process add|rm|ls,
+//             targets set, policy set, stats, require, effective, bandwidth,
+//             table get|set, streams [reset], dpi, sensor add|rm|ls, status, watch
+//   qocnetctl cleanup [--pin-dir DIR] [--lock-dir DIR]
 //
 // classify runs the real edge program (compiled by libbcc and run by the
 // kernel with BPF_PROG_TEST_RUN) over the datagrams of an MPEG-TS file or a
 // packet capture and prints the class it gives each datagram, or each video
 // frame with --frames. Needs root (it loads a BPF program).
+//
+// The other commands, except cleanup, are calls of qocnetd's ControlService
+// (docs/CLI.md); cleanup removes the TC filters and pins a kept or crashed
+// qocnet datapath left behind, in this network namespace.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "control.hpp"
 #include "qocnet/classify.hpp"
+#include "qocnet/cleanup.hpp"
 #include "qocnet/edge.hpp"
+#include "qocnet_client/proto_text.hpp"
 
 namespace {
 
@@ -65,11 +80,56 @@ int run_classify(const std::string& file, bool frames, const std::string& format
   return 0;
 }
 
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += std::string("\\") + c;
+    else if (c == '\n') out += "\\n";
+    else if (static_cast<unsigned char>(c) < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", c);
+      out += b;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+int run_cleanup(const std::string& pin_dir, const std::string& lock_dir, bool json) {
+  auto report = qocnet::cleanup(pin_dir, lock_dir);
+  if (!report) return qocnet::ctl::fail(report.error());
+  const std::pair<const char*, const std::vector<std::string>*> parts[] = {
+      {"filters", &report->filters}, {"qdiscs", &report->qdiscs},
+      {"kept", &report->kept}, {"files", &report->files}};
+  if (json) {
+    std::string out = "{";
+    for (const auto& [name, list] : parts) {
+      out += std::string(out.size() > 1 ? "," : "") + "\"" + name + "\":[";
+      for (std::size_t i = 0; i < list->size(); ++i) out += (i ? "," : "") + json_string((*list)[i]);
+      out += "]";
+    }
+    std::printf("%s}\n", out.c_str());
+    return 0;
+  }
+  const char* titles[] = {"removed filter", "removed qdisc", "kept", "removed file"};
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < 4; ++i)
+    for (const auto& line : *parts[i].second) {
+      std::printf("%-15s %s\n", titles[i], line.c_str());
+      ++n;
+    }
+  if (n == 0) std::printf("nothing of qocnet's found (pin dir %s)\n", pin_dir.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"qocnetctl: operate a qocnet edge"};
   app.require_subcommand(1);
+  // Global options may also follow the subcommand: qocnetctl pair ls -o json.
+  app.fallthrough();
 
   std::string file, format = "csv";
   bool frames = false;
@@ -84,7 +144,168 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 7));
   classify->add_option("FILE", file, "MPEG-TS file or pcap/pcapng capture")->required();
 
-  CLI11_PARSE(app, argc, argv);
+  // Reaching qocnetd.
+  qocnet::ctl::Globals g;
+  app.add_option("--address", g.address,
+                 "qocnetd's address: unix:/PATH, tcp:HOST:PORT or HOST:PORT")
+      ->capture_default_str()->group("Connection");
+  app.add_option("--tls-ca", g.tls.ca, "PEM CA bundle that verifies qocnetd (TCP)")->group("Connection");
+  app.add_option("--tls-cert", g.tls.cert, "PEM client certificate for mutual TLS (TCP)")->group("Connection");
+  app.add_option("--tls-key", g.tls.key, "PEM private key of --tls-cert")->group("Connection");
+  app.add_option("--tls-server-name", g.tls.server_name,
+                 "Name to check in qocnetd's certificate instead of HOST")->group("Connection");
+  app.add_option("--timeout", g.timeout_seconds, "Deadline of each call, in seconds")
+      ->capture_default_str()->check(CLI::PositiveNumber)->group("Connection");
+  app.add_option("-o,--output", g.output, "Output: readable tables, or one JSON object per response")
+      ->capture_default_str()->check(CLI::IsMember({"table", "json"}));
+
+  // Each ControlService command registers its subcommand and what to run.
+  std::vector<std::pair<CLI::App*, std::function<int(qocnet::ctl::Control&)>>> commands;
+  using C = qocnet::ctl::Control;
+  auto on = [&](CLI::App* sub, std::function<int(C&)> run) { commands.emplace_back(sub, std::move(run)); };
+  auto noun = [&](const char* name, const char* help) {
+    auto* sub = app.add_subcommand(name, help);
+    sub->require_subcommand(1);
+    return sub;
+  };
+
+  std::string a, b, policy, stream;
+  std::vector<std::string> list;
+
+  auto* port = noun("port", "Attach the edge program to ports, detach it, list attached ports");
+  auto* port_attach = port->add_subcommand("attach", "Attach the edge program to a port's TC ingress");
+  port_attach->add_option("PORT", a, "Interface name")->required();
+  on(port_attach, [&](C& ctl) { return ctl.port_attach(a); });
+  auto* port_detach = port->add_subcommand("detach", "Detach it (and drop the port's pair)");
+  port_detach->add_option("PORT", a, "Interface name")->required();
+  on(port_detach, [&](C& ctl) { return ctl.port_detach(a); });
+  on(port->add_subcommand("ls", "List the attached ports"), [&](C& ctl) { return ctl.port_list(); });
+
+  auto* pair = noun("pair", "Static L2 forwarding between ports");
+  auto* pair_set = pair->add_subcommand("set", "Frames arriving on INGRESS leave through EGRESS");
+  pair_set->add_option("INGRESS", a, "Attached port")->required();
+  pair_set->add_option("EGRESS", b, "Port the frames leave through")->required();
+  on(pair_set, [&](C& ctl) { return ctl.pair_set(a, b); });
+  auto* pair_rm = pair->add_subcommand("rm", "Frames arriving on INGRESS go to the stack again");
+  pair_rm->add_option("INGRESS", a, "Attached port")->required();
+  on(pair_rm, [&](C& ctl) { return ctl.pair_remove(a); });
+  on(pair->add_subcommand("ls", "List the port pairs"), [&](C& ctl) { return ctl.pair_list(); });
+
+  auto* counters = app.add_subcommand("counters", "Packet and byte counters of ports (all when none named)");
+  counters->add_option("PORT", list, "Interface names");
+  on(counters, [&](C& ctl) { return ctl.counters(list); });
+
+  std::string proc_port, proc_mac, proc_ip;
+  unsigned proc_udp = 0;
+  auto* process = noun("process", "Computation processes the edge replicates streams to");
+  auto* process_add = process->add_subcommand("add", "Add a process and where its copies go");
+  process_add->add_option("NAME", a, "Unique name")->required();
+  process_add->add_option("--port", proc_port, "The edge's interface toward the process")->required();
+  process_add->add_option("--mac", proc_mac, "Destination MAC of its copies")->required();
+  process_add->add_option("--ip", proc_ip, "Destination IPv4 address (default: keep the sensor's)");
+  process_add->add_option("--udp-port", proc_udp, "Destination UDP port (default: keep the sensor's)")
+      ->check(CLI::Range(0, 65535));
+  on(process_add, [&](C& ctl) {
+    return ctl.process_add(qocnet::client::make_process(a, proc_port, proc_mac, proc_ip, proc_udp));
+  });
+  auto* process_rm = process->add_subcommand("rm", "Remove a process (from every stream)");
+  process_rm->add_option("NAME", a, "Process name")->required();
+  on(process_rm, [&](C& ctl) { return ctl.process_remove(a); });
+  on(process->add_subcommand("ls", "List the processes"), [&](C& ctl) { return ctl.process_list(); });
+
+  auto* targets = noun("targets", "The processes a stream is replicated to");
+  auto* targets_set = targets->add_subcommand(
+      "set", "Replicate STREAM to these processes, in order (none: stop replicating it)");
+  targets_set->add_option("STREAM", stream, "SRC:SPORT->:DPORT, e.g. 10.0.0.1:40000->:5000")->required();
+  targets_set->add_option("PROCESS", list, "Process names");
+  on(targets_set, [&](C& ctl) { return ctl.targets_set(stream, list); });
+
+  auto* policy_cmd = noun("policy", "Drop policies of (process, stream)");
+  auto* policy_set = policy_cmd->add_subcommand("set", "What PROCESS gets of STREAM");
+  policy_set->add_option("PROCESS", a, "Process name")->required();
+  policy_set->add_option("STREAM", stream, "SRC:SPORT->:DPORT")->required();
+  policy_set->add_option("POLICY", policy,
+                         "keep, uniform(P), differential(P) or frame_aware(P), P in [0, 1]")
+      ->required();
+  on(policy_set, [&](C& ctl) { return ctl.policy_set(a, stream, policy); });
+
+  auto* stats = app.add_subcommand("stats", "What each target process of a stream got and lost");
+  stats->add_option("STREAM", stream, "SRC:SPORT->:DPORT")->required();
+  on(stats, [&](C& ctl) { return ctl.stats(stream); });
+
+  double required = 0;
+  auto* require = app.add_subcommand(
+      "require", "A process requires QoC >= VALUE on a stream: apply the cheapest policy that meets it");
+  require->add_option("PROCESS", a, "Process name")->required();
+  require->add_option("STREAM", stream, "SRC:SPORT->:DPORT")->required();
+  require->add_option("QOC", required, "Required value of the QoC table's metric")->required();
+  on(require, [&](C& ctl) { return ctl.require(a, stream, required); });
+
+  auto* effective = app.add_subcommand("effective", "A stream's effective quality (Eq. 3)");
+  effective->add_option("STREAM", stream, "SRC:SPORT->:DPORT")->required();
+  on(effective, [&](C& ctl) { return ctl.effective(stream); });
+
+  auto* bandwidth = app.add_subcommand("bandwidth", "A stream's naive, replicated and qocnet bytes (Eq. 1, 4)");
+  bandwidth->add_option("STREAM", stream, "SRC:SPORT->:DPORT")->required();
+  on(bandwidth, [&](C& ctl) { return ctl.bandwidth(stream); });
+
+  auto* table = noun("table", "The QoC table requirements are turned into policies with");
+  on(table->add_subcommand("get", "Print the table as YAML (what 'table set' reads)"),
+     [&](C& ctl) { return ctl.table_get(); });
+  auto* table_set = table->add_subcommand("set", "Load a table from a YAML file (docs/QOC.md)");
+  table_set->add_option("FILE", a, "YAML file")->required();
+  on(table_set, [&](C& ctl) { return ctl.table_set(a); });
+
+  auto* streams = app.add_subcommand("streams", "What the DPI learnt of each stream");
+  streams->require_subcommand(0, 1);
+  on(streams, [&](C& ctl) { return ctl.streams(); });
+  on(streams->add_subcommand("reset", "Forget every stream's DPI state"),
+     [&](C& ctl) { return ctl.streams_reset(); });
+
+  on(app.add_subcommand("dpi", "The parser's counters over every frame"), [&](C& ctl) { return ctl.dpi(); });
+
+  auto* sensor = noun("sensor", "Sensor agents the edge pushes effective policies to");
+  auto* sensor_add = sensor->add_subcommand("add", "Add a sensor agent and the streams it sends");
+  sensor_add->add_option("NAME", a, "Unique name")->required();
+  sensor_add->add_option("ADDRESS", b, "gRPC target of its SensorService")->required();
+  sensor_add->add_option("STREAM", list, "SRC:SPORT->:DPORT")->required();
+  on(sensor_add, [&](C& ctl) { return ctl.sensor_add(a, b, list); });
+  auto* sensor_rm = sensor->add_subcommand("rm", "Remove a sensor agent");
+  sensor_rm->add_option("NAME", a, "Sensor name")->required();
+  on(sensor_rm, [&](C& ctl) { return ctl.sensor_remove(a); });
+  on(sensor->add_subcommand("ls", "List the sensor agents"), [&](C& ctl) { return ctl.sensor_list(); });
+
+  on(app.add_subcommand("status", "qocnetd's version, ports, programs, uptime"),
+     [&](C& ctl) { return ctl.status(); });
+
+  unsigned interval = 1000, count = 0;
+  auto* watch = app.add_subcommand("watch", "Statistics every interval (JSON: one object per line)");
+  watch->add_option("--interval", interval, "Milliseconds between updates")
+      ->capture_default_str()->check(CLI::Range(100, 60000));
+  watch->add_option("--count", count, "Updates to print (0: until interrupted)")->capture_default_str();
+  on(watch, [&](C& ctl) { return ctl.watch(interval, count); });
+
+  std::string pin_dir = "/sys/fs/bpf/qocnet", lock_dir = "/run/qocnet/locks";
+  auto* cleanup = app.add_subcommand(
+      "cleanup", "Remove the TC filters and pins a kept or crashed qocnet datapath left in this "
+                 "network namespace (needs root; not while qocnetd runs on them)");
+  cleanup->add_option("--pin-dir", pin_dir, "Where the datapath was pinned (qocnetd's default)")->capture_default_str();
+  cleanup->add_option("--lock-dir", lock_dir, "qocnet's lock directory")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   if (classify->parsed()) return run_classify(file, frames, format, per_dgram);
+  if (cleanup->parsed()) return run_cleanup(pin_dir, lock_dir, g.output == "json");
+
+  // The most specific parsed subcommand: 'streams reset' before 'streams'.
+  for (auto it = commands.rbegin(); it != commands.rend(); ++it) {
+    if (!it->first->parsed()) continue;
+    auto ctl = qocnet::ctl::Control::open(g);
+    if (!ctl) return qocnet::ctl::fail(ctl.error());
+    return it->second(*ctl);
+  }
   return 2;
 }

@@ -1,0 +1,374 @@
+"""qocnet_client: a small client of qocnetd's QocService for analytics processes.
+
+A computation process registers itself (where the edge sends its copies and
+the streams it consumes), says which QoC it requires, reports what it
+measures, and follows the policy the edge applies to it:
+
+    import qocnet_client as qc
+
+    client = qc.connect()                        # unix:/run/qocnet/qocnet.sock
+    client.register(qc.process("detector", port="veth-det", mac="02:00:00:00:00:01"),
+                    ["10.0.0.1:40000->:5000"], required=0.9)
+    client.follow_policy(lambda update: print(update.policy))
+    client.report_measured(0.93)
+    client.unregister()
+
+Runs on Debian's /usr/bin/python3 with python3-grpcio and python3-protobuf.
+The messages and stubs are the ones the build generates from
+proto/qocnet/v1 (target qocnet_python_stubs); they are looked up in
+$QOCNET_PYTHON_STUBS, else <repo>/build/python.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import pathlib
+import re
+import sys
+import threading
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+
+DEFAULT_ADDRESS = "unix:/run/qocnet/qocnet.sock"
+
+
+def _stubs_dir() -> pathlib.Path:
+    env = os.environ.get("QOCNET_PYTHON_STUBS")
+    if env:
+        return pathlib.Path(env)
+    return pathlib.Path(__file__).resolve().parents[2] / "build" / "python"
+
+
+def _import_stubs():
+    where = _stubs_dir()
+    if not (where / "qocnet" / "v1" / "qoc_pb2.py").is_file():
+        raise ImportError(
+            f"qocnet's Python stubs are not in {where}: build the target qocnet_python_stubs "
+            "(cmake --build build --target qocnet_python_stubs) or point QOCNET_PYTHON_STUBS "
+            "at <build>/python")
+    if str(where) not in sys.path:
+        sys.path.insert(0, str(where))
+    from qocnet.v1 import qoc_pb2, qoc_pb2_grpc, types_pb2  # noqa: E402
+    return qoc_pb2, qoc_pb2_grpc, types_pb2
+
+
+qoc_pb2, qoc_pb2_grpc, types_pb2 = _import_stubs()
+
+import grpc  # noqa: E402  (after the stubs: their error is the more useful one)
+
+
+class QocError(Exception):
+    """A call qocnetd refused or that did not reach it.
+
+    `code` is the grpc.StatusCode (None for errors found before any call);
+    the message names the field and the fix, as qocnetd wrote it.
+    """
+
+    def __init__(self, message: str, code: Optional[grpc.StatusCode] = None):
+        super().__init__(message)
+        self.code = code
+
+
+# Streams: "10.0.0.1:40000->:5000", "[fd00::1]:40000->:5000" (the library's
+# to_string(StreamId)), also "10.0.0.1:40000:5000" or a (source, sport, dport) tuple.
+
+_STREAM = re.compile(r"^(?:\[(?P<v6>[^\]]*)\]|(?P<v4>[^:\[\]]+)):(?P<sport>[^:]*?)(?:->:|:)(?P<dport>[^:]*)$")
+
+StreamLike = Union[str, Sequence, "types_pb2.StreamId"]
+
+
+def _port(text: str, which: str, whole: str) -> int:
+    if not text.isdigit() or len(text) > 5:
+        raise QocError(f"stream '{whole}': {which} '{text}' is not a number")
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise QocError(f"stream '{whole}': {which} {value} is not in 1..65535")
+    return value
+
+
+def parse_stream(stream: StreamLike) -> "types_pb2.StreamId":
+    """A StreamId message from its text, a (source, sport, dport) tuple or a StreamId."""
+    if isinstance(stream, types_pb2.StreamId):
+        return stream
+    if isinstance(stream, str):
+        m = _STREAM.match(stream.strip())
+        if not m:
+            raise QocError(f"stream '{stream}': write SOURCE:SPORT->:DPORT, e.g. "
+                           "10.0.0.1:40000->:5000 or [fd00::1]:40000->:5000")
+        source = m.group("v6") if m.group("v6") is not None else m.group("v4")
+        sport = _port(m.group("sport"), "source port", stream)
+        dport = _port(m.group("dport"), "destination port", stream)
+    else:
+        try:
+            source, sport, dport = stream
+        except (TypeError, ValueError):
+            raise QocError(f"stream {stream!r}: give 'SOURCE:SPORT->:DPORT' or (source, sport, dport)")
+        whole = f"{stream!r}"
+        sport = _port(str(sport), "source port", whole)
+        dport = _port(str(dport), "destination port", whole)
+    try:
+        ipaddress.ip_address(source)
+    except ValueError:
+        raise QocError(f"stream '{stream}': source '{source}' is not an IPv4 or IPv6 address")
+    return types_pb2.StreamId(source=source, source_port=sport, destination_port=dport)
+
+
+def stream_text(stream: "types_pb2.StreamId") -> str:
+    """The library's spelling: 10.0.0.1:40000->:5000, [fd00::1]:40000->:5000."""
+    source = f"[{stream.source}]" if ":" in stream.source else stream.source
+    return f"{source}:{stream.source_port}->:{stream.destination_port}"
+
+
+_KIND_NAMES = {
+    types_pb2.POLICY_KIND_KEEP: "keep",
+    types_pb2.POLICY_KIND_UNIFORM: "uniform",
+    types_pb2.POLICY_KIND_DIFFERENTIAL: "differential",
+    types_pb2.POLICY_KIND_FRAME_AWARE: "frame_aware",
+}
+
+
+def policy_text(policy: "types_pb2.Policy") -> str:
+    """keep, uniform(0.05), differential(0.1), frame_aware(0.3)."""
+    name = _KIND_NAMES.get(policy.kind, "unspecified")
+    return name if policy.kind in (types_pb2.POLICY_KIND_KEEP, types_pb2.POLICY_KIND_UNSPECIFIED) \
+        else f"{name}({policy.drop:g})"
+
+
+def process(name: str, port: str, mac: str, ip: str = "", udp_port: int = 0) -> "types_pb2.ProcessSpec":
+    """A ProcessSpec: the edge's interface toward the process, the destination
+    MAC of its copies, and optionally the IPv4 address and UDP port they are
+    rewritten to (empty / 0: keep the sensor's)."""
+    if not name:
+        raise QocError("process: name is empty")
+    if not 0 <= int(udp_port) <= 65535:
+        raise QocError(f"process '{name}': udp_port {udp_port} is not in 0..65535")
+    return types_pb2.ProcessSpec(name=name, port=port, mac=mac, ip=ip, udp_port=int(udp_port))
+
+
+# Addresses: unix:/PATH (or /PATH), tcp:HOST:PORT, tcp://HOST:PORT, HOST:PORT, [IPV6]:PORT.
+
+def parse_address(address: str) -> tuple[str, str]:
+    """(kind, target): kind 'unix' or 'tcp', target what gRPC dials."""
+    if not address:
+        raise QocError("address is empty: write unix:/PATH or tcp:HOST:PORT")
+    if address.startswith("unix:"):
+        path = address[5:]
+        if path.startswith("//"):
+            path = path[2:]
+        if not path:
+            raise QocError(f"address '{address}': no socket path after 'unix:'")
+        return "unix", "unix:" + path
+    if address.startswith(("/", "./", "../")):
+        return "unix", "unix:" + address
+    hostport = address
+    for prefix in ("tcp://", "tcp:"):
+        if address.startswith(prefix):
+            hostport = address[len(prefix):]
+            break
+    else:
+        if "://" in address:
+            raise QocError(f"address '{address}': unknown scheme; write unix:/PATH or tcp:HOST:PORT")
+    m = re.match(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$", hostport)
+    if not m or not 1 <= int(m.group("port")) <= 65535:
+        raise QocError(f"address '{address}': write unix:/PATH, tcp:HOST:PORT or HOST:PORT "
+                       "(IPv6 as [ADDR]:PORT, port 1..65535)")
+    return "tcp", hostport
+
+
+def _read(path: Optional[str], what: str) -> Optional[bytes]:
+    if not path:
+        return None
+    try:
+        return pathlib.Path(path).read_bytes()
+    except OSError as e:
+        raise QocError(f"{what} '{path}' cannot be read: {e.strerror}") from None
+
+
+def make_channel(address: str = DEFAULT_ADDRESS, tls_ca: Optional[str] = None,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None) -> grpc.Channel:
+    """A channel to qocnetd: a Unix socket, plain TCP, or TCP with TLS (a CA
+    to verify the daemon, and a certificate + key for mutual TLS)."""
+    kind, target = parse_address(address)
+    tls = any((tls_ca, tls_cert, tls_key))
+    if kind == "unix":
+        if tls:
+            raise QocError(f"TLS files were given for the Unix socket {address}: TLS is for TCP addresses")
+        return grpc.insecure_channel(target)
+    if not tls:
+        return grpc.insecure_channel(target)
+    if bool(tls_cert) != bool(tls_key):
+        raise QocError("give both the TLS client certificate and its key, or neither")
+    creds = grpc.ssl_channel_credentials(root_certificates=_read(tls_ca, "TLS CA file"),
+                                         private_key=_read(tls_key, "TLS key"),
+                                         certificate_chain=_read(tls_cert, "TLS certificate"))
+    return grpc.secure_channel(target, creds)
+
+
+# Requests, built apart from the calls so they can be checked without a server.
+
+def register_request(spec: "types_pb2.ProcessSpec", streams: Iterable[StreamLike],
+                     required: float = 0.0) -> "qoc_pb2.RegisterProcessRequest":
+    ids = [parse_stream(s) for s in streams]
+    if not ids:
+        raise QocError(f"process '{spec.name}': register at least one stream")
+    if required < 0:
+        raise QocError(f"process '{spec.name}': required {required} is below 0")
+    return qoc_pb2.RegisterProcessRequest(process=spec, streams=ids, required=float(required))
+
+
+def requirement_request(name: str, token: str, required: float,
+                        stream: Optional[StreamLike] = None) -> "qoc_pb2.ReportRequirementRequest":
+    req = qoc_pb2.ReportRequirementRequest(name=name, token=token, required=float(required))
+    if stream is not None:
+        req.stream.CopyFrom(parse_stream(stream))
+    return req
+
+
+def measured_request(name: str, token: str, measured: float,
+                     stream: Optional[StreamLike] = None) -> "qoc_pb2.ReportMeasuredQocRequest":
+    req = qoc_pb2.ReportMeasuredQocRequest(name=name, token=token, measured=float(measured))
+    if stream is not None:
+        req.stream.CopyFrom(parse_stream(stream))
+    return req
+
+
+class PolicyWatch:
+    """A thread that follows WatchPolicy and calls back for every update."""
+
+    def __init__(self, calls: grpc.Future, callback: Callable, on_error: Optional[Callable]):
+        self._calls = calls
+        self._callback = callback
+        self._on_error = on_error
+        self.error: Optional[QocError] = None
+        self._thread = threading.Thread(target=self._run, name="qocnet-watch-policy", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        try:
+            for update in self._calls:
+                self._callback(update)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.CANCELLED:
+                return
+            self.error = QocError(f"{e.code().name}: {e.details()}", e.code())
+            if self._on_error:
+                self._on_error(self.error)
+
+    def stop(self, timeout: Optional[float] = 5.0):
+        """Cancels the stream and waits for the thread."""
+        self._calls.cancel()
+        self._thread.join(timeout)
+
+    def join(self, timeout: Optional[float] = None):
+        self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+
+class QocClient:
+    """One computation process's session with qocnetd's QocService."""
+
+    def __init__(self, channel: grpc.Channel, address: str = "", timeout: float = 5.0):
+        self.channel = channel
+        self.address = address
+        self.timeout = timeout
+        self.stub = qoc_pb2_grpc.QocServiceStub(channel)
+        self.name: Optional[str] = None
+        self.token: Optional[str] = None
+        self._watches: list[PolicyWatch] = []
+
+    def _call(self, method, request, **kwargs):
+        try:
+            return method(request, timeout=self.timeout, **kwargs)
+        except grpc.RpcError as e:
+            raise self._error(e) from None
+
+    def _error(self, e: grpc.RpcError) -> QocError:
+        code = e.code()
+        if code == grpc.StatusCode.UNAVAILABLE or (
+                code == grpc.StatusCode.DEADLINE_EXCEEDED and not self._connected()):
+            return QocError(f"cannot reach qocnetd at {self.address or 'its address'} "
+                            f"({code.name}: {e.details()}): qocnetd must be running and serving "
+                            "that address", code)
+        return QocError(f"{code.name}: {e.details()}", code)
+
+    def _connected(self) -> bool:
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=0)
+            return True
+        except grpc.FutureTimeoutError:
+            return False
+
+    def _session(self) -> tuple[str, str]:
+        if not self.token:
+            raise QocError("not registered: call register() first")
+        return self.name, self.token
+
+    def register(self, spec: "types_pb2.ProcessSpec", streams: Iterable[StreamLike],
+                 required: float = 0.0) -> list:
+        """Registers the process; keeps its token. Returns the StreamPolicy list."""
+        request = register_request(spec, streams, required)
+        response = self._call(self.stub.RegisterProcess, request)
+        self.name, self.token = spec.name, response.token
+        return list(response.policies)
+
+    def report_requirement(self, required: float, stream: Optional[StreamLike] = None) -> list:
+        """The process needs QoC >= required (on one stream, or all of them)."""
+        name, token = self._session()
+        return list(self._call(self.stub.ReportRequirement,
+                               requirement_request(name, token, required, stream)).policies)
+
+    def report_measured(self, measured: float, stream: Optional[StreamLike] = None):
+        """The QoC measured over the last interval; returns the ReportMeasuredQocResponse
+        (the policy now applied and whether it was tightened, loosened or held)."""
+        name, token = self._session()
+        return self._call(self.stub.ReportMeasuredQoc, measured_request(name, token, measured, stream))
+
+    def watch_policy(self) -> Iterator:
+        """PolicyUpdate messages as the edge changes this process's policies;
+        the first lists every stream's. Blocks; cancel with .cancel() on the
+        returned iterator (a grpc call object)."""
+        name, token = self._session()
+        return self.stub.WatchPolicy(qoc_pb2.WatchPolicyRequest(name=name, token=token))
+
+    def follow_policy(self, callback: Callable, on_error: Optional[Callable] = None) -> PolicyWatch:
+        """watch_policy() in a thread: callback(update) for each PolicyUpdate,
+        on_error(QocError) if the stream fails. Stop it with .stop()."""
+        watch = PolicyWatch(self.watch_policy(), callback, on_error)
+        self._watches.append(watch)
+        return watch
+
+    def unregister(self):
+        """Stops the policy watches and unregisters the process."""
+        for w in self._watches:
+            w.stop()
+        self._watches.clear()
+        if not self.token:
+            return
+        name, token = self._session()
+        self._call(self.stub.UnregisterProcess, qoc_pb2.UnregisterProcessRequest(name=name, token=token))
+        self.token = None
+
+    def close(self):
+        for w in self._watches:
+            w.stop()
+        self._watches.clear()
+        self.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if self.token:
+                self.unregister()
+        finally:
+            self.close()
+
+
+def connect(address: str = DEFAULT_ADDRESS, tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
+            tls_key: Optional[str] = None, timeout: float = 5.0) -> QocClient:
+    """A QocClient for qocnetd at `address` (nothing is dialled until the first call)."""
+    return QocClient(make_channel(address, tls_ca, tls_cert, tls_key), address, timeout)

@@ -1,0 +1,225 @@
+#!/usr/bin/python3
+"""examples/python/qocnet_client.py without qocnetd: the messages it builds,
+its parsing of streams and addresses, and its session handling (token kept
+and sent, policy stream followed in a thread, unregister) against a stub
+QocService served by this test on a Unix socket in a temporary directory.
+The stub only records requests and answers fixed messages; the end-to-end
+test against qocnetd lives with the daemon.
+
+Run by CTest with QOCNET_PYTHON_STUBS=<build>/python.
+"""
+
+import pathlib
+import sys
+import tempfile
+import threading
+import unittest
+from concurrent import futures
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "examples" / "python"))
+
+import qocnet_client as qc  # noqa: E402
+import grpc  # noqa: E402
+
+qoc_pb2, qoc_pb2_grpc, types_pb2 = qc.qoc_pb2, qc.qoc_pb2_grpc, qc.types_pb2
+
+STREAM = "10.0.0.1:40000->:5000"
+
+
+class Messages(unittest.TestCase):
+    def test_streams_parse_the_library_spelling(self):
+        s = qc.parse_stream(STREAM)
+        self.assertEqual((s.source, s.source_port, s.destination_port), ("10.0.0.1", 40000, 5000))
+        self.assertEqual(qc.stream_text(s), STREAM)
+        v6 = qc.parse_stream("[fd00::1]:40000->:5000")
+        self.assertEqual(v6.source, "fd00::1")
+        self.assertEqual(qc.stream_text(v6), "[fd00::1]:40000->:5000")
+        self.assertEqual(qc.parse_stream("10.0.0.2:1234:5000").destination_port, 5000)
+        self.assertEqual(qc.parse_stream(("10.0.0.3", 1, 2)).source_port, 1)
+        self.assertIs(qc.parse_stream(s), s)
+
+    def test_malformed_streams_name_the_part(self):
+        for text, says in [("10.0.0.1", "SOURCE:SPORT->:DPORT"),
+                           ("10.0.0.1:x->:5000", "source port 'x'"),
+                           ("10.0.0.1:40000->:0", "destination port 0 is not in 1..65535"),
+                           ("10.0.0.1:40000->:70000", "not in 1..65535"),
+                           ("host:40000->:5000", "not an IPv4 or IPv6 address")]:
+            with self.subTest(text=text):
+                with self.assertRaises(qc.QocError) as e:
+                    qc.parse_stream(text)
+                self.assertIn(says, str(e.exception))
+
+    def test_policies_print_as_the_library_does(self):
+        P = types_pb2.Policy
+        self.assertEqual(qc.policy_text(P(kind=types_pb2.POLICY_KIND_KEEP)), "keep")
+        self.assertEqual(qc.policy_text(P(kind=types_pb2.POLICY_KIND_UNIFORM, drop=0.05)), "uniform(0.05)")
+        self.assertEqual(qc.policy_text(P(kind=types_pb2.POLICY_KIND_FRAME_AWARE, drop=0.3)), "frame_aware(0.3)")
+
+    def test_register_request(self):
+        spec = qc.process("detector", "veth-det", "02:00:00:00:00:01", ip="10.1.0.2", udp_port=6000)
+        req = qc.register_request(spec, [STREAM, "[fd00::1]:1->:2"], required=0.9)
+        self.assertIsInstance(req, qoc_pb2.RegisterProcessRequest)
+        self.assertEqual(req.process.name, "detector")
+        self.assertEqual(req.process.port, "veth-det")
+        self.assertEqual(req.process.mac, "02:00:00:00:00:01")
+        self.assertEqual(req.process.ip, "10.1.0.2")
+        self.assertEqual(req.process.udp_port, 6000)
+        self.assertEqual([qc.stream_text(s) for s in req.streams], [STREAM, "[fd00::1]:1->:2"])
+        self.assertAlmostEqual(req.required, 0.9)
+        with self.assertRaises(qc.QocError):
+            qc.register_request(spec, [])
+        with self.assertRaises(qc.QocError):
+            qc.process("p", "e1", "02:00:00:00:00:01", udp_port=70000)
+
+    def test_requirement_and_measured_requests(self):
+        r = qc.requirement_request("detector", "tok", 0.8)
+        self.assertEqual((r.name, r.token), ("detector", "tok"))
+        self.assertAlmostEqual(r.required, 0.8)
+        self.assertFalse(r.HasField("stream"))  # unset: every stream of the process
+        r = qc.requirement_request("detector", "tok", 0.8, STREAM)
+        self.assertEqual(qc.stream_text(r.stream), STREAM)
+        m = qc.measured_request("detector", "tok", 0.75, STREAM)
+        self.assertIsInstance(m, qoc_pb2.ReportMeasuredQocRequest)
+        self.assertAlmostEqual(m.measured, 0.75)
+        self.assertEqual(m.stream.destination_port, 5000)
+
+    def test_addresses(self):
+        self.assertEqual(qc.parse_address(qc.DEFAULT_ADDRESS), ("unix", "unix:/run/qocnet/qocnet.sock"))
+        self.assertEqual(qc.parse_address("unix:///tmp/q.sock"), ("unix", "unix:/tmp/q.sock"))
+        self.assertEqual(qc.parse_address("/tmp/q.sock"), ("unix", "unix:/tmp/q.sock"))
+        self.assertEqual(qc.parse_address("tcp:10.0.0.5:7000"), ("tcp", "10.0.0.5:7000"))
+        self.assertEqual(qc.parse_address("edge:7000"), ("tcp", "edge:7000"))
+        self.assertEqual(qc.parse_address("[fd00::1]:7000"), ("tcp", "[fd00::1]:7000"))
+        for bad in ["", "unix:", "edge", "edge:0", "fd00::1:7000", "http://edge:80"]:
+            with self.subTest(address=bad), self.assertRaises(qc.QocError):
+                qc.parse_address(bad)
+
+    def test_tls_only_for_tcp(self):
+        with self.assertRaises(qc.QocError) as e:
+            qc.make_channel("unix:/tmp/q.sock", tls_ca="/etc/hostname")
+        self.assertIn("TLS is for TCP", str(e.exception))
+        with self.assertRaises(qc.QocError):
+            qc.make_channel("tcp:127.0.0.1:7000", tls_cert="/etc/hostname")
+        with self.assertRaises(qc.QocError) as e:
+            qc.make_channel("tcp:127.0.0.1:7000", tls_ca="/nonexistent/ca.pem")
+        self.assertIn("/nonexistent/ca.pem", str(e.exception))
+
+    def test_calls_need_registration(self):
+        client = qc.connect("unix:/nonexistent/q.sock")
+        with self.assertRaises(qc.QocError) as e:
+            client.report_requirement(0.9)
+        self.assertIn("register()", str(e.exception))
+        client.close()
+
+
+class StubQoc(qoc_pb2_grpc.QocServiceServicer):
+    """Records requests; answers fixed messages."""
+
+    def __init__(self):
+        self.requests = []
+        self.watching = threading.Event()
+        self.release = threading.Event()
+
+    def _policy(self, drop):
+        return qoc_pb2.StreamPolicy(stream=qc.parse_stream(STREAM),
+                                    policy=types_pb2.Policy(kind=types_pb2.POLICY_KIND_DIFFERENTIAL, drop=drop),
+                                    required=0.9, target=0.9)
+
+    def RegisterProcess(self, request, context):
+        self.requests.append(request)
+        return qoc_pb2.RegisterProcessResponse(token="tok-1", policies=[self._policy(0.0)])
+
+    def ReportRequirement(self, request, context):
+        self.requests.append(request)
+        if request.token != "tok-1":
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "token: not this process's")
+        if request.required > 1:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "required: above the best achievable 1")
+        return qoc_pb2.ReportRequirementResponse(policies=[self._policy(0.01)])
+
+    def ReportMeasuredQoc(self, request, context):
+        self.requests.append(request)
+        return qoc_pb2.ReportMeasuredQocResponse(policy=self._policy(0.005),
+                                                 action=qoc_pb2.LOOP_ACTION_TIGHTENED)
+
+    def WatchPolicy(self, request, context):
+        self.requests.append(request)
+        self.watching.set()
+        for gen, reason in [(1, "registered"), (2, "requirement")]:
+            yield qoc_pb2.PolicyUpdate(policy=self._policy(0.01 * gen), reason=reason, generation=gen)
+        self.release.wait(10)
+
+    def UnregisterProcess(self, request, context):
+        self.requests.append(request)
+        self.release.set()
+        return qoc_pb2.UnregisterProcessResponse()
+
+
+class Session(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.address = f"unix:{self.dir.name}/qoc.sock"
+        self.stub = StubQoc()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        qoc_pb2_grpc.add_QocServiceServicer_to_server(self.stub, self.server)
+        self.server.add_insecure_port(self.address)
+        self.server.start()
+
+    def tearDown(self):
+        self.stub.release.set()
+        self.server.stop(None)
+        self.dir.cleanup()
+
+    def test_register_report_watch_unregister(self):
+        got = []
+        done = threading.Event()
+
+        def on_update(update):
+            got.append(update)
+            if len(got) == 2:
+                done.set()
+
+        with qc.connect(self.address, timeout=5) as client:
+            policies = client.register(qc.process("detector", "veth-det", "02:00:00:00:00:01"), [STREAM])
+            self.assertEqual(client.token, "tok-1")
+            self.assertEqual(qc.policy_text(policies[0].policy), "differential(0)")
+            policies = client.report_requirement(0.9)
+            self.assertEqual(qc.policy_text(policies[0].policy), "differential(0.01)")
+            r = client.report_measured(0.85, STREAM)
+            self.assertEqual(r.action, qoc_pb2.LOOP_ACTION_TIGHTENED)
+            watch = client.follow_policy(on_update)
+            self.assertTrue(done.wait(5), "two policy updates through the callback thread")
+            self.assertEqual([u.reason for u in got], ["registered", "requirement"])
+            self.assertTrue(watch.running)
+            client.unregister()
+            self.assertIsNone(client.token)
+            self.assertFalse(watch.running)
+
+        kinds = [type(r).__name__ for r in self.stub.requests]
+        self.assertEqual(kinds, ["RegisterProcessRequest", "ReportRequirementRequest",
+                                 "ReportMeasuredQocRequest", "WatchPolicyRequest", "UnregisterProcessRequest"])
+        for r in self.stub.requests[1:]:
+            self.assertEqual((r.name, r.token), ("detector", "tok-1"))
+        self.assertFalse(self.stub.requests[1].HasField("stream"))
+        self.assertEqual(qc.stream_text(self.stub.requests[2].stream), STREAM)
+
+    def test_refusals_carry_code_and_message(self):
+        with qc.connect(self.address) as client:
+            client.register(qc.process("detector", "veth-det", "02:00:00:00:00:01"), [STREAM])
+            with self.assertRaises(qc.QocError) as e:
+                client.report_requirement(1.5)
+            self.assertEqual(e.exception.code, grpc.StatusCode.FAILED_PRECONDITION)
+            self.assertEqual(str(e.exception), "FAILED_PRECONDITION: required: above the best achievable 1")
+
+    def test_unreachable_daemon_names_the_address(self):
+        address = f"unix:{self.dir.name}/nobody.sock"
+        client = qc.connect(address, timeout=2)
+        with self.assertRaises(qc.QocError) as e:
+            client.register(qc.process("detector", "veth-det", "02:00:00:00:00:01"), [STREAM])
+        self.assertEqual(e.exception.code, grpc.StatusCode.UNAVAILABLE)
+        self.assertIn(f"cannot reach qocnetd at {address}", str(e.exception))
+        client.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
