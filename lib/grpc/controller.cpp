@@ -54,8 +54,13 @@ void Controller::start(std::function<void(const Status&)> done) {
     auto edge = Edge::create(options_.edge);
     {
       std::lock_guard lock(mu_);
-      if (edge) {
+      if (edge && cancel_) {
         edge_.emplace(std::move(edge).value());
+        edge_->keep_datapath(keep_);
+        s = make_error(Errc::unavailable, "qocnetd is shutting down", "");
+      } else if (edge) {
+        edge_.emplace(std::move(edge).value());
+        edge_->keep_datapath(keep_);
         s = start_locked();
       } else {
         s = std::move(edge).error().context("start the edge datapath");
@@ -64,8 +69,13 @@ void Controller::start(std::function<void(const Status&)> done) {
       started_ = true;
       ready_ = s.ok();
     }
-    if (done) done(s);
+    if (done && !cancel_) done(s);
   });
+}
+
+void Controller::stop_start() {
+  cancel_ = true;
+  if (starter_.joinable()) starter_.join();
 }
 
 Status Controller::start_locked() {
@@ -118,6 +128,7 @@ Status Controller::require_ready() const {
 
 void Controller::keep_datapath(bool keep) {
   std::lock_guard lock(mu_);
+  keep_ = keep;
   if (edge_) edge_->keep_datapath(keep);
 }
 

@@ -91,8 +91,12 @@ class Controller {
   // unavailable while the datapath is compiling; the start error if it failed.
   Status ready() const;
   bool is_ready() const { return ready_.load(); }
-  // Leaves the datapath in the kernel when the controller goes away.
+  // Leaves the datapath in the kernel when the controller goes away (also
+  // when said while it is still compiling).
   void keep_datapath(bool keep);
+  // Shutdown: a start still compiling does not apply the configuration (nor
+  // call `done`); returns once the start thread has ended.
+  void stop_start();
   // Stops every policy watch (shutdown).
   void close_watches();
 
@@ -169,6 +173,8 @@ class Controller {
   std::atomic<bool> ready_{false};
   Status start_status_;
   bool started_ = false;
+  bool keep_ = false;
+  std::atomic<bool> cancel_{false};
   std::thread starter_;
   QocTable table_;
   std::map<std::string, Client> clients_;

@@ -229,6 +229,8 @@ QOCNET_CONTROL(GetStreamBandwidth) {
     return ctl_.with_edge([&](const Edge& e) -> Status {
       QOCNET_ASSIGN(b, e.stream_bandwidth(stream));  // names why there is none
       to_proto(b, resp->mutable_bandwidth());
+      if (auto targets = e.target_stats(stream); targets)
+        resp->set_processes(static_cast<std::uint32_t>(targets->size()));
       return {};
     });
   });

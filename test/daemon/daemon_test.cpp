@@ -103,6 +103,16 @@ TEST_CASE("daemon: calls before the datapath is up get UNAVAILABLE; health turns
                           Catch::Contains("grpc.health.v1.Health"));
   CHECK(d.stop(SIGTERM) == 0);
   CHECK_THAT(d.log(), Catch::Contains("event=shutdown"));
+
+  // SIGTERM while the datapath still compiles: a clean exit, nothing attached.
+  Daemon early_stop((*t)->edge, {"--no-pin", "--port", "e0"}, "d2");
+  REQUIRE(early_stop.wait_listening());
+  CHECK(early_stop.stop(SIGTERM) == 0);
+  INFO(early_stop.log());
+  auto filters = testbed::run({"ip", "netns", "exec", (*t)->edge.name(), "tc", "filter", "show", "dev", "e0",
+                               "ingress"});
+  REQUIRE_OK(filters);
+  CHECK(filters->find("qoc_edge_in") == std::string::npos);
 }
 
 TEST_CASE("daemon: every rejected call names its problem and changes nothing", "[daemon]") {

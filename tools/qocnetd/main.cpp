@@ -210,10 +210,11 @@ int main(int argc, char** argv) {
   spdlog::info("event=shutdown signal={} keep_datapath={}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                cfg.keep_datapath);
   serving = false;
+  ctl.keep_datapath(cfg.keep_datapath);
+  ctl.stop_start();  // a compile under way finishes, but nothing more is applied
   health->SetServingStatus(false);
   ctl.close_watches();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  ctl.keep_datapath(cfg.keep_datapath);
   remove_socket(listen_opts);
   return failed ? 1 : 0;
 }
