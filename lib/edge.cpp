@@ -15,6 +15,7 @@
 #include "preflight.hpp"
 #include "qoc_abi.h"
 #include "tc.hpp"
+#include "dpi_view.hpp"
 #include "edge_impl.hpp"
 
 namespace qocnet {
@@ -48,25 +49,6 @@ PortCounters sum_counters(const std::vector<qoc_port_stats>& per_cpu) {
     c.tx_bytes += s.tx_bytes;
   }
   return c;
-}
-std::string format_source(const qoc_stream_key& k) {
-  static const std::uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  char buf[INET6_ADDRSTRLEN] = {};
-  const std::uint16_t port = ntohs(k.sport);
-  if (std::memcmp(k.saddr, v4mapped, 12) == 0) {
-    ::inet_ntop(AF_INET, &k.saddr[12], buf, sizeof buf);
-    return std::string(buf) + ":" + std::to_string(port);
-  }
-  ::inet_ntop(AF_INET6, k.saddr, buf, sizeof buf);
-  return "[" + std::string(buf) + "]:" + std::to_string(port);
-}
-
-Result<ProgramInfo> program_info(const Program& p) {
-  bpf_prog_info info{};
-  __u32 len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(p.fd(), &info, &len) != 0)
-    return make_error(Errc::internal, "cannot read info of program " + p.name(), {}, errno);
-  return ProgramInfo{p.name(), info.id, info.verified_insns, info.xlated_prog_len / 8};
 }
 
 }  // namespace
@@ -396,7 +378,7 @@ std::uint32_t Edge::program_id() const { return impl_->program.id(); }
 std::vector<ProgramInfo> Edge::programs() const {
   std::vector<ProgramInfo> out;
   for (const Program* p : {&impl_->program, &impl_->slow_program, &impl_->deliver_program}) {
-    auto info = program_info(*p);
+    auto info = program_info_of(*p);
     if (info) out.push_back(*info);
   }
   return out;
@@ -409,25 +391,7 @@ Result<std::vector<StreamStats>> Edge::streams() const {
   for (const auto& k : keys) {
     QOCNET_ASSIGN(v, impl_->streams.lookup(k));
     if (!v) continue;  // evicted meanwhile
-    StreamStats s;
-    s.source = format_source(k);
-    s.source_port = ntohs(k.sport);
-    s.destination_port = ntohs(k.dport);
-    s.pmt_pid = v->pmt_pid;
-    s.video_pid = v->video_pid;
-    s.codec = static_cast<Codec>(v->codec);
-    s.frames = v->frames;
-    for (int c = 0; c < 4; ++c) {
-      s.datagrams[c] = v->dgrams[c];
-      s.bytes[c] = v->bytes[c];
-    }
-    s.misaligned = v->misaligned;
-    s.cc_errors = v->cc_errors;
-    s.ts_partial = v->ts_partial;
-    s.ts_bad_sync = v->ts_bad_sync;
-    s.ts_malformed = v->ts_malformed;
-    s.ts_unparsed = v->ts_unparsed;
-    out.push_back(std::move(s));
+    out.push_back(stream_stats_of(k, *v));
   }
   return out;
 }
@@ -435,29 +399,7 @@ Result<std::vector<StreamStats>> Edge::streams() const {
 Result<DpiCounters> Edge::dpi_counters() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   QOCNET_ASSIGN(vals, impl_->counters.lookup_all(0));
-  std::uint64_t c[QOC_NUM_COUNTERS] = {};
-  if (vals)
-    for (const auto& v : *vals)
-      for (int i = 0; i < QOC_NUM_COUNTERS; ++i) c[i] += v.c[i];
-  DpiCounters d;
-  d.seen = c[QOC_CNT_SEEN];
-  d.not_udp = c[QOC_CNT_NOT_UDP];
-  d.not_ts = c[QOC_CNT_NOT_TS];
-  d.ts = c[QOC_CNT_TS];
-  for (int i = 0; i < 4; ++i) d.by_class[i] = c[QOC_CNT_CLASS_OTHER + i];
-  d.truncated = c[QOC_CNT_TRUNCATED];
-  d.vlan_too_deep = c[QOC_CNT_VLAN_DEEP];
-  d.ipv6_ext_too_deep = c[QOC_CNT_IPV6_EXT_DEEP];
-  d.fragments = c[QOC_CNT_FRAGMENT];
-  d.udp_length_bad = c[QOC_CNT_UDP_LEN_BAD];
-  d.gso_packets = c[QOC_CNT_GSO];
-  d.gso_segments = c[QOC_CNT_GSO_SEGS];
-  d.pulled = c[QOC_CNT_PULLED];
-  d.stream_table_full = c[QOC_CNT_STREAM_FULL];
-  d.replicated = c[QOC_CNT_REPLICATED];
-  d.clones = c[QOC_CNT_CLONES];
-  d.all_dropped = c[QOC_CNT_ALL_DROPPED];
-  return d;
+  return vals ? sum_dpi_counters(*vals) : DpiCounters{};
 }
 
 Status Edge::reset_streams() {

@@ -20,10 +20,7 @@
 
 namespace qocnet {
 
-// A stream's map key (saddr as IPv4-mapped IPv6 or IPv6, ports in network
-// order), and back; invalid_argument names a malformed StreamId.
-Result<qoc_stream_key> stream_key(const StreamId& s);
-StreamId stream_id_of(const qoc_stream_key& k);
+// Stream keys: detail::stream_key_of / stream_id_of (dpi_view.hpp).
 // A process's qoc_procs entry from its spec (the port already resolved).
 Result<qoc_proc> make_proc(const ProcessSpec& spec, unsigned ifindex);
 

@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "dpi_view.hpp"
 #include "edge_impl.hpp"
 #include "pinning.hpp"
 #include "preflight.hpp"
@@ -144,7 +145,7 @@ Result<std::vector<Edge::Impl::SavedPort>> Edge::Impl::read_state() {
     for (const auto& s : root["streams"]) {
       const StreamId id{s["source"].as<std::string>(), s["source_port"].as<std::uint16_t>(),
                         s["destination_port"].as<std::uint16_t>()};
-      QOCNET_ASSIGN(key, stream_key(id));
+      QOCNET_ASSIGN(key, stream_key_of(id));
       std::vector<TargetEntry> list;
       for (const auto& t : s["targets"]) {
         const std::string name = t["process"].as<std::string>();

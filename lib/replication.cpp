@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dpi_view.hpp"
 #include "edge_impl.hpp"
 #include "preflight.hpp"
 
@@ -27,36 +28,6 @@ Result<std::array<std::uint8_t, 6>> parse_mac(const std::string& text, const std
 
 }  // namespace
 
-Result<qoc_stream_key> stream_key(const StreamId& s) {
-  qoc_stream_key k{};
-  in_addr a4{};
-  in6_addr a6{};
-  if (::inet_pton(AF_INET, s.source.c_str(), &a4) == 1) {
-    k.saddr[10] = k.saddr[11] = 0xff;
-    std::memcpy(&k.saddr[12], &a4, 4);
-  } else if (::inet_pton(AF_INET6, s.source.c_str(), &a6) == 1) {
-    std::memcpy(k.saddr, &a6, 16);
-  } else {
-    return make_error(Errc::invalid_argument,
-                      "stream source '" + s.source + "' is not an IPv4 or IPv6 address",
-                      "name the sensor's address, e.g. 10.0.0.1");
-  }
-  if (s.source_port == 0 || s.destination_port == 0)
-    return make_error(Errc::invalid_argument, "stream " + to_string(s) + " has a zero port",
-                      "give the sensor's UDP source and destination ports");
-  k.sport = htons(s.source_port);
-  k.dport = htons(s.destination_port);
-  return k;
-}
-
-StreamId stream_id_of(const qoc_stream_key& k) {
-  static const std::uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (std::memcmp(k.saddr, v4mapped, 12) == 0) ::inet_ntop(AF_INET, &k.saddr[12], buf, sizeof buf);
-  else ::inet_ntop(AF_INET6, k.saddr, buf, sizeof buf);
-  return {buf, ntohs(k.sport), ntohs(k.dport)};
-}
-
 Result<qoc_proc> make_proc(const ProcessSpec& spec, unsigned ifindex) {
   QOCNET_ASSIGN(mac, parse_mac(spec.mac, "process '" + spec.name + "'"));
   qoc_proc p{};
@@ -75,10 +46,6 @@ Result<qoc_proc> make_proc(const ProcessSpec& spec, unsigned ifindex) {
 }
 
 namespace {
-
-std::string key_bytes(const qoc_stream_key& k) {
-  return std::string(reinterpret_cast<const char*>(&k), sizeof k);
-}
 
 Error unknown_process(const std::string& name) {
   return make_error(Errc::not_found, "no process '" + name + "'",
@@ -142,7 +109,7 @@ Result<StreamId> parse_stream_id(const std::string& text) {
   };
   QOCNET_TRY(port(sport, "source port", &id.source_port));
   QOCNET_TRY(port(dport, "destination port", &id.destination_port));
-  QOCNET_TRY(stream_key(id));  // the address must parse
+  QOCNET_TRY(stream_key_of(id));  // the address must parse
   return id;
 }
 
@@ -223,13 +190,13 @@ std::vector<ProcessSpec> Edge::processes() const {
 
 Status Edge::set_clone_targets(const StreamId& stream, const std::vector<std::string>& names) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  QOCNET_ASSIGN(key, stream_key(stream));
+  QOCNET_ASSIGN(key, stream_key_of(stream));
   if (names.size() > QOC_MAX_TARGETS)
     return make_error(Errc::resource_exhausted,
                       "stream " + to_string(stream) + " would have " + std::to_string(names.size()) +
                           " clone targets; the datapath holds " + std::to_string(QOC_MAX_TARGETS),
                       "replicate to at most " + std::to_string(QOC_MAX_TARGETS) + " processes");
-  const std::string kb = key_bytes(key);
+  const std::string kb = key_bytes_of(key);
   const auto& old = impl_->targets[kb];
   std::vector<Impl::TargetEntry> list;
   for (const auto& n : names) {
@@ -251,11 +218,11 @@ Status Edge::set_clone_targets(const StreamId& stream, const std::vector<std::st
 Status Edge::set_policy(std::string_view process, const StreamId& stream, const Policy& policy) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   QOCNET_TRY(validate(policy));
-  QOCNET_ASSIGN(key, stream_key(stream));
+  QOCNET_ASSIGN(key, stream_key_of(stream));
   const std::string name(process);
   if (!impl_->processes.count(name))
     return unknown_process(name);
-  auto it = impl_->targets.find(key_bytes(key));
+  auto it = impl_->targets.find(key_bytes_of(key));
   std::vector<Impl::TargetEntry> list;
   if (it != impl_->targets.end()) list = it->second;
   auto t = std::find_if(list.begin(), list.end(), [&](const auto& e) { return e.process == name; });
@@ -286,8 +253,8 @@ Result<Policy> Edge::report_qoc(std::string_view process, const StreamId& stream
 }
 
 Result<const std::vector<Edge::Impl::TargetEntry>*> Edge::Impl::targets_of(const StreamId& stream) const {
-  QOCNET_ASSIGN(key, stream_key(stream));
-  auto it = targets.find(key_bytes(key));
+  QOCNET_ASSIGN(key, stream_key_of(stream));
+  auto it = targets.find(key_bytes_of(key));
   if (it == targets.end())
     return make_error(Errc::not_found, "stream " + to_string(stream) + " has no clone targets",
                       "set them with set_clone_targets");
@@ -309,7 +276,7 @@ Result<Policy> Edge::effective_policy(const StreamId& stream) const {
 Result<Bandwidth> Edge::stream_bandwidth(const StreamId& stream) const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   QOCNET_ASSIGN(list, impl_->targets_of(stream));
-  QOCNET_ASSIGN(key, stream_key(stream));
+  QOCNET_ASSIGN(key, stream_key_of(stream));
   QOCNET_ASSIGN(st, impl_->streams.lookup(key));
   double bytes = 0;
   if (st)
@@ -320,7 +287,7 @@ Result<Bandwidth> Edge::stream_bandwidth(const StreamId& stream) const {
 Result<std::vector<TargetStats>> Edge::target_stats(const StreamId& stream) const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   QOCNET_ASSIGN(list, impl_->targets_of(stream));
-  QOCNET_ASSIGN(key, stream_key(stream));
+  QOCNET_ASSIGN(key, stream_key_of(stream));
   std::vector<TargetStats> out;
   for (const auto& t : *list) {
     TargetStats s;

@@ -22,6 +22,7 @@
 #include <sstream>
 #include <thread>
 
+#include "../support/corpus.hpp"
 #include "../support/check.hpp"
 #include "../support/frames.hpp"
 #include "qocnet/classify.hpp"
@@ -35,72 +36,7 @@ namespace {
 
 constexpr std::uint16_t kServicePort = 5000;
 
-std::uint64_t fnv(const std::uint8_t* p, std::size_t n) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
-}
-
 using Datagrams = std::vector<std::vector<std::uint8_t>>;
-
-// A TS file made once per test run: 640x480 H.264 with B-frames
-// (non-reference), a GOP of `gop` frames.
-const std::vector<std::uint8_t>& corpus_ts(int gop) {
-  static std::map<int, std::vector<std::uint8_t>> made;
-  auto it = made.find(gop);
-  if (it != made.end()) return it->second;
-  const std::string path = "/tmp/qocnet-sensor-" + std::to_string(::getpid()) + ".ts";
-  auto r = testbed::run({"ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                         "testsrc2=size=640x480:rate=25", "-t", "20", "-c:v", "libx264", "-preset",
-                         "veryfast", "-b:v", "4M", "-bf", "3", "-g", std::to_string(gop),
-                         "-x264-params", "b-pyramid=none", "-f", "mpegts", path});
-  INFO(describe(r));
-  REQUIRE(r.ok());
-  std::ifstream f(path, std::ios::binary);
-  std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(f)), {});
-  ::unlink(path.c_str());
-  return made[gop] = std::move(data);
-}
-
-// ffmpeg's default UDP output: 7 TS packets per datagram, whatever the frames.
-Datagrams cut_every_7(const std::vector<std::uint8_t>& ts) {
-  Datagrams out;
-  for (std::size_t off = 0; off + 1316 <= ts.size(); off += 1316)
-    out.emplace_back(ts.begin() + static_cast<long>(off), ts.begin() + static_cast<long>(off + 1316));
-  return out;
-}
-
-// A sender that flushes at frame boundaries (ffmpeg -flush_packets 1): a new
-// datagram at every PES start on the video PID, at most 7 TS packets each.
-// frame_of[i] is datagram i's frame (0: PSI alone, no frame's).
-Datagrams cut_at_frames(const std::vector<std::uint8_t>& ts, std::vector<int>* frame_of) {
-  constexpr std::uint16_t kVideo = 0x100;  // ffmpeg's first elementary stream PID
-  Datagrams out;
-  std::vector<std::uint8_t> cur;
-  int frame = 0, cur_frame = 0;
-  bool has_video = false;
-  auto flush = [&] {
-    if (cur.empty()) return;
-    out.push_back(std::move(cur));
-    frame_of->push_back(has_video ? cur_frame : 0);
-    cur.clear();
-    has_video = false;
-  };
-  for (std::size_t off = 0; off + 188 <= ts.size(); off += 188) {
-    const std::uint8_t* p = &ts[off];
-    const std::uint16_t pid = static_cast<std::uint16_t>(((p[1] & 0x1f) << 8) | p[2]);
-    if (pid == kVideo && (p[1] & 0x40)) {
-      flush();
-      cur_frame = ++frame;
-    }
-    if (pid == kVideo) has_video = true;
-    cur.insert(cur.end(), p, p + 188);
-    if (cur.size() == 7 * 188) flush();
-  }
-  flush();
-  REQUIRE(frame > 100);  // the video PID was right
-  return out;
-}
 
 const Datagrams& corpus_datagrams() {
   static const Datagrams dgrams = cut_every_7(corpus_ts(50));
