@@ -215,8 +215,10 @@ Status write_file_atomic(const fs::path& path, const std::string& text) {
     if (n <= 0) return make_error(Errc::internal, "cannot write state file " + tmp.string(), {}, errno);
     off += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd.get()) != 0)
-    return make_error(Errc::internal, "cannot sync state file " + tmp.string(), {}, errno);
+  // No fsync: the state must survive the process (a crash, kill -9), which
+  // the rename alone guarantees; it need not survive the machine, whose
+  // reboot takes the pinned maps with it. An fsync per change cost 0.7 ms to
+  // many ms per policy change on a disk-backed /run (docs/BENCHMARKS.md).
   fd.reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0)
     return make_error(Errc::internal, "cannot move state file into place at " + path.string(), {},

@@ -208,8 +208,13 @@ Status Controller::apply_stream(const StreamId& stream, const char* reason) {
     if (push_to_sensor(*sensor, stream, effective).ok()) at_sensor = effective;
     else if (auto it = sensor->applied.find(key_of(stream)); it != sensor->applied.end()) at_sensor = it->second;
   }
-  for (std::size_t i = 0; i < targets.size(); ++i)
-    QOCNET_TRY(edge_->set_policy(targets[i], stream, edge_share(wanted[i], at_sensor)));
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const Policy share = edge_share(wanted[i], at_sensor);
+    const auto key = std::make_pair(targets[i], key_of(stream));
+    if (auto it = applied_.find(key); it != applied_.end() && it->second == share) continue;
+    QOCNET_TRY(edge_->set_policy(targets[i], stream, share));
+    applied_[key] = share;
+  }
   ++generation_;
   for (const auto& name : targets) notify(name, demand(name, stream), reason);
   return {};
@@ -251,6 +256,7 @@ Status Controller::remove_process(const std::string& name) {
   for (const auto& [key, d] : clients_[name].demands) streams.push_back(d.stream);
   QOCNET_TRY(edge_->remove_process(name));
   clients_.erase(name);
+  std::erase_if(applied_, [&](const auto& e) { return e.first.first == name; });
   for (const auto& s : streams) QOCNET_TRY(apply_stream(s, "process left"));
   {
     std::lock_guard wl(watch_mu_);
@@ -266,6 +272,7 @@ Status Controller::set_clone_targets(const StreamId& stream, const std::vector<s
   QOCNET_TRY(require_ready());
   QOCNET_ASSIGN(before, targets_of(stream));
   QOCNET_TRY(edge_->set_clone_targets(stream, processes));
+  std::erase_if(applied_, [&](const auto& e) { return e.first.second == key_of(stream); });
   for (const auto& name : before)
     if (std::find(processes.begin(), processes.end(), name) == processes.end())
       clients_[name].demands.erase(key_of(stream));
@@ -487,6 +494,7 @@ Result<v1::RegisterProcessResponse> Controller::register_process(const ProcessSp
     (void)edge_->remove_process(spec.name);
     return std::move(failed).error();
   }
+  std::erase_if(applied_, [&](const auto& e) { return e.first.first == spec.name; });
   auto& client = clients_[spec.name];
   client.token = new_token();
   v1::RegisterProcessResponse resp;

@@ -179,6 +179,9 @@ class Controller {
   QocTable table_;
   std::map<std::string, Client> clients_;
   std::map<std::string, SensorEntry> sensors_;
+  // The edge share last set per (process, stream key): unchanged shares are
+  // not written again (each write also rewrites the Edge's state file).
+  std::map<std::pair<std::string, std::string>, Policy> applied_;
   std::atomic<std::uint64_t> generation_{0};
   std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
 
