@@ -304,13 +304,25 @@ TEST_CASE("daemon: registration, requirements and the closed loop; policy stream
   }
 }
 
-TEST_CASE("daemon: a client over its rate limit gets RESOURCE_EXHAUSTED", "[daemon]") {
+TEST_CASE("daemon: a client over its rate limit gets RESOURCE_EXHAUSTED; metrics answer", "[daemon]") {
   auto t = testbed::Topology::create(1);
   REQUIRE_OK(t);
   const std::string cfg = "/tmp/" + testbed::unique_name("cfg") + ".yaml";
-  std::ofstream(cfg) << "rate_limit: {per_second: 2, burst: 5}\n";
+  const int metrics_port = 30000 + (::getpid() % 20000);
+  std::ofstream(cfg) << "rate_limit: {per_second: 2, burst: 5}\nmetrics: 127.0.0.1:" << metrics_port << "\n";
   Daemon d((*t)->edge, {"--no-pin", "--config", cfg});
   REQUIRE(d.wait_serving());
+  // Prometheus metrics and /healthz on the opt-in port (inside the namespace).
+  auto fetch = [&](const std::string& path) {
+    auto r = testbed::run({"nsenter", "--net=" + (*t)->edge.path(), "/usr/bin/python3", "-c",
+                           "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
+                           "'http://127.0.0.1:" + std::to_string(metrics_port) + path + "', timeout=5).read().decode())"});
+    INFO(describe(r));
+    REQUIRE(r.ok());
+    return *r;
+  };
+  CHECK_THAT(fetch("/metrics"), Catch::Contains("qocnet_up 1") && Catch::Contains("qocnet_policy_generation"));
+  CHECK_THAT(fetch("/healthz"), Catch::Contains("qocnet_serving 1"));
   auto c = d.control();
   int ok = 0, limited = 0;
   for (int i = 0; i < 12; ++i) {
