@@ -203,5 +203,11 @@ def write_all(rows, meta, out, doc, info):
             w.writerow([clip, what, "" if v is None else f"{v:.4f}", "" if ok is None else ok])
     if doc:
         from . import evaldoc
+        text = evaldoc.render(agg, rows, meta, tg, info, os.path.relpath(out, os.path.dirname(doc)))
+        try:  # Fig. 5 / Fig. 7 from scripts/evaluate-cpu's cpu.json, when present
+            from . import cpudoc
+            text = cpudoc.merge_saved(text, out, doc)
+        except Exception as e:  # noqa: BLE001 -- the CPU section must not break this page
+            print(f"report: CPU section left out ({e})")
         with open(doc, "w") as f:
-            f.write(evaldoc.render(agg, rows, meta, tg, info, os.path.relpath(out, os.path.dirname(doc))))
+            f.write(text)
