@@ -73,7 +73,7 @@ struct PinDir {
 
 }  // namespace
 
-TEST_CASE("daemon: calls before the datapath is up get UNAVAILABLE; health turns SERVING", "[daemon]") {
+TEST_CASE("calls before the datapath is up get UNAVAILABLE, health turns SERVING", "[daemon]") {
   auto t = testbed::Topology::create(1);
   REQUIRE_OK(t);
   Daemon d((*t)->edge, {"--no-pin"});
@@ -115,7 +115,7 @@ TEST_CASE("daemon: calls before the datapath is up get UNAVAILABLE; health turns
   CHECK(filters->find("qoc_edge_in") == std::string::npos);
 }
 
-TEST_CASE("daemon: every rejected call names its problem and changes nothing", "[daemon]") {
+TEST_CASE("every rejected call names its problem and changes nothing", "[daemon]") {
   auto t = testbed::Topology::create(2, true);
   REQUIRE_OK(t);
   Daemon d((*t)->edge, {"--no-pin", "--port", "e0"});
@@ -221,7 +221,7 @@ TEST_CASE("daemon: every rejected call names its problem and changes nothing", "
   CHECK(snapshot(d) == before);
 }
 
-TEST_CASE("daemon: registration, requirements and the closed loop; policy streams follow", "[daemon]") {
+TEST_CASE("registration, requirements and the closed loop, policy streams follow", "[daemon]") {
   auto t = testbed::Topology::create(3, true);
   REQUIRE_OK(t);
   Daemon d((*t)->edge, {"--no-pin", "--port", "e0"});
@@ -304,7 +304,7 @@ TEST_CASE("daemon: registration, requirements and the closed loop; policy stream
   }
 }
 
-TEST_CASE("daemon: a client over its rate limit gets RESOURCE_EXHAUSTED; metrics answer", "[daemon]") {
+TEST_CASE("a client over its rate limit gets RESOURCE_EXHAUSTED, metrics answer", "[daemon]") {
   auto t = testbed::Topology::create(1);
   REQUIRE_OK(t);
   const std::string cfg = "/tmp/" + testbed::unique_name("cfg") + ".yaml";
@@ -337,7 +337,7 @@ TEST_CASE("daemon: a client over its rate limit gets RESOURCE_EXHAUSTED; metrics
   CHECK(limited == 12 - ok);
 }
 
-TEST_CASE("daemon: operator calls over TCP need a client certificate", "[daemon]") {
+TEST_CASE("operator calls over TCP need a client certificate", "[daemon]") {
   auto t = testbed::Topology::create(1);
   REQUIRE_OK(t);
   const std::string dir = "/tmp/" + testbed::unique_name("tls");
@@ -484,7 +484,7 @@ void require_all_once(const std::vector<std::uint64_t>& got, std::uint64_t sent,
 
 }  // namespace
 
-TEST_CASE("daemon: kill -9 mid-stream loses nothing; restart re-adopts; a changed program swaps in without a gap",
+TEST_CASE("kill -9 mid-stream loses nothing, restart re-adopts, a changed program swaps in without a gap",
           "[daemon]") {
   auto t = testbed::Topology::create(2, true);
   REQUIRE_OK(t);

@@ -56,7 +56,7 @@ constexpr const char* kTable =
 
 }  // namespace
 
-TEST_CASE("daemon: the sensor sends the strictest process's need, and less once it leaves", "[daemon][feedback]") {
+TEST_CASE("the sensor sends the strictest process's need, and less once it leaves", "[daemon][feedback]") {
   auto t = testbed::Topology::create(3, true);
   REQUIRE_OK(t);
   auto& topo = **t;
