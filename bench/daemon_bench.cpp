@@ -43,13 +43,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -67,6 +65,7 @@
 #include "bench_util.hpp"
 #include "qoc_abi.h"
 #include "qocnet/cleanup.hpp"
+#include "qocnet_client/channel.hpp"
 #include "qocnet/testbed.hpp"
 #include "qocnet/v1/control.grpc.pb.h"
 
@@ -235,32 +234,7 @@ class Daemon {
   }
 
   // grpc.health.v1.Health/Check for the server: 1 SERVING, 2 NOT_SERVING, -1 no answer.
-  int health() {
-    ::grpc::GenericStub stub(channel_);
-    ::grpc::ClientContext c;
-    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-    ::grpc::Slice empty("");  // HealthCheckRequest{service: ""} encodes to no bytes
-    ::grpc::ByteBuffer req(&empty, 1), resp;
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    ::grpc::Status status;
-    stub.UnaryCall(&c, "/grpc.health.v1.Health/Check", ::grpc::StubOptions(), &req, &resp,
-                   [&](::grpc::Status s) {
-                     std::lock_guard lock(mu);
-                     status = std::move(s);
-                     done = true;
-                     cv.notify_all();
-                   });
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return done; });
-    if (!status.ok()) return -1;
-    std::vector<::grpc::Slice> slices;
-    (void)resp.Dump(&slices);
-    std::string bytes;
-    for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : 0;  // HealthCheckResponse{status}
-  }
+  int health() { return qocnet::client::health_status(channel_, std::chrono::seconds(2)); }
 
   std::string dir_, socket_, log_;
   pid_t pid_ = -1;

@@ -10,11 +10,9 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <mutex>
 #include <filesystem>
 #include <fstream>
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <sstream>
 #include <string>
@@ -23,6 +21,7 @@
 
 #include "check.hpp"
 #include "qocnet/testbed.hpp"
+#include "qocnet_client/channel.hpp"
 #include "qocnet/v1/control.grpc.pb.h"
 #include "qocnet/v1/qoc.grpc.pb.h"
 #include "qocnet/v1/sensor.grpc.pb.h"
@@ -77,32 +76,8 @@ class Daemon {
 
   // Health status: 1 SERVING, 2 NOT_SERVING, -1 no answer.
   int health() const {
-    auto channel = ::grpc::CreateChannel(address(), ::grpc::InsecureChannelCredentials());
-    ::grpc::GenericStub stub(channel);
-    ::grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-    ::grpc::Slice empty("");  // HealthCheckRequest{service: ""} encodes to no bytes
-    ::grpc::ByteBuffer req(&empty, 1), resp;
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    ::grpc::Status status;
-    stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", ::grpc::StubOptions(), &req, &resp,
-                   [&](::grpc::Status s) {
-                     std::lock_guard lock(mu);
-                     status = s;
-                     done = true;
-                     cv.notify_all();
-                   });
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return done; });
-    if (!status.ok()) return -1;
-    std::vector<::grpc::Slice> slices;
-    (void)resp.Dump(&slices);
-    std::string bytes;
-    for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    // HealthCheckResponse{status = 1}: field 1, varint.
-    return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : 0;
+    return client::health_status(::grpc::CreateChannel(address(), ::grpc::InsecureChannelCredentials()),
+                                 std::chrono::seconds(2));
   }
 
   // Waits until health says SERVING; false if the daemon exited or timed out.

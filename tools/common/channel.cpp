@@ -1,11 +1,15 @@
 #include "qocnet_client/channel.hpp"
 
 #include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
 
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+#include <vector>
 
 namespace qocnet::client {
 
@@ -176,6 +180,34 @@ std::string describe(const ::grpc::Status& status, const Address& address, ::grp
   if (!is_connection_failure(status, channel)) return line;
   return "cannot reach qocnetd at " + address.target + " (" + line +
          "): qocnetd must be running and serving that address (choose another with --address)";
+}
+
+int health_status(const std::shared_ptr<::grpc::Channel>& channel, std::chrono::milliseconds timeout) {
+  ::grpc::GenericStub stub(channel);
+  ::grpc::ClientContext ctx;
+  set_timeout(ctx, timeout);
+  ::grpc::Slice empty("");  // HealthCheckRequest{service: ""} encodes to no bytes
+  ::grpc::ByteBuffer req(&empty, 1), resp;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  ::grpc::Status status;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", ::grpc::StubOptions(), &req, &resp,
+                 [&](::grpc::Status s) {
+                   std::lock_guard lock(mu);
+                   status = std::move(s);
+                   done = true;
+                   cv.notify_all();
+                 });
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return done; });
+  if (!status.ok()) return -1;
+  std::vector<::grpc::Slice> slices;
+  (void)resp.Dump(&slices);
+  std::string bytes;
+  for (auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  // HealthCheckResponse{status}: field 1, varint.
+  return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : 0;
 }
 
 }  // namespace qocnet::client

@@ -53,6 +53,11 @@ void set_timeout(::grpc::ClientContext& context, std::chrono::milliseconds timeo
 // "INVALID_ARGUMENT", "NOT_FOUND", ...
 const char* status_code_name(::grpc::StatusCode code) noexcept;
 
+// grpc.health.v1.Health/Check of the server's overall status, read without
+// the health proto: 1 SERVING, 2 NOT_SERVING, 0 another answer, -1 no answer
+// within `timeout`.
+int health_status(const std::shared_ptr<::grpc::Channel>& channel, std::chrono::milliseconds timeout);
+
 // 2 for INVALID_ARGUMENT / NOT_FOUND / ALREADY_EXISTS (the request was
 // wrong), 0 for OK, 1 otherwise. The same split for the library's codes.
 int exit_code(::grpc::StatusCode code) noexcept;
