@@ -11,7 +11,9 @@ by --leave. After --duration seconds of streaming (and 2 s without traffic)
 it stops every process, waits for them to unregister, prints the summary
 and, on the last line, the same as one JSON object.
 
-Bandwidths, from measured counters, integrated second by second:
+Bandwidths, from measured counters, integrated second by second over the
+seconds in which some process consumes the stream (what a sensor sends while
+nobody does is reported apart, as "unconsumed"):
   naive        (Eq. 1) the full stream once per process consuming it
   replication  the full stream once (replicated at the edge, no QoC)
   qocnet       what the sensors sent (their effective quality, Eq. 3/4)
@@ -157,11 +159,19 @@ class Monitor:
                 d_link = (link - p_link) if link is not None and p_link is not None else 0
                 n = procs_of.get(key, st.get("processes", 0))
                 st["processes"] = n
-                st["naive"] += d_full * n
-                st["replication"] += d_full if n > 0 else 0  # nobody asks: no copy needed
-                st["qocnet"] += d_sent
+                # The three schemes are compared over the same seconds: those in
+                # which some process consumes the stream. What a sensor sends while
+                # nobody consumes it (before the first registration, after the
+                # last one leaves) is no scheme's cost; it is kept apart.
+                if n > 0:
+                    st["naive"] += d_full * n
+                    st["replication"] += d_full
+                    st["qocnet"] += d_sent
+                    st["link"] += d_link
+                else:
+                    st["unconsumed"] += d_sent
+                    st["unconsumed_link"] += d_link
                 st["full"], st["sent"] = full, ss["sent_bytes"]
-                st["link"] += d_link
                 st["full_rate"], st["sent_rate"], st["link_rate"] = (mbps(d_full, dt), mbps(d_sent, dt),
                                                                      mbps(d_link, dt))
                 self.history.append((t, key, d_full, d_sent, d_link, n))
@@ -205,7 +215,8 @@ class Monitor:
 
     @staticmethod
     def _new_stream():
-        return {"naive": 0.0, "replication": 0.0, "qocnet": 0.0, "link": 0.0, "full": 0, "sent": 0,
+        return {"naive": 0.0, "replication": 0.0, "qocnet": 0.0, "link": 0.0, "unconsumed": 0.0,
+                "unconsumed_link": 0.0, "full": 0, "sent": 0,
                 "processes": 0, "effective": "?", "sensor": "?", "sensor_policy": "?", "misaligned": 0,
                 "full_rate": 0.0, "sent_rate": 0.0, "link_rate": 0.0}
 
@@ -318,11 +329,13 @@ class Monitor:
                 "sent_share": round(sent / full, 4) if full else None}
 
     def summary(self, statuses: dict, streaming: float) -> dict:
-        tot = {k: sum(s[k] for s in self.streams.values()) for k in ("naive", "replication", "qocnet", "link")}
+        tot = {k: sum(s[k] for s in self.streams.values())
+               for k in ("naive", "replication", "qocnet", "link", "unconsumed", "unconsumed_link")}
         out = {"duration_s": round(streaming, 1), "left": self.leave_name, "left_at_s": self.left_at,
                "bandwidth": {
                    "naive_bytes": tot["naive"], "replication_bytes": tot["replication"],
                    "qocnet_bytes": tot["qocnet"], "link_bytes": tot["link"],
+                   "unconsumed_bytes": tot["unconsumed"], "unconsumed_link_bytes": tot["unconsumed_link"],
                    "naive_mbps": round(mbps(tot["naive"], streaming), 3),
                    "replication_mbps": round(mbps(tot["replication"], streaming), 3),
                    "qocnet_mbps": round(mbps(tot["qocnet"], streaming), 3),
@@ -331,7 +344,8 @@ class Monitor:
                                                 if tot["replication"] else None)},
                "streams": {}, "processes": {}}
         for key, s in sorted(self.streams.items()):
-            e = {k: s[k] for k in ("sensor", "naive", "replication", "qocnet", "link", "misaligned")}
+            e = {k: s[k] for k in ("sensor", "naive", "replication", "qocnet", "link", "unconsumed",
+                                   "unconsumed_link", "misaligned")}
             e["effective_seen"] = self.effective_seen.get(key, [])
             if self.left_at is not None:
                 e["before_leave"] = self.phase_rates(key, max(0.0, self.left_at - 20), self.left_at)
@@ -395,6 +409,8 @@ def print_summary(r: dict):
           f"{b['replication_mbps']:6.2f} Mbit/s")
     print(f"    qocnet (effective quality at the sensor)    {b['qocnet_bytes'] / mb:8.2f} MB  {b['qocnet_mbps']:6.2f} Mbit/s"
           f"   (uplink counters {b['link_bytes'] / mb:.2f} MB)")
+    if b.get("unconsumed_bytes"):
+        print(f"    sent while no process consumed the stream   {b['unconsumed_bytes'] / mb:8.2f} MB  (in none of the above)")
     if b["reduction_vs_naive"] is not None:
         print(f"    reduction (Eq. 4): {100 * b['reduction_vs_naive']:.1f} % of naive, "
               f"{100 * b['reduction_vs_replication']:.1f} % of replication")
