@@ -34,6 +34,7 @@ import threading
 import time
 
 import analytics  # noqa: F401  (puts examples/python on sys.path)
+import bandwidth
 import qocnet_client as qc
 from qocnet.v1 import control_pb2, control_pb2_grpc, sensor_pb2, sensor_pb2_grpc
 
@@ -159,18 +160,7 @@ class Monitor:
                 d_link = (link - p_link) if link is not None and p_link is not None else 0
                 n = procs_of.get(key, st.get("processes", 0))
                 st["processes"] = n
-                # The three schemes are compared over the same seconds: those in
-                # which some process consumes the stream. What a sensor sends while
-                # nobody consumes it (before the first registration, after the
-                # last one leaves) is no scheme's cost; it is kept apart.
-                if n > 0:
-                    st["naive"] += d_full * n
-                    st["replication"] += d_full
-                    st["qocnet"] += d_sent
-                    st["link"] += d_link
-                else:
-                    st["unconsumed"] += d_sent
-                    st["unconsumed_link"] += d_link
+                bandwidth.account(st, d_full, d_sent, d_link, n)
                 st["full"], st["sent"] = full, ss["sent_bytes"]
                 st["full_rate"], st["sent_rate"], st["link_rate"] = (mbps(d_full, dt), mbps(d_sent, dt),
                                                                      mbps(d_link, dt))
@@ -215,8 +205,7 @@ class Monitor:
 
     @staticmethod
     def _new_stream():
-        return {"naive": 0.0, "replication": 0.0, "qocnet": 0.0, "link": 0.0, "unconsumed": 0.0,
-                "unconsumed_link": 0.0, "full": 0, "sent": 0,
+        return {**bandwidth.new_totals(), "full": 0, "sent": 0,
                 "processes": 0, "effective": "?", "sensor": "?", "sensor_policy": "?", "misaligned": 0,
                 "full_rate": 0.0, "sent_rate": 0.0, "link_rate": 0.0}
 
@@ -329,8 +318,7 @@ class Monitor:
                 "sent_share": round(sent / full, 4) if full else None}
 
     def summary(self, statuses: dict, streaming: float) -> dict:
-        tot = {k: sum(s[k] for s in self.streams.values())
-               for k in ("naive", "replication", "qocnet", "link", "unconsumed", "unconsumed_link")}
+        tot = {k: sum(s[k] for s in self.streams.values()) for k in bandwidth.KEYS}
         out = {"duration_s": round(streaming, 1), "left": self.leave_name, "left_at_s": self.left_at,
                "bandwidth": {
                    "naive_bytes": tot["naive"], "replication_bytes": tot["replication"],

@@ -17,6 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "examples", "analytics"))
 
 import analytics  # noqa: E402
+import bandwidth  # noqa: E402
 
 
 class Window(unittest.TestCase):
@@ -160,6 +161,27 @@ class ReadExact(unittest.TestCase):
         f = Trickle(b"0123456789")
         self.assertEqual(analytics.read_exact(f, 8), b"01234567")
         self.assertIsNone(analytics.read_exact(f, 8))  # 2 bytes left: the stream ended mid-frame
+
+
+class Bandwidth(unittest.TestCase):
+    """The summary compares naive, replication and qocnet over the same
+    seconds: a sensor streaming at keep before anyone consumes its stream
+    once put qocnet above replication in a short run."""
+
+    def test_seconds_without_consumers_count_for_no_scheme(self):
+        st = bandwidth.new_totals()
+        for _ in range(5):  # nobody registered yet: the sensor sends everything
+            bandwidth.account(st, d_full=1000, d_sent=1000, d_link=1040, n=0)
+        for _ in range(3):  # two processes; the sensor drops 30 %
+            bandwidth.account(st, d_full=1000, d_sent=700, d_link=728, n=2)
+        self.assertEqual(st["naive"], 6000)
+        self.assertEqual(st["replication"], 3000)
+        self.assertEqual(st["qocnet"], 2100)
+        self.assertEqual(st["link"], 728 * 3)
+        self.assertEqual(st["unconsumed"], 5000)
+        self.assertEqual(st["unconsumed_link"], 5200)
+        self.assertGreaterEqual(st["naive"], st["replication"])
+        self.assertGreaterEqual(st["replication"], st["qocnet"])
 
 
 @unittest.skipUnless(shutil.which("ffmpeg"), "ffmpeg is not installed")
