@@ -6,12 +6,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
-#include <linux/netlink.h>
-#include <linux/pkt_sched.h>
-#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sys/file.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -54,42 +50,6 @@ std::string prog_name_of_id(std::uint32_t id) {
   __u32 len = sizeof(info);
   if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return {};
   return info.name;
-}
-
-// Number of filters (of any kind) on a clsact hook, by a netlink dump.
-Result<int> count_filters(unsigned ifindex, TcDirection d) {
-  UniqueFd sock(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
-  if (!sock.valid()) return make_error(Errc::internal, "cannot open a netlink socket", {}, errno);
-  struct {
-    nlmsghdr n;
-    tcmsg t;
-  } req{};
-  req.n.nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
-  req.n.nlmsg_type = RTM_GETTFILTER;
-  req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  req.n.nlmsg_seq = 1;
-  req.t.tcm_family = AF_UNSPEC;
-  req.t.tcm_ifindex = static_cast<int>(ifindex);
-  req.t.tcm_parent = TC_H_MAKE(TC_H_CLSACT, d == TcDirection::ingress ? TC_H_MIN_INGRESS
-                                                                       : TC_H_MIN_EGRESS);
-  if (::send(sock.get(), &req, req.n.nlmsg_len, 0) < 0)
-    return make_error(Errc::internal, "cannot ask the kernel for TC filters", {}, errno);
-  int count = 0;
-  alignas(nlmsghdr) char buf[32768];
-  for (;;) {
-    ssize_t n = ::recv(sock.get(), buf, sizeof buf, 0);
-    if (n < 0) return make_error(Errc::internal, "cannot read TC filters", {}, errno);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(n));
-         h = NLMSG_NEXT(h, n)) {
-      if (h->nlmsg_type == NLMSG_DONE) return count;
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
-        if (e->error == 0) return count;
-        return make_error(Errc::internal, "cannot list TC filters", {}, -e->error);
-      }
-      if (h->nlmsg_type == RTM_NEWTFILTER) ++count;
-    }
-  }
 }
 
 // The port's ownership lock, if no live qocnet process holds it.
@@ -142,7 +102,7 @@ Result<CleanupReport> cleanup(const fs::path& pin_dir, const fs::path& lock_dir)
       bool removed_here = false;
       for (TcDirection d : {TcDirection::ingress, TcDirection::egress}) {
         // No clsact or no filter: nothing to query (libbpf would print why).
-        auto n = count_filters(idx, d);
+        auto n = count_tc_filters(idx, d);
         if (!n || *n == 0) continue;
         bpf_tc_hook hook = make_hook(idx, d);
         bpf_tc_opts q = qocnet_opts();
@@ -174,15 +134,11 @@ Result<CleanupReport> cleanup(const fs::path& pin_dir, const fs::path& lock_dir)
       }
       if (!removed_here) continue;
       // The clsact goes only if nothing else is left on it.
-      auto in = count_filters(idx, TcDirection::ingress);
-      auto eg = count_filters(idx, TcDirection::egress);
-      if (in && eg && *in == 0 && *eg == 0) {
-        bpf_tc_hook hook = make_hook(idx, TcDirection::ingress);
-        hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-        if (bpf_tc_hook_destroy(&hook) == 0) report.qdiscs.push_back(name);
-      } else {
-        report.kept.push_back(name + ": clsact kept, other filters remain on it");
-      }
+      auto gone = destroy_clsact_if_empty(idx);
+      if (gone && *gone) report.qdiscs.push_back(name);
+      else if (gone) report.kept.push_back(name + ": clsact kept, other filters remain on it");
+      else report.kept.push_back(name + ": clsact kept, its filters cannot be listed: " +
+                                 gone.error().message);
     }
     ::if_freenameindex(ifs);
   }

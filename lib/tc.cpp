@@ -1,7 +1,11 @@
 #include "tc.hpp"
 
 #include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -97,6 +101,50 @@ std::string handle_prio() {
 }
 
 }  // namespace
+
+Result<int> count_tc_filters(unsigned ifindex, TcDirection d) {
+  UniqueFd sock(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!sock.valid()) return make_error(Errc::internal, "cannot open a netlink socket", {}, errno);
+  struct {
+    nlmsghdr n;
+    tcmsg t;
+  } req{};
+  req.n.nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
+  req.n.nlmsg_type = RTM_GETTFILTER;
+  req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.n.nlmsg_seq = 1;
+  req.t.tcm_family = AF_UNSPEC;
+  req.t.tcm_ifindex = static_cast<int>(ifindex);
+  req.t.tcm_parent = TC_H_MAKE(TC_H_CLSACT, d == TcDirection::ingress ? TC_H_MIN_INGRESS
+                                                                       : TC_H_MIN_EGRESS);
+  if (::send(sock.get(), &req, req.n.nlmsg_len, 0) < 0)
+    return make_error(Errc::internal, "cannot ask the kernel for TC filters", {}, errno);
+  int count = 0;
+  alignas(nlmsghdr) char buf[32768];
+  for (;;) {
+    ssize_t n = ::recv(sock.get(), buf, sizeof buf, 0);
+    if (n < 0) return make_error(Errc::internal, "cannot read TC filters", {}, errno);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(n));
+         h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) return count;
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+        if (e->error == 0) return count;
+        return make_error(Errc::internal, "cannot list TC filters", {}, -e->error);
+      }
+      if (h->nlmsg_type == RTM_NEWTFILTER) ++count;
+    }
+  }
+}
+
+Result<bool> destroy_clsact_if_empty(unsigned ifindex) {
+  QOCNET_ASSIGN(in, count_tc_filters(ifindex, TcDirection::ingress));
+  QOCNET_ASSIGN(eg, count_tc_filters(ifindex, TcDirection::egress));
+  if (in != 0 || eg != 0) return false;
+  bpf_tc_hook hook = make_hook(ifindex, TcDirection::ingress);
+  hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+  return bpf_tc_hook_destroy(&hook) == 0;  // the interface may be gone already
+}
 
 Result<TcAttachment> TcAttachment::attach(const Program& prog, unsigned ifindex,
                                           const std::string& ifname, TcDirection dir,
@@ -194,9 +242,11 @@ void TcAttachment::release_qdisc_use() {
   const bool created = it->second.created;
   qdisc_registry().erase(it);
   if (!created) return;
-  bpf_tc_hook hook = make_hook(ifindex_, dir_);
-  hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-  (void)bpf_tc_hook_destroy(&hook);  // the interface may be gone already
+  // Another tool may have added a filter to the clsact since qocnet created
+  // it: then it stays (with qocnet's own filter gone). If the filters cannot
+  // be listed, it stays too: a leftover empty qdisc costs nothing, a lost
+  // filter of someone else's does.
+  (void)destroy_clsact_if_empty(ifindex_);
 }
 
 Status TcAttachment::detach() {

@@ -5,7 +5,9 @@
 // process) and replaces it. One owner per port hook, across processes: the
 // owner holds an advisory lock file, which the kernel releases when it dies.
 // The clsact qdisc is created only if absent and removed only if qocnet
-// created it and no qocnet attachment in this process still uses it.
+// created it, no qocnet attachment in this process still uses it, and no
+// filter at all is left on it (ingress or egress): another tool may have added
+// one after qocnet created the qdisc, and deleting the qdisc would delete it.
 #pragma once
 
 #include <sys/types.h>
@@ -23,6 +25,15 @@ enum class TcDirection { ingress, egress };
 
 inline constexpr std::uint32_t kTcHandle = 0xc0c;
 inline constexpr std::uint32_t kTcPriority = 0xc0c;
+
+// Number of filters (of any kind, any owner) on a clsact hook of `ifindex`
+// in the calling thread's netns, by a netlink dump.
+Result<int> count_tc_filters(unsigned ifindex, TcDirection dir);
+
+// Removes the clsact qdisc of `ifindex` if no filter is left on either of its
+// hooks. Returns whether it was removed; an error when the filters cannot be
+// listed (the qdisc is then left).
+Result<bool> destroy_clsact_if_empty(unsigned ifindex);
 
 class TcAttachment {
  public:

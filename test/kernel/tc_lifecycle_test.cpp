@@ -112,3 +112,89 @@ TEST_CASE("a foreign filter at qocnet's handle and priority is not clobbered", "
   CHECK(err.fix.find("tc filter del dev e0 ingress handle 0xc0c prio 3084") != std::string::npos);
   CHECK(ingress_filters(ns, "e0").find("foreign_tool") != std::string::npos);
 }
+
+namespace {
+
+std::string egress_filters(const testbed::Namespace& ns, const std::string& dev) {
+  return tc_show(ns, {"filter", "show", "dev", dev, "egress"});
+}
+
+// Another tool's BPF filter ("r0 = 0; exit", named other_tool) at priority 7
+// of `dir`, attached with libbpf as such tools do.
+void attach_foreign_bpf(const testbed::Namespace& ns, const std::string& dev, bpf_tc_attach_point dir,
+                        int prog_fd) {
+  testbed::in_namespace(ns, [&] {
+    bpf_tc_hook hook{};
+    hook.sz = sizeof hook;
+    hook.ifindex = static_cast<int>(::if_nametoindex(dev.c_str()));
+    hook.attach_point = dir;
+    bpf_tc_opts o{};
+    o.sz = sizeof o;
+    o.handle = 1;
+    o.priority = 7;
+    o.prog_fd = prog_fd;
+    REQUIRE(bpf_tc_attach(&hook, &o) == 0);
+  });
+}
+
+detail::UniqueFd load_foreign_prog() {
+  const bpf_insn insns[] = {{BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0}, {BPF_JMP | BPF_EXIT, 0, 0, 0, 0}};
+  detail::UniqueFd fd(bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "other_tool", "GPL", insns, 2, nullptr));
+  REQUIRE(fd.valid());
+  return fd;
+}
+
+}  // namespace
+
+// The clsact is qocnet's (it created it), but another tool added a filter to
+// it afterwards, on ingress or on egress: removing the clsact would take that
+// filter with it.
+TEST_CASE("a filter another tool added to the clsact qocnet created survives detach and destroy",
+          "[tc]") {
+  EdgeFixture fx(1);
+  const auto& ns = fx.topo->edge;
+  REQUIRE_OK(fx.edge->attach_port("e0"));
+  REQUIRE(has_clsact(ns, "e0"));
+  auto foreign = load_foreign_prog();
+
+  SECTION("tc u32 on ingress, then detach_port") {
+    REQUIRE_OK(testbed::run({"tc", "-n", ns.name(), "filter", "add", "dev", "e0", "ingress", "prio",
+                             "9", "u32", "match", "u32", "0x12345678", "0xffffffff", "at", "0"}));
+    REQUIRE_OK(fx.edge->detach_port("e0"));
+    CHECK(ingress_filters(ns, "e0").find("u32") != std::string::npos);
+  }
+  SECTION("libbpf filter on ingress at another priority, then detach_port") {
+    attach_foreign_bpf(ns, "e0", BPF_TC_INGRESS, foreign.get());
+    REQUIRE_OK(fx.edge->detach_port("e0"));
+    CHECK(ingress_filters(ns, "e0").find("other_tool") != std::string::npos);
+  }
+  SECTION("libbpf filter on egress, then the edge is destroyed") {
+    attach_foreign_bpf(ns, "e0", BPF_TC_EGRESS, foreign.get());
+    fx.edge.reset();
+    CHECK(egress_filters(ns, "e0").find("other_tool") != std::string::npos);
+  }
+  SECTION("tc u32 on egress, then the edge is destroyed") {
+    REQUIRE_OK(testbed::run({"tc", "-n", ns.name(), "filter", "add", "dev", "e0", "egress", "prio",
+                             "9", "u32", "match", "u32", "0x12345678", "0xffffffff", "at", "0"}));
+    fx.edge.reset();
+    CHECK(egress_filters(ns, "e0").find("u32") != std::string::npos);
+  }
+  CHECK(has_clsact(ns, "e0"));
+  CHECK(ingress_filters(ns, "e0").find("qoc_edge_in") == std::string::npos);
+}
+
+TEST_CASE("the clsact qocnet created goes once qocnet's filter was its last one", "[tc]") {
+  EdgeFixture fx(1);
+  const auto& ns = fx.topo->edge;
+  REQUIRE_OK(fx.edge->attach_port("e0"));
+  REQUIRE_OK(fx.edge->attach_port("e1"));
+  // A foreign filter on e1 only: e0's clsact goes, e1's stays.
+  REQUIRE_OK(testbed::run({"tc", "-n", ns.name(), "filter", "add", "dev", "e1", "egress", "prio",
+                           "9", "u32", "match", "u32", "0x12345678", "0xffffffff", "at", "0"}));
+  REQUIRE_OK(fx.edge->detach_port("e0"));
+  CHECK_FALSE(has_clsact(ns, "e0"));
+  fx.edge.reset();
+  CHECK(has_clsact(ns, "e1"));
+  CHECK(egress_filters(ns, "e1").find("u32") != std::string::npos);
+  CHECK(ingress_filters(ns, "e1").empty());
+}
