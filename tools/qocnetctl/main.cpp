@@ -1,6 +1,6 @@
 // qocnetctl: qocnet's operator CLI.
 //
-//   qocnetctl classify [--frames] [--format csv|table] FILE
+//   qocnetctl classify [--frames] [--stream S] [--format csv|table] FILE
 //   qocnetctl [--address A] [--tls-ca F --tls-cert F --tls-key F] [--timeout S] [-o table|json]
 //             port attach|detach|ls, pair set|rm|ls, counters, process add|rm|ls,
 //             targets set, policy set, stats, require, effective, bandwidth,
@@ -10,12 +10,14 @@
 // classify runs the real edge program (compiled by libbcc and run by the
 // kernel with BPF_PROG_TEST_RUN) over the datagrams of an MPEG-TS file or a
 // packet capture and prints the class it gives each datagram, or each video
-// frame with --frames. Needs root (it loads a BPF program).
+// frame of each stream with --frames. Needs root (it loads a BPF program).
+// The file is streamed (bounded memory); every bad input is exit 2.
 //
 // The other commands, except cleanup, are calls of qocnetd's ControlService
 // (docs/CLI.md); cleanup removes the TC filters and pins a kept or crashed
 // qocnet datapath left behind, in this network namespace.
 #include <CLI/CLI.hpp>
+#include <arpa/inet.h>
 
 #include <cstdio>
 #include <functional>
@@ -37,47 +39,114 @@ int fail(const qocnet::Error& e) {
   return e.code == qocnet::Errc::invalid_argument || e.code == qocnet::Errc::not_found ? 2 : 1;
 }
 
-int run_classify(const std::string& file, bool frames, const std::string& format, int per_dgram) {
-  auto capture = qocnet::read_capture(file, per_dgram);
-  if (!capture) return fail(capture.error());
+// The stream as DatagramRow::stream prints it (the address in canonical form).
+qocnet::Result<std::string> canonical_stream(const std::string& text) {
+  QOCNET_ASSIGN(id, qocnet::parse_stream_id(text));
+  unsigned char addr[16];
+  char buf[INET6_ADDRSTRLEN] = {};
+  const int af = id.source.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+  if (::inet_pton(af, id.source.c_str(), addr) != 1 || !::inet_ntop(af, addr, buf, sizeof buf))
+    return qocnet::make_error(qocnet::Errc::invalid_argument,
+                              "stream '" + text + "': '" + id.source + "' is not an IPv4 or IPv6 address",
+                              "write the sensor's source address, e.g. 10.0.0.1:40000->:5000");
+  id.source = buf;
+  return qocnet::to_string(id);
+}
+
+int run_classify_unguarded(const std::string& file, bool frames, const std::string& format, int per_dgram,
+                           const std::string& only_stream) {
+  std::string want;
+  if (!only_stream.empty()) {
+    auto s = canonical_stream(only_stream);
+    if (!s) return fail(s.error());
+    want = *s;
+  }
+  // The format is recognised before the (slow, root-only) program load, so
+  // a wrong file is refused at once.
+  auto source = qocnet::FrameSource::open(file, per_dgram);
+  if (!source) return fail(source.error());
   auto edge = qocnet::Edge::create();
   if (!edge) return fail(edge.error());
-  auto result = qocnet::classify(*edge, *capture);
-  if (!result) return fail(result.error());
 
   const bool csv = format == "csv";
   if (frames) {
-    if (csv) std::printf("pts,class\n");
-    else std::printf("%8s %14s %6s\n", "frame", "pts", "class");
-    for (const auto& f : result->frames) {
-      if (csv) std::printf("%lld,%s\n", static_cast<long long>(f.pts), qocnet::to_string(f.cls));
-      else std::printf("%8u %14lld %6s\n", f.number, static_cast<long long>(f.pts), qocnet::to_string(f.cls));
-    }
+    if (csv) std::printf("stream,frame,pts,class\n");
+    else std::printf("%-28s %8s %14s %6s\n", "stream", "frame", "pts", "class");
   } else {
     if (csv) std::printf("index,class,bytes\n");
     else std::printf("%8s %6s %6s  %s\n", "index", "class", "bytes", "notes");
-    for (const auto& d : result->datagrams) {
-      if (csv) {
-        std::printf("%zu,%s,%zu\n", d.index, qocnet::to_string(d.cls), d.bytes);
-        continue;
-      }
-      std::string notes;
-      if (!d.verdict.ts) notes += "not-ts ";
-      if (d.verdict.psi) notes += "psi ";
-      if (d.verdict.new_frame) notes += "frame-start ";
-      if (d.verdict.misaligned) notes += "two-frames ";
-      if (d.verdict.pending) notes += "pending ";
-      std::printf("%8zu %6s %6zu  %s\n", d.index, qocnet::to_string(d.cls), d.bytes, notes.c_str());
-    }
   }
-  if (!csv) {
-    std::size_t by[4] = {};
-    for (const auto& d : result->datagrams) by[static_cast<int>(d.cls)]++;
+  std::size_t by[4] = {}, datagrams = 0, video_frames = 0, split = 0, not_run = 0;
+  qocnet::ClassifySink sink;
+  sink.datagram = [&](const qocnet::DatagramRow& d) {
+    if (!want.empty() && d.stream != want) return;
+    ++datagrams;
+    by[static_cast<int>(d.cls)]++;
+    if (d.runs > 1) ++split;
+    if (d.runs == 0 && d.bytes >= 14) ++not_run;
+    if (frames) return;
+    if (csv) {
+      std::printf("%zu,%s,%zu\n", d.index, qocnet::to_string(d.cls), d.bytes);
+      return;
+    }
+    std::string notes;
+    if (d.runs == 0) notes += d.bytes < 14 ? "short " : "not-run ";
+    if (d.runs > 1) notes += "split-" + std::to_string(d.runs) + " ";
+    if (d.runs && !d.verdict.ts) notes += "not-ts ";
+    if (d.verdict.psi) notes += "psi ";
+    if (d.verdict.new_frame) notes += "frame-start ";
+    if (d.verdict.misaligned) notes += "two-frames ";
+    if (d.verdict.pending) notes += "pending ";
+    std::printf("%8zu %6s %6zu  %s\n", d.index, qocnet::to_string(d.cls), d.bytes, notes.c_str());
+  };
+  sink.frame = [&](const qocnet::FrameRow& f) {
+    if (!want.empty() && f.stream != want) return;
+    ++video_frames;
+    if (!frames) return;
+    if (csv)
+      std::printf("%s,%u,%lld,%s\n", f.stream.c_str(), f.number, static_cast<long long>(f.pts),
+                  qocnet::to_string(f.cls));
+    else
+      std::printf("%-28s %8u %14lld %6s\n", f.stream.c_str(), f.number, static_cast<long long>(f.pts),
+                  qocnet::to_string(f.cls));
+  };
+  auto st = qocnet::classify_stream(*source, *edge, sink);
+  std::fflush(stdout);
+  for (const auto& n : source->notes()) std::fprintf(stderr, "qocnetctl: note: %s: %s\n", file.c_str(), n.c_str());
+  if (split)
+    std::fprintf(stderr,
+                 "qocnetctl: note: %s: %zu frames over the kernel's test-run limit (%zu bytes) were "
+                 "cut into datagrams of 7 TS packets; each row is the highest class of its parts\n",
+                 file.c_str(), split, qocnet::max_test_run_frame());
+  if (not_run)
+    std::fprintf(stderr,
+                 "qocnetctl: note: %s: %zu frames over the test-run limit (%zu bytes) that are not UDP "
+                 "carrying TS were not run (other)\n",
+                 file.c_str(), not_run, qocnet::max_test_run_frame());
+  if (!csv)
     std::fprintf(stderr, "%s: %zu datagrams (%s): ref %zu, diff %zu, disp %zu, other %zu; %zu video frames\n",
-                 file.c_str(), result->datagrams.size(), capture->kind.c_str(), by[3], by[2], by[1],
-                 by[0], result->frames.size());
+                 file.c_str(), datagrams, source->kind().c_str(), by[3], by[2], by[1], by[0], video_frames);
+  if (!st) {
+    auto e = st.error();
+    e.message += " (the rows above are the records before it)";
+    return fail(e);
   }
   return 0;
+}
+
+// No exception leaves classify: whatever goes wrong is a message and exit 2.
+int run_classify(const std::string& file, bool frames, const std::string& format, int per_dgram,
+                 const std::string& only_stream) {
+  try {
+    return run_classify_unguarded(file, frames, format, per_dgram, only_stream);
+  } catch (const std::bad_alloc&) {
+    std::cerr << "qocnetctl: classify " << file << ": out of memory\n  fix: free memory, or split the file "
+              << "(editcap -c 1000000 IN OUT)\n";
+  } catch (const std::exception& e) {
+    std::cerr << "qocnetctl: classify " << file << ": internal error: " << e.what()
+              << "\n  fix: report it with the file that caused it\n";
+  }
+  return 2;
 }
 
 std::string json_string(const std::string& s) {
@@ -137,7 +206,11 @@ int main(int argc, char** argv) {
   auto* classify = app.add_subcommand(
       "classify", "Classify the datagrams (or video frames) of a .ts file or a pcap/pcapng capture "
                   "with the kernel's edge program (needs root)");
-  classify->add_flag("--frames", frames, "One row per video frame (pts,class) instead of per datagram");
+  classify->add_flag("--frames", frames,
+                     "One row per video frame (stream,frame,pts,class) instead of per datagram");
+  std::string classify_only;
+  classify->add_option("--stream", classify_only,
+                       "Only this stream, SRC:SPORT->:DPORT (e.g. 10.0.0.1:40000->:5000)");
   classify->add_option("--format", format, "Output format")->check(CLI::IsMember({"csv", "table"}));
   classify->add_option("--ts-per-datagram", per_dgram,
                        "TS packets per datagram when cutting a .ts file")
@@ -297,7 +370,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  if (classify->parsed()) return run_classify(file, frames, format, per_dgram);
+  if (classify->parsed()) return run_classify(file, frames, format, per_dgram, classify_only);
   if (cleanup->parsed()) return run_cleanup(pin_dir, lock_dir, g.output == "json");
 
   // The most specific parsed subcommand: 'streams reset' before 'streams'.
