@@ -244,6 +244,7 @@ struct FrameSource::Impl {
   std::vector<std::uint32_t> interfaces;  // pcapng: link type per interface
   std::uint64_t records = 0;   // records (or TS datagrams) handed out or skipped
   std::map<std::uint32_t, std::uint64_t> skipped_links;  // pcapng: records skipped per link type
+  std::uint64_t snapped = 0;   // records captured shorter than the packet was (snap length)
   Bytes rec;                   // a record's bytes
   bool done = false;
 
@@ -324,6 +325,7 @@ struct FrameSource::Impl {
     if (got == 0) return false;
     if (got < 16) return cut_short("the last record header", got, 16);
     const std::uint32_t caplen = rd32(h + 8, be);
+    if (caplen < rd32(h + 12, be)) ++snapped;
     if (caplen > kMaxCaptureRecord)
       return damaged("a record of " + std::to_string(caplen) + " bytes, more than a capture record holds (" +
                      std::to_string(kMaxCaptureRecord) + ")");
@@ -394,10 +396,12 @@ struct FrameSource::Impl {
         if (body_len < 20) return damaged("an enhanced packet block of " + std::to_string(len) + " bytes");
         iface = rd32(body, be);
         caplen = rd32(body + 12, be);
+        if (caplen < rd32(body + 16, be)) ++snapped;
         data_off = 20;
       } else if (type == 3) {  // Simple Packet Block: captured = min(original, block)
         if (body_len < 4) return damaged("a simple packet block of " + std::to_string(len) + " bytes");
         caplen = std::min<std::size_t>(rd32(body, be), body_len - 4);
+        if (caplen < rd32(body, be)) ++snapped;
         data_off = 4;
       } else {  // Packet Block (obsolete)
         if (body_len < 20) return damaged("a packet block of " + std::to_string(len) + " bytes");
@@ -431,6 +435,11 @@ struct FrameSource::Impl {
         note(std::to_string(n) + " packets of " + link_text(lt) +
              " interfaces skipped: only Ethernet, Linux cooked, raw IP and loopback are read");
       skipped_links.clear();
+      if (snapped)
+        note(std::to_string(snapped) + " packets were captured shorter than they were (the capture's "
+             "snap length): a datagram cut so is other, its UDP length runs past the bytes captured; "
+             "capture whole packets (tcpdump -s 0)");
+      snapped = 0;
     }
     return r;
   }

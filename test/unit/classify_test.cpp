@@ -247,6 +247,17 @@ TEST_CASE("BSD loopback headers in either byte order and Linux cooked headers be
   }
 }
 
+TEST_CASE("packets captured shorter than they were (snap length) are said so", "[unit][classify]") {
+  Bytes file = pcap({frame(1), frame(2)}, false, false);
+  file[24 + 12] = 200;  // record 0: original length 200, 60 captured
+  auto src = FrameSource::from_memory(file);
+  REQUIRE(src.ok());
+  CHECK(all_frames(*src).size() == 2);
+  REQUIRE(src->notes().size() == 1);
+  CHECK(src->notes()[0].find("1 packets were captured shorter than they were") != std::string::npos);
+  CHECK(src->notes()[0].find("tcpdump -s 0") != std::string::npos);
+}
+
 TEST_CASE("bad input to the reader is an error naming the problem and the fix", "[unit][classify]") {
   TmpDir tmp;
   auto err = [](const Result<FrameSource>& r) {
