@@ -233,11 +233,21 @@ Status Edge::attach_port(std::string_view ifname) {
   if (impl_->attached.count(idx))
     return make_error(Errc::already_exists, "port " + name + " is already attached to this edge",
                       "attach each port once; detach_port first to re-attach");
+  QOCNET_ASSIGN(had_stats, impl_->stats.lookup_all(idx));
   QOCNET_ASSIGN(att, TcAttachment::attach(impl_->program, idx, name, TcDirection::ingress,
                                           impl_->options.lock_dir));
   (void)impl_->stats.update_all(idx, qoc_port_stats{}, BPF_NOEXIST);  // exists already: fine
   impl_->attached.emplace(idx, std::move(att));
-  return impl_->save_state();
+  if (Status st = impl_->save_state(); !st) {
+    // Not saved: a restart would not know the filter. Take it off again
+    // (with the clsact qdisc if attach made it) and the counters it made.
+    auto it = impl_->attached.find(idx);
+    (void)it->second.detach();
+    impl_->attached.erase(it);
+    if (!had_stats) (void)impl_->stats.erase(idx);
+    return st;
+  }
+  return {};
 }
 
 Status Edge::detach_port(std::string_view ifname) {
@@ -249,11 +259,18 @@ Status Edge::detach_port(std::string_view ifname) {
   if (it == impl_->attached.end())
     return make_error(Errc::not_found, "port " + name + " is not attached to this edge",
                       "list attached ports with attached_ports()");
-  QOCNET_TRY(impl_->pairs.erase(idx));
+  // The state without the port is saved first: if that fails, the port
+  // stays attached with its pair.
+  SavedState next = impl_->snapshot();
+  std::erase_if(next.ports, [&](const SavedPort& p) { return p.ifindex == idx; });
+  QOCNET_TRY(impl_->write_state(next));
+  if (auto erased = impl_->pairs.erase(idx); !erased) {
+    (void)impl_->save_state();
+    return std::move(erased).error();
+  }
   Status st = it->second.detach();
   impl_->attached.erase(it);
-  QOCNET_TRY(st);
-  return impl_->save_state();
+  return st;
 }
 
 std::vector<std::string> Edge::attached_ports() const {
@@ -278,8 +295,13 @@ Status Edge::set_port_pair(std::string_view ingress, std::string_view egress) {
     return make_error(Errc::failed_precondition,
                       "port " + in_name + " is not attached, so nothing would follow its pair",
                       "call attach_port(\"" + in_name + "\") first");
+  QOCNET_ASSIGN(had_stats, impl_->stats.lookup_all(out));
   (void)impl_->stats.update_all(out, qoc_port_stats{}, BPF_NOEXIST);
-  return impl_->pairs.update(in, qoc_port_pair{out, 0});
+  if (Status st = impl_->pairs.update(in, qoc_port_pair{out, 0}); !st) {
+    if (!had_stats) (void)impl_->stats.erase(out);
+    return st;
+  }
+  return {};
 }
 
 Status Edge::remove_port_pair(std::string_view ingress) {

@@ -15,6 +15,7 @@
 #include "compiler.hpp"
 #include "netns.hpp"
 #include "qoc_abi.h"
+#include "state_file.hpp"
 #include "qocnet/edge.hpp"
 #include "tc.hpp"
 
@@ -63,19 +64,20 @@ struct Edge::Impl {
   std::vector<detail::Map> retired; // older programs' tail-call tables, kept
                                     // for packets still running in them
   bool pinned() const { return !options.pin_dir.empty(); }
-  // Writes the control-plane state file (no-op without a pin dir); after
-  // every change, so it matches the maps.
+  // The control-plane state as it stands (lib/state_file.hpp).
+  detail::SavedState snapshot() const;
+  // Writes a state file (no-op without a pin dir). Every mutating call
+  // writes the state it is about to make or has made, and undoes its change
+  // in the datapath when the write fails (docs/SERVICE.md, State file).
+  Status write_state(const detail::SavedState& s) const;
   Status save_state() const;
   std::filesystem::path state_path;
   ino_t netns_inode = 0;            // of the namespace the Edge was created in
-  struct SavedPort {
-    std::string name;
-    unsigned ifindex = 0;
-    bool created_clsact = false;
-  };
-  // Reads the state file of the pin dir (if any) into processes, targets and
-  // the QoC table, and returns the ports to re-attach. Changes no map.
-  Result<std::vector<SavedPort>> read_state();
+  // Reads and checks the state file of the pin dir (if any) into processes,
+  // targets and the QoC table, and returns the ports to re-attach. Changes
+  // no map; a state file that fails any check is failed_precondition naming
+  // the file and `qocnetctl cleanup`, and changes nothing here either.
+  Result<std::vector<detail::SavedPort>> read_state(std::size_t max_streams);
   // Rewrites qoc_procs and qoc_subs from the restored state.
   Status apply_state();
   // Takes a compiled (or adopted) object's maps and programs and fills the
@@ -101,6 +103,9 @@ struct Edge::Impl {
   Status forget_slot(std::uint32_t slot);
   // Eq. 3 over a stream's targets.
   static Policy effective_of(const std::vector<TargetEntry>& list);
+  // Sets a stream's target list (empty: none) in memory, the state file and
+  // qoc_subs, or leaves all three as they were.
+  Status replace_targets(const qoc_stream_key& key, std::vector<TargetEntry> list);
   // Writes a stream's target list to qoc_subs (or removes it when empty).
   Status publish_targets(const qoc_stream_key& key, const std::vector<TargetEntry>& list);
 };

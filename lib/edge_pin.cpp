@@ -5,7 +5,10 @@
 #include <bpf/bpf.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -16,6 +19,7 @@
 #include "edge_impl.hpp"
 #include "pinning.hpp"
 #include "preflight.hpp"
+#include "state_file.hpp"
 
 namespace qocnet {
 
@@ -24,16 +28,25 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kStateFormat = 1;
 constexpr const char* kProgram = "qoc_edge_in";
 constexpr const char* kSlowProgram = "qoc_ts_slow";
 constexpr const char* kDeliverProgram = "qoc_deliver";
 constexpr const char* kProgArray = "qoc_progs";  // program wiring: one per program generation
+constexpr const char* kChecksumKey = "checksum: ";
 
 std::string hex(std::uint64_t v) {
   char b[24];
   std::snprintf(b, sizeof b, "0x%016" PRIx64, v);
   return b;
+}
+
+std::uint64_t fnv1a64(std::string_view s) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
 }
 
 void emit_table(YAML::Emitter& y, const QocTable& t) {
@@ -51,122 +64,349 @@ void emit_table(YAML::Emitter& y, const QocTable& t) {
 
 Error bad_state(const fs::path& file, const std::string& why) {
   return make_error(Errc::failed_precondition, "state file " + file.string() + " " + why,
-                    "remove the pinned datapath and its state (qocnetctl cleanup, or "
-                    "qocnet::cleanup()) and start again");
+                    "remove the pinned datapath and its state (qocnetctl cleanup --pin-dir <pin "
+                    "dir>, or qocnet::cleanup()) and start again");
+}
+
+// --- parse_state: every node's shape, every count and every value checked.
+
+struct Bad {
+  std::string why;
+};
+
+[[noreturn]] void fail(const std::string& why) { throw Bad{why}; }
+
+std::string scalar(const YAML::Node& n, const std::string& where) {
+  if (!n.IsDefined() || n.IsNull()) fail(where + " is missing");
+  if (!n.IsScalar()) fail(where + " is not a single value");
+  return n.Scalar();
+}
+
+// `map` is a map holding exactly the keys `keys`, each once.
+void expect_map(const YAML::Node& map, const std::string& where,
+                std::initializer_list<const char*> keys) {
+  if (!map.IsMap()) fail(where + " is not a map");
+  std::set<std::string> seen;
+  for (const auto& kv : map) {
+    if (!kv.first.IsScalar()) fail(where + " has a key that is not a name");
+    const std::string k = kv.first.Scalar();
+    if (std::find_if(keys.begin(), keys.end(), [&](const char* x) { return k == x; }) == keys.end())
+      fail(where + " has an unknown key '" + k + "'");
+    if (!seen.insert(k).second) fail(where + " has the key '" + k + "' twice");
+  }
+  for (const char* k : keys)
+    if (!seen.count(k)) fail(where + " lacks '" + k + "'");
+}
+
+std::uint64_t uint_of(const YAML::Node& n, const std::string& where, std::uint64_t max) {
+  const std::string s = scalar(n, where);
+  const bool is_hex = s.size() > 2 && s[0] == '0' && s[1] == 'x';
+  const std::string digits = is_hex ? s.substr(2) : s;
+  if (digits.empty() || digits.size() > (is_hex ? 16u : 20u) ||
+      digits.find_first_not_of(is_hex ? "0123456789abcdef" : "0123456789") != std::string::npos)
+    fail(where + " '" + s + "' is not a whole number");
+  errno = 0;
+  const unsigned long long v = std::strtoull(digits.c_str(), nullptr, is_hex ? 16 : 10);
+  if (errno == ERANGE || v > max)
+    fail(where + " " + s + " is above " + std::to_string(max));
+  return v;
+}
+
+bool bool_of(const YAML::Node& n, const std::string& where) {
+  const std::string s = scalar(n, where);
+  if (s == "true") return true;
+  if (s == "false") return false;
+  fail(where + " '" + s + "' is not true or false");
+}
+
+double real_of(const YAML::Node& n, const std::string& where) {
+  const std::string s = scalar(n, where);
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || errno == ERANGE || !std::isfinite(v))
+    fail(where + " '" + s + "' is not a number");
+  return v;
+}
+
+YAML::Node seq(const YAML::Node& n, const std::string& where, std::size_t max) {
+  if (!n.IsSequence()) fail(where + " is not a list");
+  if (n.size() > max)
+    fail(where + " has " + std::to_string(n.size()) + " entries; at most " + std::to_string(max) +
+         " are allowed");
+  return n;
+}
+
+// A Status of the API's checks as a refusal of the file.
+void check(const Status& st, const std::string& where) {
+  if (!st) fail(where + ": " + st.error().message);
+}
+
+SavedState parse_body(const std::string& body) {
+  const YAML::Node root = YAML::Load(body);
+  if (!root.IsMap()) fail("is not a map of state");
+  const YAML::Node format = root["format"];
+  if (format.IsDefined() && format.IsScalar() && format.Scalar() != std::to_string(kStateFormat))
+    fail("is in state format " + format.Scalar() + ", this qocnet reads format " +
+         std::to_string(kStateFormat));
+  expect_map(root, "the file",
+             {"format", "pin_dir", "netns_inode", "source_hash", "ports", "processes", "streams",
+              "qoc_table"});
+  uint_of(format, "format", kStateFormat);
+  SavedState st;
+  st.pin_dir = scalar(root["pin_dir"], "pin_dir");
+  if (st.pin_dir.empty() || st.pin_dir[0] != '/') fail("pin_dir '" + st.pin_dir + "' is not absolute");
+  st.netns_inode = uint_of(root["netns_inode"], "netns_inode", UINT64_MAX);
+  st.source_hash = uint_of(root["source_hash"], "source_hash", UINT64_MAX);
+
+  // The largest EdgeOptions::max_ports validate() allows; the Edge checks its own.
+  const YAML::Node ports = seq(root["ports"], "ports", 65536);
+  std::set<std::string> port_names;
+  std::set<unsigned> port_indexes;
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    const YAML::Node p = ports[i];
+    const std::string w = "ports[" + std::to_string(i) + "]";
+    expect_map(p, w, {"name", "ifindex", "created_clsact"});
+    SavedPort sp;
+    sp.name = scalar(p["name"], w + ".name");
+    check(check_interface_name(sp.name), w + ".name");
+    sp.ifindex = static_cast<unsigned>(uint_of(p["ifindex"], w + ".ifindex", INT32_MAX));
+    if (sp.ifindex == 0) fail(w + ".ifindex is 0");
+    sp.created_clsact = bool_of(p["created_clsact"], w + ".created_clsact");
+    if (!port_names.insert(sp.name).second) fail("lists port " + sp.name + " twice");
+    if (!port_indexes.insert(sp.ifindex).second)
+      fail("lists ifindex " + std::to_string(sp.ifindex) + " twice");
+    st.ports.push_back(std::move(sp));
+  }
+
+  const YAML::Node procs = seq(root["processes"], "processes", QOC_MAX_PROCS);
+  std::set<std::string> proc_names;
+  std::set<std::uint32_t> slots;
+  for (std::size_t i = 0; i < procs.size(); ++i) {
+    const YAML::Node p = procs[i];
+    const std::string w = "processes[" + std::to_string(i) + "]";
+    expect_map(p, w, {"name", "port", "ifindex", "mac", "ip", "udp_port", "slot"});
+    SavedProcess e;
+    e.spec.name = scalar(p["name"], w + ".name");
+    e.spec.port = scalar(p["port"], w + ".port");
+    e.spec.mac = scalar(p["mac"], w + ".mac");
+    e.spec.ip = scalar(p["ip"], w + ".ip");
+    e.spec.udp_port = static_cast<std::uint16_t>(uint_of(p["udp_port"], w + ".udp_port", 65535));
+    e.ifindex = static_cast<unsigned>(uint_of(p["ifindex"], w + ".ifindex", INT32_MAX));
+    e.slot = static_cast<std::uint32_t>(uint_of(p["slot"], w + ".slot", QOC_MAX_PROCS - 1));
+    check(check_process_spec(e.spec), w);
+    if (!proc_names.insert(e.spec.name).second) fail("lists process '" + e.spec.name + "' twice");
+    if (!slots.insert(e.slot).second)
+      fail("gives slot " + std::to_string(e.slot) + " to two processes");
+    st.processes.push_back(std::move(e));
+  }
+
+  const YAML::Node streams = seq(root["streams"], "streams", kMaxStateStreams);
+  std::set<std::string> keys;
+  for (std::size_t i = 0; i < streams.size(); ++i) {
+    const YAML::Node s = streams[i];
+    const std::string w = "streams[" + std::to_string(i) + "]";
+    expect_map(s, w, {"source", "source_port", "destination_port", "targets"});
+    SavedStream ss;
+    ss.id.source = scalar(s["source"], w + ".source");
+    ss.id.source_port = static_cast<std::uint16_t>(uint_of(s["source_port"], w + ".source_port", 65535));
+    ss.id.destination_port =
+        static_cast<std::uint16_t>(uint_of(s["destination_port"], w + ".destination_port", 65535));
+    auto key = stream_key_of(ss.id);
+    check(key.ok() ? Status{} : Status(std::move(key).error()), w);
+    if (!keys.insert(key_bytes_of(*key)).second) fail("lists stream " + to_string(ss.id) + " twice");
+    const YAML::Node ts = s["targets"];
+    if (!ts.IsSequence()) fail(w + ".targets is not a list");
+    check(check_target_count(ss.id, ts.size()), w + ".targets");
+    if (ts.size() == 0) fail(w + " (" + to_string(ss.id) + ") has no targets");
+    for (std::size_t j = 0; j < ts.size(); ++j) {
+      const YAML::Node t = ts[j];
+      const std::string tw = w + ".targets[" + std::to_string(j) + "]";
+      expect_map(t, tw, {"process", "policy", "drop"});
+      SavedTarget target;
+      target.process = scalar(t["process"], tw + ".process");
+      if (!proc_names.count(target.process))
+        fail(tw + " names unknown process '" + target.process + "'");
+      for (const auto& other : ss.targets)
+        if (other.process == target.process)
+          fail(tw + " names process '" + target.process + "' twice on " + to_string(ss.id));
+      auto kind = parse_policy_kind(scalar(t["policy"], tw + ".policy"));
+      check(kind.ok() ? Status{} : Status(std::move(kind).error()), tw + ".policy");
+      target.policy = Policy{*kind, real_of(t["drop"], tw + ".drop")};
+      check(validate(target.policy), tw);
+      ss.targets.push_back(std::move(target));
+    }
+    st.streams.push_back(std::move(ss));
+  }
+
+  const YAML::Node table = root["qoc_table"];
+  if (!table.IsMap()) fail("qoc_table is not a map");
+  auto parsed = QocTable::parse_yaml(YAML::Dump(table), "qoc_table");
+  if (!parsed) fail("qoc_table: " + std::move(parsed).error().message);
+  st.qoc_table = std::move(*parsed);
+  return st;
 }
 
 }  // namespace
 
-Status Edge::Impl::save_state() const {
-  if (!pinned()) return {};
+namespace detail {
+
+std::string seal_state(const std::string& body) {
+  return body + kChecksumKey + hex(fnv1a64(body)) + "\n";
+}
+
+std::string format_state(const SavedState& s) {
   YAML::Emitter y;
   y.SetDoublePrecision(17);
-  y << YAML::Comment("qocnet edge control-plane state; written by libqocnet after every change");
+  y << YAML::Comment("qocnet edge control-plane state; written by libqocnet after every change; "
+                     "sealed by its last line");
   y << YAML::BeginMap;
   y << YAML::Key << "format" << YAML::Value << kStateFormat;
-  y << YAML::Key << "pin_dir" << YAML::Value << options.pin_dir.string();
-  y << YAML::Key << "netns_inode" << YAML::Value << static_cast<std::uint64_t>(netns_inode);
-  y << YAML::Key << "source_hash" << YAML::Value << hex(start.source_hash);
+  y << YAML::Key << "pin_dir" << YAML::Value << YAML::DoubleQuoted << s.pin_dir;
+  y << YAML::Key << "netns_inode" << YAML::Value << s.netns_inode;
+  y << YAML::Key << "source_hash" << YAML::Value << hex(s.source_hash);
   y << YAML::Key << "ports" << YAML::Value << YAML::BeginSeq;
-  for (const auto& [idx, att] : attached)
-    y << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << att.ifname()
-      << YAML::Key << "ifindex" << YAML::Value << idx << YAML::Key << "created_clsact"
-      << YAML::Value << att.created_qdisc() << YAML::EndMap;
+  for (const auto& p : s.ports)
+    y << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted << p.name << YAML::Key
+      << "ifindex" << YAML::Value << p.ifindex << YAML::Key << "created_clsact" << YAML::Value
+      << p.created_clsact << YAML::EndMap;
   y << YAML::EndSeq;
   y << YAML::Key << "processes" << YAML::Value << YAML::BeginSeq;
-  for (const auto& [name, e] : processes)
-    y << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << name << YAML::Key
-      << "port" << YAML::Value << e.spec.port << YAML::Key << "ifindex" << YAML::Value << e.ifindex
-      << YAML::Key << "mac" << YAML::Value << e.spec.mac << YAML::Key << "ip" << YAML::Value
-      << e.spec.ip << YAML::Key << "udp_port" << YAML::Value << e.spec.udp_port << YAML::Key
-      << "slot" << YAML::Value << e.slot << YAML::EndMap;
+  for (const auto& e : s.processes)
+    y << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted
+      << e.spec.name << YAML::Key << "port" << YAML::Value << YAML::DoubleQuoted << e.spec.port << YAML::Key << "ifindex" << YAML::Value
+      << e.ifindex << YAML::Key << "mac" << YAML::Value << YAML::DoubleQuoted << e.spec.mac << YAML::Key << "ip"
+      << YAML::Value << YAML::DoubleQuoted << e.spec.ip << YAML::Key << "udp_port" << YAML::Value
+      << e.spec.udp_port << YAML::Key << "slot" << YAML::Value << e.slot << YAML::EndMap;
   y << YAML::EndSeq;
   y << YAML::Key << "streams" << YAML::Value << YAML::BeginSeq;
-  for (const auto& [kb, list] : targets) {
-    if (list.empty()) continue;
-    qoc_stream_key k;
-    std::memcpy(&k, kb.data(), sizeof k);
-    const StreamId id = stream_id_of(k);
-    y << YAML::BeginMap << YAML::Key << "source" << YAML::Value << id.source << YAML::Key
-      << "source_port" << YAML::Value << id.source_port << YAML::Key << "destination_port"
-      << YAML::Value << id.destination_port << YAML::Key << "targets" << YAML::Value
+  for (const auto& st : s.streams) {
+    y << YAML::BeginMap << YAML::Key << "source" << YAML::Value << YAML::DoubleQuoted << st.id.source << YAML::Key
+      << "source_port" << YAML::Value << st.id.source_port << YAML::Key << "destination_port"
+      << YAML::Value << st.id.destination_port << YAML::Key << "targets" << YAML::Value
       << YAML::BeginSeq;
-    for (const auto& t : list)
-      y << YAML::Flow << YAML::BeginMap << YAML::Key << "process" << YAML::Value << t.process
+    for (const auto& t : st.targets)
+      y << YAML::Flow << YAML::BeginMap << YAML::Key << "process" << YAML::Value << YAML::DoubleQuoted << t.process
         << YAML::Key << "policy" << YAML::Value << to_string(t.policy.kind) << YAML::Key << "drop"
         << YAML::Value << t.policy.drop << YAML::EndMap;
     y << YAML::EndSeq << YAML::EndMap;
   }
   y << YAML::EndSeq;
   y << YAML::Key << "qoc_table" << YAML::Value;
-  emit_table(y, qoc_table);
+  emit_table(y, s.qoc_table);
   y << YAML::EndMap;
-  if (!y.good())
-    return make_error(Errc::internal, std::string("cannot format the state file: ") + y.GetLastError());
-  Status st = write_file_atomic(state_path, std::string(y.c_str()) + "\n");
-  if (!st)
-    return std::move(st).error().context("the change is in the datapath, but its state was not saved");
-  return {};
+  return seal_state(std::string(y.c_str()) + "\n");
 }
 
-Result<std::vector<Edge::Impl::SavedPort>> Edge::Impl::read_state() {
-  std::vector<SavedPort> ports;
-  std::error_code ec;
-  if (!fs::exists(state_path, ec)) return ports;  // pins without state: nothing attached yet
+Result<SavedState> parse_state(std::string_view text) {
+  auto refuse = [](const std::string& why) {
+    return make_error(Errc::failed_precondition, why,
+                      "remove the pinned datapath and its state (qocnetctl cleanup) and start again");
+  };
+  if (text.size() > kMaxStateBytes)
+    return refuse("is " + std::to_string(text.size()) + " bytes, more than a state file can be");
+  // The seal: the last line, over every byte before it. A file cut anywhere
+  // (or changed) fails here.
+  if (text.empty() || text.back() != '\n')
+    return refuse("is incomplete: it does not end with its checksum line (cut short?)");
+  const std::size_t line = text.rfind('\n', text.size() - 2);
+  const std::size_t begin = line == std::string_view::npos ? 0 : line + 1;
+  const std::string_view last = text.substr(begin, text.size() - 1 - begin);
+  const std::string_view body = text.substr(0, begin);
+  if (last.substr(0, std::strlen(kChecksumKey)) != kChecksumKey)
+    return refuse("is incomplete: it does not end with its checksum line (cut short?)");
+  if (std::string(last) != std::string(kChecksumKey) + hex(fnv1a64(body)))
+    return refuse("does not match its checksum (" + std::string(last.substr(std::strlen(kChecksumKey))) +
+                  "): it was cut short or changed after qocnet wrote it");
+  if (body.find('\0') != std::string_view::npos) return refuse("holds a NUL byte");
   try {
-    YAML::Node root = YAML::LoadFile(state_path.string());
-    if (!root.IsMap() || !root["format"] || root["format"].as<int>() != kStateFormat)
-      return bad_state(state_path, "is not in state format " + std::to_string(kStateFormat));
-    const auto ino = root["netns_inode"].as<std::uint64_t>();
-    if (ino != static_cast<std::uint64_t>(netns_inode))
-      return bad_state(state_path,
-                       "belongs to an edge in another network namespace (inode " +
-                           std::to_string(ino) + ", this one is " + std::to_string(netns_inode) +
-                           ")")
-          .context("pin dir " + options.pin_dir.string());
-    for (const auto& p : root["ports"])
-      ports.push_back({p["name"].as<std::string>(), p["ifindex"].as<unsigned>(),
-                       p["created_clsact"].as<bool>()});
-    std::map<std::string, ProcessEntry> saved;
-    for (const auto& p : root["processes"]) {
-      ProcessEntry e;
-      e.spec.name = p["name"].as<std::string>();
-      e.spec.port = p["port"].as<std::string>();
-      e.spec.mac = p["mac"].as<std::string>();
-      e.spec.ip = p["ip"].as<std::string>();
-      e.spec.udp_port = p["udp_port"].as<std::uint16_t>();
-      e.slot = p["slot"].as<std::uint32_t>();
-      e.ifindex = p["ifindex"].as<unsigned>();
-      if (e.slot >= QOC_MAX_PROCS) return bad_state(state_path, "gives process " + e.spec.name +
-                                                                    " slot " + std::to_string(e.slot));
-      saved[e.spec.name] = e;
-    }
-    std::map<std::string, std::vector<TargetEntry>> tg;
-    for (const auto& s : root["streams"]) {
-      const StreamId id{s["source"].as<std::string>(), s["source_port"].as<std::uint16_t>(),
-                        s["destination_port"].as<std::uint16_t>()};
-      QOCNET_ASSIGN(key, stream_key_of(id));
-      std::vector<TargetEntry> list;
-      for (const auto& t : s["targets"]) {
-        const std::string name = t["process"].as<std::string>();
-        if (!saved.count(name))
-          return bad_state(state_path, "names unknown process '" + name + "' as a target");
-        QOCNET_ASSIGN(kind, parse_policy_kind(t["policy"].as<std::string>()));
-        list.push_back({name, Policy{kind, t["drop"].as<double>()}});
-      }
-      tg[std::string(reinterpret_cast<const char*>(&key), sizeof key)] = std::move(list);
-    }
-    if (root["qoc_table"]) {
-      QOCNET_ASSIGN(table, QocTable::parse_yaml(YAML::Dump(root["qoc_table"]),
-                                                state_path.string() + " (qoc_table)"));
-      qoc_table = std::move(table);
-    }
-    processes = std::move(saved);
-    targets = std::move(tg);
+    return parse_body(std::string(body));
+  } catch (const Bad& b) {
+    return refuse(b.why);
   } catch (const YAML::Exception& e) {
-    return bad_state(state_path, std::string("cannot be read: ") + e.what());
+    return refuse(std::string("is not valid YAML: ") + e.what());
+  } catch (const std::exception& e) {
+    return refuse(std::string("cannot be read: ") + e.what());
   }
-  return ports;
+}
+
+}  // namespace detail
+
+SavedState Edge::Impl::snapshot() const {
+  SavedState s;
+  s.pin_dir = options.pin_dir.string();
+  s.netns_inode = static_cast<std::uint64_t>(netns_inode);
+  s.source_hash = start.source_hash;
+  for (const auto& [idx, att] : attached) s.ports.push_back({att.ifname(), idx, att.created_qdisc()});
+  for (const auto& [name, e] : processes) s.processes.push_back({e.spec, e.slot, e.ifindex});
+  for (const auto& [kb, list] : targets) {
+    if (list.empty()) continue;
+    qoc_stream_key k;
+    std::memcpy(&k, kb.data(), sizeof k);
+    SavedStream st{stream_id_of(k), {}};
+    for (const auto& t : list) st.targets.push_back({t.process, t.policy});
+    s.streams.push_back(std::move(st));
+  }
+  s.qoc_table = qoc_table;
+  return s;
+}
+
+Status Edge::Impl::write_state(const SavedState& s) const {
+  if (!pinned()) return {};
+  std::string text;
+  try {
+    text = format_state(s);
+  } catch (const YAML::Exception& e) {
+    return make_error(Errc::internal, std::string("cannot format the state file: ") + e.what());
+  }
+  return write_file_atomic(state_path, text);
+}
+
+Status Edge::Impl::save_state() const { return write_state(snapshot()); }
+
+Result<std::vector<SavedPort>> Edge::Impl::read_state(std::size_t max_streams) {
+  std::error_code ec;
+  if (!fs::exists(state_path, ec)) return std::vector<SavedPort>{};  // pins without state: nothing attached yet
+  std::ifstream f(state_path, std::ios::binary);
+  if (!f) return bad_state(state_path, "cannot be read");
+  std::string text;
+  {
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    text = ss.str();
+  }
+  auto parsed = parse_state(text);
+  if (!parsed) return bad_state(state_path, std::move(parsed).error().message);
+  SavedState& s = *parsed;
+  if (s.pin_dir != options.pin_dir.string())
+    return bad_state(state_path, "belongs to pin dir " + s.pin_dir + ", not " + options.pin_dir.string());
+  if (s.netns_inode != static_cast<std::uint64_t>(netns_inode))
+    return bad_state(state_path,
+                     "belongs to an edge in another network namespace (inode " +
+                         std::to_string(s.netns_inode) + ", this one is " +
+                         std::to_string(netns_inode) + ")")
+        .context("pin dir " + options.pin_dir.string());
+  if (s.ports.size() > options.max_ports)
+    return bad_state(state_path, "lists " + std::to_string(s.ports.size()) +
+                                     " ports; this edge holds at most " +
+                                     std::to_string(options.max_ports) + " (EdgeOptions::max_ports)");
+  if (s.streams.size() > max_streams)
+    return bad_state(state_path, "lists " + std::to_string(s.streams.size()) +
+                                     " streams with clone targets; the pinned datapath holds at most " +
+                                     std::to_string(max_streams));
+  std::map<std::string, ProcessEntry> saved;
+  for (auto& p : s.processes) saved[p.spec.name] = {p.spec, p.slot, p.ifindex};
+  std::map<std::string, std::vector<TargetEntry>> tg;
+  for (const auto& st : s.streams) {
+    QOCNET_ASSIGN(key, stream_key_of(st.id));  // checked by parse_state
+    std::vector<TargetEntry> list;
+    for (const auto& t : st.targets) list.push_back({t.process, t.policy});
+    tg[key_bytes_of(key)] = std::move(list);
+  }
+  qoc_table = std::move(s.qoc_table);
+  processes = std::move(saved);
+  targets = std::move(tg);
+  return std::move(s.ports);
 }
 
 Status Edge::Impl::apply_state() {
@@ -198,7 +438,10 @@ Status Edge::Impl::start_pinned(CompileRequest req) {
   const fs::path& dir = options.pin_dir;
   QOCNET_TRY(check_bpffs(dir));
   state_path = state_file(dir, options.lock_dir);
-  QOCNET_ASSIGN(lock, take_pin_lock(pin_lock_file(dir, options.lock_dir), "pin dir " + dir.string()));
+  const fs::path lock_path = pin_lock_file(dir, options.lock_dir);
+  std::error_code lock_ec;
+  const bool lock_existed = fs::exists(lock_path, lock_ec);
+  QOCNET_ASSIGN(lock, take_pin_lock(lock_path, "pin dir " + dir.string()));
   pin_lock = std::move(lock);
   QOCNET_ASSIGN(hash, hash_sources(req));
   start.source_hash = hash;
@@ -210,22 +453,37 @@ Status Edge::Impl::start_pinned(CompileRequest req) {
     // presence marks a complete set). A state file without pins is stale.
     std::error_code ec;
     fs::remove(state_path, ec);
-    QOCNET_ASSIGN(obj, compile_bpf(req));
-    start.compile_seconds = obj.compile_seconds;
-    QOCNET_TRY(take(obj));
-    QOCNET_TRY(make_pin_dirs(dir));
-    for (const auto& [name, m] : obj.maps) QOCNET_TRY(pin_at(m.fd(), dir / "maps" / name));
-    for (const Program* p : {&program, &slow_program, &deliver_program})
-      QOCNET_TRY(pin_at(p->fd(), dir / "progs" / p->name()));
-    QOCNET_ASSIGN(m, create_meta_map());
-    QOCNET_TRY(write_meta(m, fresh_meta));
-    QOCNET_TRY(pin_at(m.fd(), dir / kMetaPin));
-    meta = std::move(m);
-    return save_state();
+    // A first start that fails leaves nothing behind: no pins nobody owns
+    // (a later start would adopt them), no state, no lock file it made.
+    auto fresh = [&]() -> Status {
+      QOCNET_ASSIGN(obj, compile_bpf(req));
+      start.compile_seconds = obj.compile_seconds;
+      QOCNET_TRY(take(obj));
+      QOCNET_TRY(make_pin_dirs(dir));
+      for (const auto& [name, m] : obj.maps) QOCNET_TRY(pin_at(m.fd(), dir / "maps" / name));
+      for (const Program* p : {&program, &slow_program, &deliver_program})
+        QOCNET_TRY(pin_at(p->fd(), dir / "progs" / p->name()));
+      QOCNET_TRY(save_state());  // before the meta pin: pins without meta are never adopted
+      QOCNET_ASSIGN(m, create_meta_map());
+      QOCNET_TRY(write_meta(m, fresh_meta));
+      QOCNET_TRY(pin_at(m.fd(), dir / kMetaPin));
+      meta = std::move(m);
+      return {};
+    };
+    Status st = fresh();
+    if (!st) {
+      remove_pins(dir);
+      fs::remove(state_path, ec);
+      if (!lock_existed) ::unlink(lock_path.c_str());
+    }
+    return st;
   }
 
   // Everything that can refuse the pins is checked before anything changes.
-  QOCNET_ASSIGN(ports, read_state());
+  // The pinned qoc_subs map's size bounds the streams the state may list.
+  auto subs_map = pins->maps.find("qoc_subs");
+  QOCNET_ASSIGN(ports, read_state(subs_map != pins->maps.end() ? subs_map->second.max_entries()
+                                                                : kMaxStateStreams));
   const bool same = pins->meta.source_hash == hash && pins->progs.count(kProgram) &&
                     pins->progs.count(kSlowProgram) && pins->progs.count(kDeliverProgram);
   start.adopted = true;

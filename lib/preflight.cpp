@@ -85,12 +85,17 @@ Result<fs::path> check_kernel_headers(const fs::path& explicit_dir) {
                     "BCC_KERNEL_SOURCE / EdgeOptions::kernel_headers at a kernel headers tree");
 }
 
-Result<unsigned> resolve_interface(const std::string& name) {
-  if (name.empty() || name.size() >= IFNAMSIZ || name.find('/') != std::string::npos ||
-      name.find(' ') != std::string::npos)
+Status check_interface_name(const std::string& name) {
+  if (name.empty() || name.size() >= IFNAMSIZ || name.find_first_of("/: \t\n\r\v\f") != std::string::npos ||
+      name.find('\0') != std::string::npos || name == "." || name == "..")
     return make_error(Errc::invalid_argument,
                       "'" + name + "' is not a valid interface name",
-                      "interface names are 1-15 characters without '/' or spaces");
+                      "interface names are 1-15 characters without '/', ':' or spaces");
+  return {};
+}
+
+Result<unsigned> resolve_interface(const std::string& name) {
+  QOCNET_TRY(check_interface_name(name));
   unsigned idx = ::if_nametoindex(name.c_str());
   if (idx == 0)
     return make_error(Errc::not_found,

@@ -20,6 +20,9 @@ Status check_privileges();
 // (empty for kheaders).
 Result<std::filesystem::path> check_kernel_headers(const std::filesystem::path& explicit_dir);
 
+// An interface name the kernel can hold (1-15 characters, no '/' or space);
+// invalid_argument otherwise.
+Status check_interface_name(const std::string& name);
 // Resolves an interface name in the calling thread's network namespace.
 Result<unsigned> resolve_interface(const std::string& name);
 

@@ -2,11 +2,13 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <optional>
 #include <cstring>
 
 #include "dpi_view.hpp"
 #include "edge_impl.hpp"
 #include "preflight.hpp"
+#include "state_file.hpp"
 
 namespace qocnet {
 
@@ -44,6 +46,28 @@ Result<qoc_proc> make_proc(const ProcessSpec& spec, unsigned ifindex) {
   }
   return p;
 }
+
+namespace detail {
+
+Status check_process_spec(const ProcessSpec& spec) {
+  if (spec.name.empty())
+    return make_error(Errc::invalid_argument, "a process needs a name", "set ProcessSpec::name");
+  Status port = check_interface_name(spec.port);
+  if (!port) return std::move(port).error().context("process '" + spec.name + "'");
+  QOCNET_TRY(make_proc(spec, 0));  // MAC and IPv4 address
+  return {};
+}
+
+Status check_target_count(const StreamId& stream, std::size_t n) {
+  if (n > QOC_MAX_TARGETS)
+    return make_error(Errc::resource_exhausted,
+                      "stream " + to_string(stream) + " would have " + std::to_string(n) +
+                          " clone targets; the datapath holds " + std::to_string(QOC_MAX_TARGETS),
+                      "replicate to at most " + std::to_string(QOC_MAX_TARGETS) + " processes");
+  return {};
+}
+
+}  // namespace detail
 
 namespace {
 
@@ -118,6 +142,10 @@ Status Edge::Impl::publish_targets(const qoc_stream_key& key, const std::vector<
     QOCNET_TRY(subs.erase(key));
     return {};
   }
+  if (list.size() > QOC_MAX_TARGETS)  // callers check; qoc_targets holds no more
+    return make_error(Errc::internal, "a stream has " + std::to_string(list.size()) +
+                                          " clone targets, more than the datapath's " +
+                                          std::to_string(QOC_MAX_TARGETS));
   qoc_targets v{};
   v.n = static_cast<__u32>(list.size());
   for (std::size_t i = 0; i < list.size(); ++i)
@@ -135,11 +163,15 @@ Status Edge::Impl::forget_slot(std::uint32_t slot) {
   return {};
 }
 
+// Every mutating call below checks everything first, then changes the
+// Edge's own state and saves it, and only then changes the datapath; a save
+// that fails changes nothing, and a datapath change that fails is undone
+// (maps and state file) before the error is returned.
+
 Status Edge::add_process(const ProcessSpec& spec) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   QOCNET_ASSIGN(guard, impl_->enter());
-  if (spec.name.empty())
-    return make_error(Errc::invalid_argument, "a process needs a name", "set ProcessSpec::name");
+  QOCNET_TRY(check_process_spec(spec));
   if (impl_->processes.count(spec.name))
     return make_error(Errc::already_exists, "process '" + spec.name + "' exists already",
                       "remove it first or choose another name");
@@ -154,10 +186,18 @@ Status Edge::add_process(const ProcessSpec& spec) {
     return make_error(Errc::resource_exhausted,
                       "the edge holds " + std::to_string(QOC_MAX_PROCS) + " processes already",
                       "remove a process first");
-  QOCNET_TRY(impl_->procs.update(slot, p));
-  (void)impl_->stats.update_all(ifindex, qoc_port_stats{}, BPF_NOEXIST);
   impl_->processes[spec.name] = {spec, slot, ifindex};
-  return impl_->save_state();
+  if (Status st = impl_->save_state(); !st) {
+    impl_->processes.erase(spec.name);
+    return st;
+  }
+  if (Status st = impl_->procs.update(slot, p); !st) {
+    impl_->processes.erase(spec.name);
+    (void)impl_->save_state();
+    return st;
+  }
+  (void)impl_->stats.update_all(ifindex, qoc_port_stats{}, BPF_NOEXIST);  // exists already: fine
+  return {};
 }
 
 Status Edge::remove_process(std::string_view name_view) {
@@ -166,19 +206,50 @@ Status Edge::remove_process(std::string_view name_view) {
   auto it = impl_->processes.find(name);
   if (it == impl_->processes.end())
     return unknown_process(name);
-  for (auto& [kb, list] : impl_->targets) {
+  const Impl::ProcessEntry entry = it->second;
+  QOCNET_ASSIGN(old_proc, impl_->procs.lookup(entry.slot));
+  const auto old_targets = impl_->targets;
+  std::vector<std::string> changed;  // streams it was a target of
+  for (auto t = impl_->targets.begin(); t != impl_->targets.end();) {
+    auto& list = t->second;
     auto end = std::remove_if(list.begin(), list.end(),
-                              [&](const Impl::TargetEntry& t) { return t.process == name; });
-    if (end == list.end()) continue;
-    list.erase(end, list.end());
-    qoc_stream_key key;
-    std::memcpy(&key, kb.data(), sizeof key);
-    QOCNET_TRY(impl_->publish_targets(key, list));
+                              [&](const Impl::TargetEntry& e) { return e.process == name; });
+    if (end != list.end()) {
+      list.erase(end, list.end());
+      changed.push_back(t->first);
+    }
+    t = list.empty() ? impl_->targets.erase(t) : std::next(t);
   }
-  QOCNET_TRY(impl_->procs.update(it->second.slot, qoc_proc{}));
-  QOCNET_TRY(impl_->forget_slot(it->second.slot));
   impl_->processes.erase(it);
-  return impl_->save_state();
+  auto undo_memory = [&] {
+    impl_->processes[name] = entry;
+    impl_->targets = old_targets;
+  };
+  if (Status st = impl_->save_state(); !st) {
+    undo_memory();
+    return st;
+  }
+  auto publish = [&](const std::map<std::string, std::vector<Impl::TargetEntry>>& tg) -> Status {
+    for (const auto& kb : changed) {
+      qoc_stream_key key;
+      std::memcpy(&key, kb.data(), sizeof key);
+      auto l = tg.find(kb);
+      QOCNET_TRY(impl_->publish_targets(key, l == tg.end() ? std::vector<Impl::TargetEntry>{} : l->second));
+    }
+    return {};
+  };
+  Status st = publish(impl_->targets);
+  if (st) st = impl_->procs.update(entry.slot, qoc_proc{});
+  if (!st) {
+    undo_memory();
+    if (old_proc) (void)impl_->procs.update(entry.slot, *old_proc);
+    (void)publish(impl_->targets);
+    (void)impl_->save_state();
+    return st;
+  }
+  // The slot is free now: its counters and frame_aware state go (nothing
+  // refers to them any more, so a failure here loses only counters).
+  return impl_->forget_slot(entry.slot);
 }
 
 std::vector<ProcessSpec> Edge::processes() const {
@@ -188,16 +259,38 @@ std::vector<ProcessSpec> Edge::processes() const {
   return out;
 }
 
+// Replaces a stream's target list: in memory and in the state file first,
+// then in qoc_subs; every step undone when a later one fails.
+Status Edge::Impl::replace_targets(const qoc_stream_key& key, std::vector<TargetEntry> list) {
+  const std::string kb = key_bytes_of(key);
+  auto it = targets.find(kb);
+  std::optional<std::vector<TargetEntry>> old;
+  if (it != targets.end()) old = it->second;
+  auto set = [&](const std::optional<std::vector<TargetEntry>>& l) {
+    if (l && !l->empty()) targets[kb] = *l;
+    else targets.erase(kb);
+  };
+  set(list);
+  if (Status st = save_state(); !st) {
+    set(old);
+    return st;
+  }
+  if (Status st = publish_targets(key, list); !st) {
+    set(old);
+    (void)publish_targets(key, old ? *old : std::vector<TargetEntry>{});
+    (void)save_state();
+    return st;
+  }
+  return {};
+}
+
 Status Edge::set_clone_targets(const StreamId& stream, const std::vector<std::string>& names) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   QOCNET_ASSIGN(key, stream_key_of(stream));
-  if (names.size() > QOC_MAX_TARGETS)
-    return make_error(Errc::resource_exhausted,
-                      "stream " + to_string(stream) + " would have " + std::to_string(names.size()) +
-                          " clone targets; the datapath holds " + std::to_string(QOC_MAX_TARGETS),
-                      "replicate to at most " + std::to_string(QOC_MAX_TARGETS) + " processes");
-  const std::string kb = key_bytes_of(key);
-  const auto& old = impl_->targets[kb];
+  QOCNET_TRY(check_target_count(stream, names.size()));
+  auto found = impl_->targets.find(key_bytes_of(key));
+  const std::vector<Impl::TargetEntry> none;
+  const auto& old = found != impl_->targets.end() ? found->second : none;
   std::vector<Impl::TargetEntry> list;
   for (const auto& n : names) {
     if (!impl_->processes.count(n))
@@ -209,10 +302,7 @@ Status Edge::set_clone_targets(const StreamId& stream, const std::vector<std::st
     auto prev = std::find_if(old.begin(), old.end(), [&](const auto& t) { return t.process == n; });
     list.push_back({n, prev != old.end() ? prev->policy : Policy::keep()});
   }
-  QOCNET_TRY(impl_->publish_targets(key, list));
-  if (list.empty()) impl_->targets.erase(kb);
-  else impl_->targets[kb] = std::move(list);
-  return impl_->save_state();
+  return impl_->replace_targets(key, std::move(list));
 }
 
 Status Edge::set_policy(std::string_view process, const StreamId& stream, const Policy& policy) {
@@ -231,15 +321,22 @@ Status Edge::set_policy(std::string_view process, const StreamId& stream, const 
                       "process '" + name + "' is not a clone target of stream " + to_string(stream),
                       "call set_clone_targets for the stream first");
   t->policy = policy;
-  QOCNET_TRY(impl_->publish_targets(key, list));
-  it->second = std::move(list);
-  return impl_->save_state();
+  return impl_->replace_targets(key, std::move(list));
+}
+
+Status Edge::replace_qoc_table(QocTable table) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  QocTable old = std::move(impl_->qoc_table);
+  impl_->qoc_table = std::move(table);
+  if (Status st = impl_->save_state(); !st) {
+    impl_->qoc_table = std::move(old);
+    return st;
+  }
+  return {};
 }
 
 void Edge::set_qoc_table(QocTable table) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  impl_->qoc_table = std::move(table);
-  (void)impl_->save_state();  // a failed write shows on the next change
+  (void)replace_qoc_table(std::move(table));  // a failed save keeps the old table
 }
 
 Result<Policy> Edge::report_qoc(std::string_view process, const StreamId& stream, double required) {

@@ -259,6 +259,9 @@ class Edge {
   // QoC (docs/QOC.md). The table used to turn requirements into policies
   // (default: the paper's Table 1).
   void set_qoc_table(QocTable table);
+  // As set_qoc_table, but says when the table could not be saved in the
+  // pinned edge's state file (then the old table stays).
+  Status replace_qoc_table(QocTable table);
   // A process requires `metric >= required` on `stream`: the policy with the
   // lowest bandwidth that meets it is chosen from the table and applied.
   Result<Policy> report_qoc(std::string_view process, const StreamId& stream, double required);

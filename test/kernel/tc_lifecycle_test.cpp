@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "../support/edge_fixture.hpp"
+#include "qocnet/cleanup.hpp"
 #include "tc.hpp"
 
 using namespace qocnet;
@@ -197,4 +198,33 @@ TEST_CASE("the clsact qocnet created goes once qocnet's filter was its last one"
   CHECK(has_clsact(ns, "e1"));
   CHECK(egress_filters(ns, "e1").find("u32") != std::string::npos);
   CHECK(ingress_filters(ns, "e1").empty());
+}
+
+// cleanup() of a filter whose process died: the clsact stays while another
+// tool's filter is on it, on ingress or egress.
+TEST_CASE("cleanup keeps a clsact with another tool's filter on its other hook", "[tc][cleanup]") {
+  EdgeFixture fx(1);
+  const auto& ns = fx.topo->edge;
+  fx.edge.reset();
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    auto e = testbed::in_namespace(ns, [] { return Edge::create(); });
+    if (!e.ok() || !e->attach_port("e0").ok() || !e->attach_port("e1").ok()) ::_exit(2);
+    ::raise(SIGKILL);
+    ::_exit(3);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFSIGNALED(status));
+  auto foreign = load_foreign_prog();
+  attach_foreign_bpf(ns, "e0", BPF_TC_EGRESS, foreign.get());
+  auto r = testbed::in_namespace(ns, [] { return cleanup({}, EdgeOptions{}.lock_dir); });
+  REQUIRE_OK(r);
+  CHECK(r->filters.size() == 2);
+  CHECK(r->qdiscs == std::vector<std::string>{"e1"});
+  CHECK(has_clsact(ns, "e0"));
+  CHECK(egress_filters(ns, "e0").find("other_tool") != std::string::npos);
+  CHECK(ingress_filters(ns, "e0").empty());
+  CHECK_FALSE(has_clsact(ns, "e1"));
 }
