@@ -239,5 +239,10 @@ enum qoc_cb_slot {
 #define QOC_F_NEW_FRAME (1u << 3) /* a video frame starts in it */
 #define QOC_F_PENDING (1u << 4)   /* the current frame's class is not known yet */
 #define QOC_F_MISALIGNED (1u << 5)/* packets of two video frames */
+#define QOC_F_STATE (1u << 6)     /* the DPI booked it in its stream's state: the
+				   * scratch walk (key, offsets) is this datagram's.
+				   * Without it nothing may read the scratch walk. */
+#define QOC_F_UNPARSED (1u << 7)  /* TS packets the DPI did not inspect (a GSO
+				   * super-packet, a long datagram): classed ref */
 
 #endif /* QOC_ABI_H */

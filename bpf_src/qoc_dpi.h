@@ -1,7 +1,15 @@
 /* Classifies the frame in an skb: parse to UDP, walk the TS packets, update
  * the stream's state and counters, and leave the verdict in skb->cb[] (see
- * enum qoc_cb_slot). GSO super-packets are classified by what their first
- * segment's bytes hold; the verdict covers every segment (counted).
+ * enum qoc_cb_slot). A non-linear frame is pulled linear up to the bytes
+ * inspected. A GSO super-packet (UDP_SEGMENT) is one UDP datagram to the
+ * parser (its UDP length is the super-packet's); its first
+ * QOC_TS_MAX_PACKETS TS packets are inspected and, as for any datagram with
+ * packets beyond those, the rest are not: it is classed ref (QOC_F_UNPARSED)
+ * and one verdict covers every segment (docs/DPI.md, GSO).
+ *
+ * Only a datagram booked in its own stream's state (QOC_F_STATE) may read the
+ * per-CPU scratch walk afterwards: anything else (no stream state, not TS)
+ * leaves it as the previous datagram left it, and must not borrow its key.
  *
  * Two programs share the DPI, joined by a tail call through qoc_progs, so
  * that the verifier checks the slow path (PSI parsing, PES starts, the frame
@@ -65,12 +73,22 @@ static __always_inline void qoc_set_cb(struct __sk_buff *skb, __u32 cls, __u32 f
 }
 
 /* Books the datagram's class in the stream's and the global counters and
- * leaves the verdict in skb->cb[]. */
+ * leaves the verdict in skb->cb[]. A datagram with TS packets the walk did
+ * not reach may hold any frame's packets, a ref frame's too: when the stream
+ * has video it is ref, and the stream's current frame is ref until the next
+ * PES start it sees (its state after the unseen packets is not known). */
 static __always_inline void qoc_dpi_finish(struct __sk_buff *skb, struct qoc_stream *st,
 					   struct qoc_walk *w)
 {
 	__u32 zero_idx = 0;
 	struct qoc_counters *cnt = qoc_counters.lookup(&zero_idx);
+
+	if (w->unparsed && st->video_pid) {
+		w->vmax = QOC_CLASS_REF;
+		st->frame_class = QOC_CLASS_REF;
+		st->scan_phase = QOC_SCAN_DONE;
+		st->history = (st->history & ~3) | QOC_CLASS_REF;
+	}
 	__u8 cls = qoc_walk_class(w);
 
 	__sync_fetch_and_add(&st->dgrams[cls], 1);
@@ -95,7 +113,9 @@ static __always_inline void qoc_dpi_finish(struct __sk_buff *skb, struct qoc_str
 		__sync_fetch_and_add(&st->ts_unparsed, 1);
 	qoc_count(cnt, QOC_CNT_CLASS_OTHER + cls, 1);
 
-	__u32 flags = QOC_F_TS;
+	__u32 flags = QOC_F_TS | QOC_F_STATE;
+	if (w->unparsed)
+		flags |= QOC_F_UNPARSED;
 	if (w->video_seen)
 		flags |= QOC_F_VIDEO;
 	if (w->psi)
@@ -145,8 +165,11 @@ static __always_inline void qoc_dpi_start(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 
+	/* The UDP length is checked against the frame's length, not its linear
+	 * bytes: a GSO super-packet or a frame the pull could not make linear
+	 * is still UDP (the walk marks the packets it cannot reach). */
 	struct qoc_udp_info u = {};
-	int rc = qoc_parse_udp(data, data_end, &u);
+	int rc = qoc_parse_udp_len(data, data_end, len, &u);
 	if (rc < 0) {
 		qoc_count(cnt, QOC_CNT_NOT_UDP, 1);
 		qoc_count(cnt, qoc_reason_counter(rc), 1);
@@ -167,6 +190,9 @@ static __always_inline void qoc_dpi_start(struct __sk_buff *skb)
 	struct qoc_stream *st = qoc_stream_of(&u.key);
 	struct qoc_walk *w = qoc_walk_state();
 	if (!st || !w) {
+		/* No state for its stream: it is `other`, and without QOC_F_STATE it
+		 * follows the port pairs or the stack untouched (the scratch walk
+		 * still holds the previous datagram's key). */
 		qoc_count(cnt, QOC_CNT_STREAM_FULL, 1);
 		qoc_count(cnt, QOC_CNT_CLASS_OTHER, 1);
 		qoc_set_cb(skb, QOC_CLASS_OTHER, 0, 0, QOC_F_TS, 0);
@@ -191,8 +217,15 @@ static __always_inline void qoc_dpi_slow(struct __sk_buff *skb)
 	if (!w)
 		return;
 	struct qoc_stream *st = qoc_streams.lookup(&w->key);
-	if (!st)
-		return; /* evicted meanwhile: the verdict stays `other` */
+	if (!st) {
+		/* Evicted meanwhile: as a stream without state (see qoc_dpi_start). */
+		__u32 zero_idx = 0;
+		struct qoc_counters *cnt = qoc_counters.lookup(&zero_idx);
+		qoc_count(cnt, QOC_CNT_STREAM_FULL, 1);
+		qoc_count(cnt, QOC_CNT_CLASS_OTHER, 1);
+		qoc_set_cb(skb, QOC_CLASS_OTHER, 0, 0, QOC_F_TS, 0);
+		return;
+	}
 	int rc = qoc_ts_slow_packet(st, data, data_end, w);
 	if (rc < 0) {
 		w->next = QOC_TS_MAX_PACKETS;

@@ -196,8 +196,12 @@ static __always_inline int qoc_parse_ipv6(struct qoc_cursor *c, struct qoc_strea
 	return next;
 }
 
-/* Parses a frame down to its UDP payload. Returns 0 or a QOC_P_* reason. */
-static __always_inline int qoc_parse_udp(void *data, void *data_end, struct qoc_udp_info *u)
+/* Parses a frame down to its UDP payload. Returns 0 or a QOC_P_* reason.
+ * `frame_len` is the whole frame's length, of which [data, data_end) may be
+ * only the first part (a non-linear or GSO frame): the UDP length is checked
+ * against it, so payload_len may run past data_end. */
+static __always_inline int qoc_parse_udp_len(void *data, void *data_end, __u32 frame_len,
+					     struct qoc_udp_info *u)
 {
 	struct qoc_cursor c = {.pos = data, .end = data_end};
 	int proto = qoc_parse_eth(&c);
@@ -221,7 +225,8 @@ static __always_inline int qoc_parse_udp(void *data, void *data_end, struct qoc_
 	if ((void *)(udp + 1) > c.end)
 		return QOC_P_TRUNCATED;
 	__u32 ulen = bpf_ntohs(udp->len);
-	__u32 avail = c.end - (void *)(udp + 1);
+	__u32 hdrs = (void *)(udp + 1) - data;
+	__u32 avail = frame_len > hdrs ? frame_len - hdrs : 0;
 	if (ulen < sizeof(*udp) || ulen - sizeof(*udp) > avail)
 		return QOC_P_UDP_LEN;
 	u->l4 = udp;
@@ -231,6 +236,12 @@ static __always_inline int qoc_parse_udp(void *data, void *data_end, struct qoc_
 	u->payload = udp + 1;
 	u->payload_len = ulen - sizeof(*udp);
 	return 0;
+}
+
+/* A frame whose bytes are all in [data, data_end). */
+static __always_inline int qoc_parse_udp(void *data, void *data_end, struct qoc_udp_info *u)
+{
+	return qoc_parse_udp_len(data, data_end, (__u32)(data_end - data), u);
 }
 
 #endif /* QOC_PARSE_H */

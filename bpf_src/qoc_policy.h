@@ -124,7 +124,10 @@ static __always_inline __u8 qoc_fa_decide(struct qoc_fstate *fs, struct qoc_stre
 /* frame_aware: whether this datagram goes. Video datagrams follow their
  * frame's decision; a datagram holding packets of two frames (misaligned
  * sender) goes only if both frames go, and is counted when it is delivered
- * with a dropped frame's packets in it. PSI-only and other datagrams stay. */
+ * with a dropped frame's packets in it. PSI-only and other datagrams stay, and
+ * so do datagrams with packets the DPI did not inspect (QOC_F_UNPARSED: a GSO
+ * super-packet may hold the next ref frame); their bytes still add to the
+ * debt, so the frames around them go instead. */
 static __always_inline int qoc_fa_drops(struct qoc_target *t, struct qoc_stream *st,
 					struct qoc_tstats *ts, struct __sk_buff *skb,
 					struct qoc_stream_key *stream, __u32 len)
@@ -136,8 +139,8 @@ static __always_inline int qoc_fa_drops(struct qoc_target *t, struct qoc_stream 
 		return 0;
 	fs->debt += (__s64)t->drop_ppm * len;
 	__u32 flags = skb->cb[QOC_CB_FLAGS];
-	if (!(flags & QOC_F_VIDEO))
-		return 0;
+	if (!(flags & QOC_F_VIDEO) || (flags & QOC_F_UNPARSED))
+		return 0; /* no frame, or packets of frames not known (its debt stays) */
 	__u32 frame = skb->cb[QOC_CB_FRAMES];
 	if ((flags & QOC_F_NEW_FRAME) && frame != fs->cur_frame) {
 		fs->prev_drop = fs->cur_drop;

@@ -16,10 +16,23 @@
 #define QOC_UDP_DPORT_OFF 2
 #define QOC_UDP_CSUM_OFF 6
 
-/* Rewrites the frame's destination to process p's (IPv4): MAC, address, UDP
- * port, with the IP and UDP checksums updated incrementally (a zero UDP
- * checksum stays zero). */
-static __always_inline void qoc_rewrite(struct __sk_buff *skb, struct qoc_walk *w, struct qoc_proc *p)
+/* The sensor's destination as the datagram arrived, read before any copy is
+ * rewritten: the frame is rewritten in place for each target in turn, so a
+ * target that keeps the sensor's address or port must get these back, not
+ * the previous target's. */
+struct qoc_orig_dst {
+	__be32 ip4;
+	__be16 port;
+	__u16 pad;
+};
+
+/* Rewrites the frame's destination to process p's: MAC always; for IPv4 the
+ * address and UDP port, p's or, where p keeps them (0), the sensor's from
+ * `orig`; the IP and UDP checksums updated incrementally (a zero UDP
+ * checksum stays zero). Each copy then carries exactly its own process's
+ * fields whatever the previous copy was rewritten to. */
+static __always_inline void qoc_rewrite(struct __sk_buff *skb, struct qoc_walk *w, struct qoc_proc *p,
+					struct qoc_orig_dst *orig)
 {
 	__u32 l3 = w->l3_off & 0x3ff;
 	__u32 l4 = w->l4_off & 0x3ff;
@@ -27,24 +40,22 @@ static __always_inline void qoc_rewrite(struct __sk_buff *skb, struct qoc_walk *
 	bpf_skb_store_bytes(skb, 0, p->mac, 6, 0);
 	if (w->ipv6)
 		return; /* IPv6 streams: MAC only (see docs/REPLICATION.md) */
-	if (p->ip4) {
-		__be32 old = 0, new = p->ip4;
-		bpf_skb_load_bytes(skb, l3 + QOC_IP4_DADDR_OFF, &old, 4);
-		if (old != new) {
-			bpf_l4_csum_replace(skb, l4 + QOC_UDP_CSUM_OFF, old, new,
-					    BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4);
-			bpf_l3_csum_replace(skb, l3 + QOC_IP4_CSUM_OFF, old, new, 4);
-			bpf_skb_store_bytes(skb, l3 + QOC_IP4_DADDR_OFF, &new, 4, 0);
-		}
+	__be32 ip_new = p->ip4 ? p->ip4 : orig->ip4;
+	__be32 ip_old = 0;
+	bpf_skb_load_bytes(skb, l3 + QOC_IP4_DADDR_OFF, &ip_old, 4);
+	if (ip_old != ip_new) {
+		bpf_l4_csum_replace(skb, l4 + QOC_UDP_CSUM_OFF, ip_old, ip_new,
+				    BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4);
+		bpf_l3_csum_replace(skb, l3 + QOC_IP4_CSUM_OFF, ip_old, ip_new, 4);
+		bpf_skb_store_bytes(skb, l3 + QOC_IP4_DADDR_OFF, &ip_new, 4, 0);
 	}
-	if (p->port) {
-		__be16 old = 0, new = p->port;
-		bpf_skb_load_bytes(skb, l4 + QOC_UDP_DPORT_OFF, &old, 2);
-		if (old != new) {
-			bpf_l4_csum_replace(skb, l4 + QOC_UDP_CSUM_OFF, old, new,
-					    BPF_F_MARK_MANGLED_0 | 2);
-			bpf_skb_store_bytes(skb, l4 + QOC_UDP_DPORT_OFF, &new, 2, 0);
-		}
+	__be16 port_new = p->port ? p->port : orig->port;
+	__be16 port_old = 0;
+	bpf_skb_load_bytes(skb, l4 + QOC_UDP_DPORT_OFF, &port_old, 2);
+	if (port_old != port_new) {
+		bpf_l4_csum_replace(skb, l4 + QOC_UDP_CSUM_OFF, port_old, port_new,
+				    BPF_F_MARK_MANGLED_0 | 2);
+		bpf_skb_store_bytes(skb, l4 + QOC_UDP_DPORT_OFF, &port_new, 2, 0);
 	}
 }
 
@@ -55,11 +66,14 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 	__u32 zero_idx = 0;
 	struct qoc_walk *w = qoc_walk_state();
 
-	if (!w || !(skb->cb[QOC_CB_FLAGS] & QOC_F_TS))
+	if (!w || !(skb->cb[QOC_CB_FLAGS] & QOC_F_STATE))
 		return qoc_forward_port_pair(skb);
 	struct qoc_targets *tg = qoc_subs.lookup(&w->key);
 	if (!tg)
 		return qoc_forward_port_pair(skb);
+	struct qoc_orig_dst orig = {.port = w->key.dport};
+	if (!w->ipv6)
+		bpf_skb_load_bytes(skb, (w->l3_off & 0x3ff) + QOC_IP4_DADDR_OFF, &orig.ip4, 4);
 
 	struct qoc_counters *cnt = qoc_counters.lookup(&zero_idx);
 	struct qoc_stream *st = qoc_streams.lookup(&w->key);
@@ -120,7 +134,7 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 		struct qoc_proc *p = qoc_procs.lookup(&slot);
 		if (!p || !p->ifindex)
 			continue; /* removed meanwhile */
-		qoc_rewrite(skb, w, p);
+		qoc_rewrite(skb, w, p, &orig);
 		if (i == *last)
 			return bpf_redirect(p->ifindex, 0);
 		if (cnt)
@@ -137,7 +151,7 @@ static __always_inline int qoc_end(struct __sk_buff *skb)
 {
 	struct qoc_walk *w = qoc_walk_state();
 
-	if (w && (skb->cb[QOC_CB_FLAGS] & QOC_F_TS) && qoc_subs.lookup(&w->key))
+	if (w && (skb->cb[QOC_CB_FLAGS] & QOC_F_STATE) && qoc_subs.lookup(&w->key))
 		qoc_progs.call(skb, QOC_PROG_DELIVER);
 	/* No targets, or no qoc_deliver loaded: the port pairs decide. */
 	return qoc_forward_port_pair(skb);

@@ -16,14 +16,15 @@ BPF_ARRAY(qoc_sdefault, struct qoc_target, 1);
 
 /* The end of the sensor's DPI programs: a TS datagram is sent (TC_ACT_OK) or
  * dropped (TC_ACT_SHOT) under its stream's policy, and counted as either in
- * qoc_tstats; anything else leaves untouched. */
+ * qoc_tstats; anything else (not TS; a stream the DPI holds no state for,
+ * counted as stream_table_full) leaves untouched. */
 static __always_inline int qoc_sensor_end(struct __sk_buff *skb)
 {
 	__u32 zero_idx = 0;
 	struct qoc_walk *w = qoc_walk_state();
 
-	if (!w || !(skb->cb[QOC_CB_FLAGS] & QOC_F_TS))
-		return TC_ACT_OK;
+	if (!w || !(skb->cb[QOC_CB_FLAGS] & QOC_F_STATE))
+		return TC_ACT_OK; /* not TS, or no stream state: leaves untouched */
 	struct qoc_target *pol = qoc_spolicy.lookup(&w->key);
 	if (!pol)
 		pol = qoc_sdefault.lookup(&zero_idx);

@@ -175,8 +175,21 @@ static __always_inline void qoc_add_video_class(struct qoc_stream *st, struct qo
 		d->vmax = cls;
 }
 
-/* A PSI section's start in a packet with PUSI: returns its offset, or 0. */
-static __always_inline __u32 qoc_psi_start(__u8 *p, __u32 off, __u8 table_id, void *end)
+/* PIDs a PMT or an elementary stream may have: 0x0000-0x000F are the PAT's
+ * and other tables' (reserved), 0x1FFF is the null packets'. */
+static __always_inline int qoc_pid_usable(__u16 pid)
+{
+	return pid >= 0x0010 && pid < QOC_PID_NULL;
+}
+
+/* A PSI section's start in a packet with PUSI: its offset, or 0 when the
+ * section is not a sane one of `table_id` (pointer_field past the packet,
+ * another table, section_syntax_indicator 0, a section_length below
+ * `min_len` or above 1021). *sec_end is where its entries end in this packet
+ * (before the CRC, at most the packet's end), *full_end where they end in
+ * the section (it may continue in the next packet). The CRC is not checked. */
+static __always_inline __u32 qoc_psi_start(__u8 *p, __u32 off, __u8 table_id, __u32 min_len,
+					   void *end, __u32 *sec_end, __u32 *full_end)
 {
 	if (off >= QOC_TS_SIZE)
 		return 0;
@@ -185,22 +198,32 @@ static __always_inline __u32 qoc_psi_start(__u8 *p, __u32 off, __u8 table_id, vo
 		return 0;
 	if (qoc_at(p, sec, end) != table_id)
 		return 0;
+	__u8 b1 = qoc_at(p, sec + 1, end);
+	if (!(b1 & 0x80))
+		return 0; /* section_syntax_indicator */
+	__u32 slen = ((b1 & 0x0f) << 8) | qoc_at(p, sec + 2, end);
+	if (slen < min_len || slen > 1021)
+		return 0;
+	__u32 e = sec + 3 + slen - 4;
+	*full_end = e;
+	*sec_end = e > QOC_TS_SIZE ? QOC_TS_SIZE : e;
 	return sec;
 }
 
-/* PAT: the PID of the first program's PMT (program_number != 0). */
+/* PAT: the PID of the first program's PMT (program_number != 0). A PAT that
+ * is not sane (qoc_psi_start, entries not a whole number of 4 bytes, a PMT
+ * PID outside qoc_pid_usable) teaches nothing and is malformed. */
 static __always_inline void qoc_parse_pat(struct qoc_stream *st, __u8 *p, __u32 off,
 					  void *end, struct qoc_walk *d)
 {
-	__u32 sec = qoc_psi_start(p, off, 0x00, end);
-	if (!sec) {
+	__u32 sec_end = 0, full_end = 0;
+	__u32 sec = qoc_psi_start(p, off, 0x00, 9, end, &sec_end, &full_end);
+	if (!sec || (full_end - sec - 8) % 4) {
 		d->malformed = 1;
 		return;
 	}
-	__u32 slen = ((qoc_at(p, sec + 1, end) & 0x0f) << 8) | qoc_at(p, sec + 2, end);
-	__u32 sec_end = sec + 3 + slen - 4; /* before the CRC */
-	if (slen < 9 || sec_end > QOC_TS_SIZE)
-		sec_end = QOC_TS_SIZE;
+	if (!(qoc_at(p, sec + 5, end) & 0x01))
+		return; /* current_next_indicator 0: not in force yet */
 
 #pragma unroll
 	for (int i = 0; i < QOC_PAT_MAX_PROGRAMS; i++) {
@@ -211,26 +234,36 @@ static __always_inline void qoc_parse_pat(struct qoc_stream *st, __u8 *p, __u32 
 		if (prog == 0)
 			continue; /* network PID */
 		__u16 pid = ((qoc_at(p, e + 2, end) & 0x1f) << 8) | qoc_at(p, e + 3, end);
+		if (!qoc_pid_usable(pid)) {
+			d->malformed = 1;
+			return;
+		}
 		st->pmt_pid = pid;
 		return;
 	}
 }
 
-/* PMT: the first H.264 or HEVC elementary stream becomes the video PID. */
+/* PMT: the first H.264 or HEVC elementary stream becomes the video PID. A
+ * PMT that is not sane (qoc_psi_start, program_info_length or an
+ * ES_info_length past the section, a video PID outside qoc_pid_usable or
+ * equal to the PMT's) teaches nothing and is malformed. */
 static __always_inline void qoc_parse_pmt(struct qoc_stream *st, __u8 *p,
 					  __u32 off, void *end, struct qoc_walk *d)
 {
-	__u32 sec = qoc_psi_start(p, off, 0x02, end);
+	__u32 sec_end = 0, full_end = 0;
+	__u32 sec = qoc_psi_start(p, off, 0x02, 13, end, &sec_end, &full_end);
 	if (!sec) {
 		d->malformed = 1;
 		return;
 	}
-	__u32 slen = ((qoc_at(p, sec + 1, end) & 0x0f) << 8) | qoc_at(p, sec + 2, end);
-	__u32 sec_end = sec + 3 + slen - 4;
-	if (slen < 13 || sec_end > QOC_TS_SIZE)
-		sec_end = QOC_TS_SIZE;
+	if (!(qoc_at(p, sec + 5, end) & 0x01))
+		return; /* current_next_indicator 0: not in force yet */
 	__u32 pil = ((qoc_at(p, sec + 10, end) & 0x0f) << 8) | qoc_at(p, sec + 11, end);
 	__u32 es = sec + 12 + pil;
+	if (es > full_end) {
+		d->malformed = 1;
+		return;
+	}
 
 #pragma unroll
 	for (int i = 0; i < QOC_PMT_MAX_STREAMS; i++) {
@@ -239,9 +272,17 @@ static __always_inline void qoc_parse_pmt(struct qoc_stream *st, __u8 *p,
 		__u8 type = qoc_at(p, es, end);
 		__u16 pid = ((qoc_at(p, es + 1, end) & 0x1f) << 8) | qoc_at(p, es + 2, end);
 		__u32 eil = ((qoc_at(p, es + 3, end) & 0x0f) << 8) | qoc_at(p, es + 4, end);
+		if (es + 5 + eil > full_end) {
+			d->malformed = 1;
+			return;
+		}
 		__u8 codec = type == QOC_ST_H264 ? QOC_CODEC_H264
 			   : type == QOC_ST_HEVC ? QOC_CODEC_HEVC : QOC_CODEC_UNKNOWN;
 		if (codec != QOC_CODEC_UNKNOWN) {
+			if (!qoc_pid_usable(pid) || pid == st->pmt_pid) {
+				d->malformed = 1;
+				return;
+			}
 			if (st->video_pid != pid || st->codec != codec) {
 				st->video_pid = pid;
 				st->codec = codec;
@@ -253,6 +294,10 @@ static __always_inline void qoc_parse_pmt(struct qoc_stream *st, __u8 *p,
 		}
 		es += 5 + eil;
 	}
+	/* Bytes left in a section that ends in this packet, too few for an
+	 * entry: program_info_length or an ES_info_length is off. */
+	if (full_end <= QOC_TS_SIZE && es != full_end && es + 5 > full_end)
+		d->malformed = 1;
 }
 
 /* A video TS packet: frame starts, continuity, classification. */
@@ -335,6 +380,8 @@ static __always_inline int qoc_ts_packet(struct qoc_stream *st, __u8 *p, void *e
 	}
 	int has_payload = (afc & 0x01) && off < QOC_TS_SIZE;
 
+	if (pid == QOC_PID_NULL)
+		return 0; /* null packets: never PSI, never video */
 	if (pid == QOC_PID_PAT) {
 		d->psi = 1;
 		if (pusi && has_payload)
@@ -387,11 +434,13 @@ static __always_inline int qoc_ts_walk(struct qoc_stream *st, void *data, void *
 			continue;
 		__u8 *p = qoc_ts_at(data, data_end, w, i);
 		if (!p) {
-			w->partial = 1;
+			w->unparsed = 1; /* in the datagram, not in its linear bytes */
 			break;
 		}
 		__u16 pid = ((p[1] & 0x1f) << 8) | p[2];
 		__u8 afc = (p[3] >> 4) & 0x03;
+		if (pid == QOC_PID_NULL && p[0] == 0x47)
+			continue; /* null packets: never PSI, never video */
 		if (p[0] != 0x47 || (p[1] & 0xc0) || ((afc & 0x02) && p[4] > 183) || afc == 0 ||
 		    pid == QOC_PID_PAT || pid == st->pmt_pid) {
 			w->next = i; /* bad sync, TEI, PUSI, odd AF, PSI: the slow path */
@@ -429,7 +478,7 @@ static __always_inline int qoc_ts_slow_packet(struct qoc_stream *st, void *data,
 {
 	__u8 *p = qoc_ts_at(data, data_end, w, w->next);
 	if (!p) {
-		w->partial = 1;
+		w->unparsed = 1; /* in the datagram, not in its linear bytes */
 		return -1;
 	}
 	return qoc_ts_packet(st, p, data_end, w);

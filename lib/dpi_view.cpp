@@ -104,4 +104,50 @@ Result<ProgramInfo> program_info_of(const Program& p) {
   return ProgramInfo{p.name(), info.id, info.verified_insns, info.xlated_prog_len / 8};
 }
 
+Result<Verdict> test_run_dpi(const Program& prog, std::span<const std::uint8_t> frame,
+                             std::uint32_t ifindex) {
+  if (frame.size() < 14)
+    return make_error(Errc::invalid_argument,
+                      "frame of " + std::to_string(frame.size()) +
+                          " bytes is shorter than an Ethernet header (14)",
+                      "pass a whole Ethernet frame");
+  __sk_buff ctx{};
+  ctx.ifindex = ifindex;
+  LIBBPF_OPTS(bpf_test_run_opts, opts);
+  opts.data_in = frame.data();
+  opts.data_size_in = static_cast<__u32>(frame.size());
+  opts.ctx_in = &ctx;
+  opts.ctx_size_in = sizeof(ctx);
+  __sk_buff out{};
+  opts.ctx_out = &out;
+  opts.ctx_size_out = sizeof(out);
+  opts.repeat = 1;
+  if (bpf_prog_test_run_opts(prog.fd(), &opts) != 0) {
+    int err = errno;
+    return make_error(err == ENODEV ? Errc::not_found : Errc::internal,
+                      "test run of " + prog.name() + " on ifindex " + std::to_string(ifindex) +
+                          " failed",
+                      err == ENODEV ? "use the ifindex of an interface in the program's namespace" : "",
+                      err);
+  }
+  Verdict v;
+  v.action = static_cast<int>(opts.retval);
+  v.duration_ns = opts.duration;
+  v.cls = static_cast<FrameClass>(out.cb[QOC_CB_CLASS] & 3);
+  v.frames = out.cb[QOC_CB_FRAMES];
+  v.history = static_cast<std::uint16_t>(out.cb[QOC_CB_HISTORY]);
+  v.frame_class = v.frames ? v.class_of_frame(v.frames) : FrameClass::other;
+  const std::uint32_t f = out.cb[QOC_CB_FLAGS];
+  v.ts = f & QOC_F_TS;
+  v.video = f & QOC_F_VIDEO;
+  v.psi = f & QOC_F_PSI;
+  v.new_frame = f & QOC_F_NEW_FRAME;
+  v.pending = f & QOC_F_PENDING;
+  v.misaligned = f & QOC_F_MISALIGNED;
+  v.unparsed = f & QOC_F_UNPARSED;
+  v.video_pid = static_cast<std::uint16_t>(out.cb[QOC_CB_VIDEO] & 0xffff);
+  v.codec = static_cast<Codec>((out.cb[QOC_CB_VIDEO] >> 16) & 0xff);
+  return v;
+}
+
 }  // namespace qocnet::detail

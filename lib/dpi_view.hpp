@@ -3,6 +3,8 @@
 // qoc_counters, bpf_src/qoc_dpi.h).
 #pragma once
 
+#include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -24,5 +26,10 @@ StreamStats stream_stats_of(const qoc_stream_key& key, const qoc_stream& st);
 DpiCounters sum_dpi_counters(const std::vector<qoc_counters>& per_cpu);
 // A loaded program as the kernel reports it.
 Result<ProgramInfo> program_info_of(const Program& p);
+// Runs a DPI program (the edge's or the sensor's) on one Ethernet frame with
+// BPF_PROG_TEST_RUN as if it came through `ifindex`, and reads its verdict
+// from skb->cb[] (enum qoc_cb_slot). The caller is in the program's netns.
+Result<Verdict> test_run_dpi(const Program& prog, std::span<const std::uint8_t> frame,
+                             std::uint32_t ifindex);
 
 }  // namespace qocnet::detail

@@ -93,6 +93,11 @@ Status validate(const EdgeOptions& o) {
                       "EdgeOptions::max_ports is " + std::to_string(o.max_ports) +
                           ", outside [2, 65536]",
                       "set max_ports to the number of interfaces the edge serves (default 256)");
+  if (o.max_streams < 1 || o.max_streams > (1u << 20))
+    return make_error(Errc::invalid_argument,
+                      "EdgeOptions::max_streams is " + std::to_string(o.max_streams) +
+                          ", outside [1, 1048576]",
+                      "set max_streams to the number of streams the edge serves at once (default 1024)");
   if (o.lock_dir.empty() || !o.lock_dir.is_absolute())
     return make_error(Errc::invalid_argument,
                       "EdgeOptions::lock_dir '" + o.lock_dir.string() + "' is not an absolute path",
@@ -194,6 +199,8 @@ Result<Edge> Edge::create(EdgeOptions options) {
   req.entry = kEntry;
   req.programs = {kProgram, kSlowProgram, kDeliverProgram};
   req.defines = {"QOC_MAX_PORTS=" + std::to_string(options.max_ports)};
+  if (options.max_streams != QOC_MAX_STREAMS)
+    req.defines.push_back("QOC_MAX_STREAMS=" + std::to_string(options.max_streams));
   req.src_dir = options.bpf_src_dir;
   req.kernel_headers = options.kernel_headers;
   auto impl = std::make_unique<Impl>();
@@ -350,49 +357,9 @@ Result<std::vector<PortCounters>> Edge::all_port_counters() const {
 
 Result<Verdict> Edge::test_run(std::span<const std::uint8_t> frame,
                                std::uint32_t ingress_ifindex) const {
-  if (frame.size() < 14)
-    return make_error(Errc::invalid_argument,
-                      "frame of " + std::to_string(frame.size()) +
-                          " bytes is shorter than an Ethernet header (14)",
-                      "pass a whole Ethernet frame");
   std::lock_guard<std::mutex> lock(impl_->mu);
   QOCNET_ASSIGN(guard, impl_->enter());
-  __sk_buff ctx{};
-  ctx.ifindex = ingress_ifindex;
-  LIBBPF_OPTS(bpf_test_run_opts, opts);
-  opts.data_in = frame.data();
-  opts.data_size_in = static_cast<__u32>(frame.size());
-  opts.ctx_in = &ctx;
-  opts.ctx_size_in = sizeof(ctx);
-  __sk_buff out{};
-  opts.ctx_out = &out;
-  opts.ctx_size_out = sizeof(out);
-  opts.repeat = 1;
-  if (bpf_prog_test_run_opts(impl_->program.fd(), &opts) != 0) {
-    int err = errno;
-    return make_error(err == ENODEV ? Errc::not_found : Errc::internal,
-                      "test run of " + impl_->program.name() + " on ifindex " +
-                          std::to_string(ingress_ifindex) + " failed",
-                      err == ENODEV ? "use the ifindex of an interface in the edge's namespace" : "",
-                      err);
-  }
-  Verdict v;
-  v.action = static_cast<int>(opts.retval);
-  v.duration_ns = opts.duration;
-  v.cls = static_cast<FrameClass>(out.cb[QOC_CB_CLASS] & 3);
-  v.frames = out.cb[QOC_CB_FRAMES];
-  v.history = static_cast<std::uint16_t>(out.cb[QOC_CB_HISTORY]);
-  v.frame_class = v.frames ? v.class_of_frame(v.frames) : FrameClass::other;
-  const std::uint32_t f = out.cb[QOC_CB_FLAGS];
-  v.ts = f & QOC_F_TS;
-  v.video = f & QOC_F_VIDEO;
-  v.psi = f & QOC_F_PSI;
-  v.new_frame = f & QOC_F_NEW_FRAME;
-  v.pending = f & QOC_F_PENDING;
-  v.misaligned = f & QOC_F_MISALIGNED;
-  v.video_pid = static_cast<std::uint16_t>(out.cb[QOC_CB_VIDEO] & 0xffff);
-  v.codec = static_cast<Codec>((out.cb[QOC_CB_VIDEO] >> 16) & 0xff);
-  return v;
+  return test_run_dpi(impl_->program, frame, ingress_ifindex);
 }
 
 std::uint32_t Edge::program_id() const { return impl_->program.id(); }

@@ -79,6 +79,11 @@ struct Sensor::Impl {
 };
 
 Status validate(const SensorOptions& o) {
+  if (o.max_streams < 1 || o.max_streams > (1u << 20))
+    return make_error(Errc::invalid_argument,
+                      "SensorOptions::max_streams is " + std::to_string(o.max_streams) +
+                          ", outside [1, 1048576]",
+                      "set max_streams to the number of streams the sensor sends at once (default 1024)");
   if (o.lock_dir.empty() || !o.lock_dir.is_absolute())
     return make_error(Errc::invalid_argument,
                       "SensorOptions::lock_dir '" + o.lock_dir.string() + "' is not an absolute path",
@@ -127,6 +132,8 @@ Result<Sensor> Sensor::create(SensorOptions options) {
   CompileRequest req;
   req.entry = kEntry;
   req.programs = {kProgram, kSlowProgram};
+  if (options.max_streams != QOC_MAX_STREAMS)
+    req.defines.push_back("QOC_MAX_STREAMS=" + std::to_string(options.max_streams));
   req.src_dir = options.bpf_src_dir;
   req.kernel_headers = options.kernel_headers;
   QOCNET_ASSIGN(obj, compile_bpf(req));
@@ -258,6 +265,12 @@ Result<DpiCounters> Sensor::dpi_counters() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   QOCNET_ASSIGN(vals, impl_->counters.lookup_all(0));
   return vals ? sum_dpi_counters(*vals) : DpiCounters{};
+}
+
+Result<Verdict> Sensor::test_run(std::span<const std::uint8_t> frame) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  QOCNET_ASSIGN(guard, impl_->enter());
+  return test_run_dpi(impl_->program, frame, impl_->uplink ? impl_->uplink->ifindex() : 1);
 }
 
 std::uint32_t Sensor::program_id() const { return impl_->program.id(); }

@@ -37,6 +37,12 @@ struct EdgeOptions {
   std::filesystem::path kernel_headers;
   // Number of interfaces the datapath can hold state for (map sizes).
   std::uint32_t max_ports = 256;
+  // Streams whose DPI state the datapath keeps (LRU: the least recently seen
+  // goes first; a datagram whose stream gets no state follows the port pairs
+  // untouched and counts as DpiCounters::stream_table_full). Also sizes the
+  // subscriptions (streams with clone targets) and per-target state. A
+  // pinned datapath keeps the size it was created with.
+  std::uint32_t max_streams = 1024;
   // Directory for per-port ownership locks (one owner per port hook). The
   // control-plane state of a pinned edge goes next to it, in
   // <lock_dir>/../state/ (docs/ARCHITECTURE.md, Pinning and restart).
@@ -90,6 +96,8 @@ struct Verdict {
   bool new_frame = false;         // a video frame (PES) starts in it
   bool pending = false;           // the current frame's class is not known yet
   bool misaligned = false;        // it holds packets of two video frames
+  bool unparsed = false;          // it holds TS packets the DPI did not inspect
+                                  // (a GSO super-packet, a long datagram): ref
   std::uint32_t frames = 0;       // the stream's video PES starts so far
   FrameClass frame_class = FrameClass::other;  // the current frame's class after it
   std::uint16_t history = 0;      // classes of frames frames-7 .. frames, 2 bits each

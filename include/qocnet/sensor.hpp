@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,10 @@ struct SensorOptions {
   std::filesystem::path kernel_headers;
   // Directory for the uplink hook's ownership lock (one owner per hook).
   std::filesystem::path lock_dir = "/run/qocnet/locks";
+  // Streams whose DPI and policy state the sensor keeps (LRU: under flow
+  // churn the least recently seen go first). A datagram whose stream gets no
+  // state leaves untouched and counts as DpiCounters::stream_table_full.
+  std::uint32_t max_streams = 1024;
 };
 
 // Checks the options without touching the kernel.
@@ -94,6 +99,12 @@ class Sensor {
   Result<std::vector<SensorStreamStats>> streams() const;
   // The parser's tallies over every frame the program saw.
   Result<DpiCounters> dpi_counters() const;
+
+  // Runs the loaded egress program on one Ethernet frame as if it left
+  // through the uplink (`ifindex`: 1 when none is attached), without sending
+  // it: action TC_ACT_OK (0) sent, TC_ACT_SHOT (2) dropped by the policy.
+  // Counters and the stream's state do count it.
+  Result<Verdict> test_run(std::span<const std::uint8_t> frame) const;
 
   // The loaded program's kernel id (for bpftool / tc filter show).
   std::uint32_t program_id() const;
