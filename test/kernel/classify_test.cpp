@@ -276,6 +276,11 @@ TEST_CASE("BSD loopback captures are read in either byte order", "[classify]") {
 TEST_CASE("frames over the test-run limit, jumbo or GRO-merged up to 64 KiB, are classified",
           "[classify]") {
   EdgeFixture fx(1);
+  // The limit is the kernel's: a frame of max_test_run_frame() bytes runs, one
+  // byte more does not.
+  const std::size_t limit = max_test_run_frame();
+  CHECK(fx.edge->test_run(udp4(40000, Bytes(limit - 42, 0x47)), 1).ok());
+  CHECK_FALSE(fx.edge->test_run(udp4(40000, Bytes(limit - 41, 0x47)), 1).ok());
   // 47 TS packets (a 9000-byte jumbo frame) and 348 (a 64 KiB GRO'd datagram),
   // with a frame start every 12 packets.
   for (std::size_t packets : {47u, 348u}) {
