@@ -21,6 +21,15 @@ using namespace qocnet;
 using namespace qocnet::test;
 namespace fs = std::filesystem;
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QOCNET_HAS_ASAN 1
+#endif
+#endif
+#ifndef QOCNET_HAS_ASAN
+#define QOCNET_HAS_ASAN 0
+#endif
+
 namespace {
 
 struct TmpDir {
@@ -380,5 +389,11 @@ TEST_CASE("qocnetctl classify streams a large .ts file in the memory a small one
   REQUIRE(WEXITSTATUS(large.status) == 0);
   CHECK(lines(large.out).size() > 1 + (48u << 20) / unit.size() * kPatternA.size());
   INFO("peak RSS: 48 MiB file " << large.maxrss_kib << " KiB, 300 KiB file " << small.maxrss_kib << " KiB");
+#if defined(__SANITIZE_ADDRESS__) || QOCNET_HAS_ASAN
+  // ASan's quarantine keeps freed memory (up to 256 MiB) on purpose: RSS
+  // then grows with the number of allocations, not with what is held.
+  WARN("ASan build: peak RSS not compared");
+#else
   CHECK(large.maxrss_kib - small.maxrss_kib <= 8 * 1024);
+#endif
 }
