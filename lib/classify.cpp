@@ -777,8 +777,13 @@ class Classifier {
       ++row.runs;
       p += len;
     }
-    row.cls = any_video ? video_cls : plain_cls;
+    // The row is what the kernel gives a datagram holding packets beyond the
+    // 7 it inspects (docs/DPI.md, GSO): ref once its stream has a video PID.
+    // The parts' own classes still fed the frame rows above.
+    row.parts_cls = any_video ? video_cls : plain_cls;
+    row.cls = row.verdict.video_pid ? FrameClass::ref : row.parts_cls;
     row.verdict.cls = row.cls;
+    row.verdict.unparsed = true;
     return report(row);
   }
 

@@ -83,8 +83,11 @@ struct DatagramRow {
   // How many test runs the frame took: 1; 0 when it was not run (shorter
   // than Ethernet, or over the test-run limit and not UDP carrying TS);
   // n > 1 when a frame over the limit was cut into n datagrams of 7 TS
-  // packets (see kMaxTestRunFrame).
+  // packets (see max_test_run_frame()).
   std::uint32_t runs = 1;
+  // With runs > 1: the highest class of the parts (video first), what the
+  // datagram's packets hold; `cls` is the kernel's verdict for the whole.
+  FrameClass parts_cls = FrameClass::other;
 };
 
 struct FrameRow {
@@ -102,10 +105,12 @@ struct Classification {
 // BPF_PROG_TEST_RUN takes at most this many bytes for an skb program
 // (a page minus the skb's headroom and shared info: 3712 on 4 KiB pages).
 // A larger frame that is UDP carrying TS (a jumbo frame, a GRO'd datagram)
-// is cut into datagrams of 7 TS packets with the frame's own headers, run in
-// order, and reported as one row: the highest class of its parts, as the
-// kernel gives a datagram the highest class of its packets. Any other larger
-// frame is `other` (the kernel's parser says so from its headers) and not run.
+// is cut into datagrams of 7 TS packets with the frame's own headers and run
+// in order, so the frame rows see every packet. It is reported as one row
+// with the kernel's verdict for a datagram holding more packets than it
+// inspects: ref once its stream has a video PID (Verdict::unparsed); the
+// parts' highest class is in DatagramRow::parts_cls. Any other larger frame
+// is `other` (the kernel's parser says so from its headers) and not run.
 std::size_t max_test_run_frame();
 
 // One frame in, its verdict out: Edge::test_run, or anything that stands in

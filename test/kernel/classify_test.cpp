@@ -318,6 +318,32 @@ TEST_CASE("frames over the test-run limit, jumbo or GRO-merged up to 64 KiB, are
     for (std::size_t i = 0; i < starts; ++i) want.emplace(a.frames[i].first, to_string(a.frames[i].second));
     CHECK(got == want);
   }
+
+  // A jumbo datagram from a frame's middle (no frame start): its parts are
+  // diff, and the row is what the kernel gives any datagram with packets
+  // beyond the 7 it inspects, ref, as for one of 10 packets it can run.
+  const Camera a = camera({FrameClass::ref, FrameClass::diff}, 90000, 1);
+  Bytes mid, ten;
+  for (std::size_t i = 0; i < 47; ++i) {
+    const auto p = TsBuilder::packet(kVideoPid, false, static_cast<std::uint8_t>(2 + i));
+    mid.insert(mid.end(), p.begin(), p.end());
+    if (i < 10) ten.insert(ten.end(), p.begin(), p.end());
+  }
+  Capture cap;
+  for (const auto& p : a.payloads) cap.frames.push_back(udp4(40000, p));
+  cap.frames.push_back(udp4(40000, mid));
+  cap.frames.push_back(udp4(40000, ten));
+  auto r = classify(*fx.edge, cap);
+  REQUIRE_OK(r);
+  REQUIRE(r->datagrams.size() == 5);
+  const auto& jumbo = r->datagrams[3];
+  CHECK(jumbo.runs == 7);
+  CHECK(jumbo.parts_cls == FrameClass::diff);
+  CHECK(jumbo.cls == FrameClass::ref);
+  CHECK(jumbo.verdict.unparsed);
+  CHECK(r->datagrams[4].runs == 1);
+  CHECK(r->datagrams[4].verdict.unparsed);
+  CHECK(r->datagrams[4].cls == jumbo.cls);
 }
 
 TEST_CASE("qocnetctl classify --frames: a stream column, --stream picks one, a cut capture exits 2",

@@ -91,7 +91,9 @@ int run_classify_unguarded(const std::string& file, bool frames, const std::stri
     }
     std::string notes;
     if (d.runs == 0) notes += d.bytes < 14 ? "short " : "not-run ";
-    if (d.runs > 1) notes += "split-" + std::to_string(d.runs) + " ";
+    if (d.runs > 1)
+      notes += "split-" + std::to_string(d.runs) + "(parts:" + qocnet::to_string(d.parts_cls) + ") ";
+    else if (d.verdict.unparsed) notes += "unparsed ";
     if (d.runs && !d.verdict.ts) notes += "not-ts ";
     if (d.verdict.psi) notes += "psi ";
     if (d.verdict.new_frame) notes += "frame-start ";
@@ -116,7 +118,9 @@ int run_classify_unguarded(const std::string& file, bool frames, const std::stri
   if (split)
     std::fprintf(stderr,
                  "qocnetctl: note: %s: %zu frames over the kernel's test-run limit (%zu bytes) were "
-                 "cut into datagrams of 7 TS packets; each row is the highest class of its parts\n",
+                 "run as datagrams of 7 TS packets (the frame rows see every packet); each row is "
+                 "the kernel's verdict for a datagram with packets beyond the 7 it inspects (ref "
+                 "when its stream has video)\n",
                  file.c_str(), split, qocnet::max_test_run_frame());
   if (not_run)
     std::fprintf(stderr,
