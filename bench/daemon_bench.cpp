@@ -21,6 +21,12 @@
 //      --restarts pairs, cold then warm; medians and warm / cold.
 //   3. the daemon's memory: VmRSS and VmHWM of /proc/<pid>/status once it
 //      serves, after the policy changes, and for every cold and warm daemon.
+//   4. a hung sensor: --sensor-calls SetPolicy calls (each changes the
+//      stream's effective policy, so each queues a push to the stream's
+//      sensor) and as many ListProcesses, timed issued -> returned, by a
+//      daemon with no sensor and then by one whose sensor accepts
+//      connections and never answers (every push waits for its 1 s
+//      deadline). p50/p99 side by side: pushes must not delay calls.
 //
 //   sensor [s0] ---- [e0] edge: qocnetd --port e0 [e1] ---- [p0] proc0
 //                                                  [e2] ---- [p0] proc1
@@ -40,6 +46,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -86,6 +93,7 @@ struct Options {
   int warmup = 20;
   int observe = 100;
   int restarts = 5;
+  int sensor_calls = 200;
   std::string only;
   bool no_tmpfs = false;
   std::string qocnetd = QOCNETD_PATH;
@@ -548,6 +556,82 @@ RestartResult run_restarts(const Options& o, const tb::Topology& t, const std::s
   return r;
 }
 
+// A Unix socket that takes connections (the kernel's backlog) and never
+// answers: a sensor agent that hangs.
+class HungSensor {
+ public:
+  HungSensor() : dir_("/tmp/" + tb::unique_name("hung")) {
+    fs::create_directories(dir_);
+    path_ = dir_ + "/sensor.sock";
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path_.c_str());
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd_, 128) != 0)
+      throw BenchError("cannot listen on " + path_ + ": " + std::strerror(errno));
+  }
+  ~HungSensor() {
+    ::close(fd_);
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string address() const { return "unix:" + path_; }
+
+ private:
+  std::string dir_, path_;
+  int fd_ = -1;
+};
+
+struct SensorResult {
+  std::vector<double> set_us, list_us;  // without a sensor
+  std::vector<double> hung_set_us, hung_list_us;
+};
+
+void time_calls(Daemon& d, int n, std::vector<double>* set_us, std::vector<double>* list_us) {
+  configure(d);
+  auto c = d.control();
+  const std::array<Change, 2> cycle = {{
+      {"uniform(0.25)", v1::POLICY_KIND_UNIFORM, 0.25, QOC_POLICY_UNIFORM},
+      {"differential(0.1)", v1::POLICY_KIND_DIFFERENTIAL, 0.1, QOC_POLICY_DIFFERENTIAL},
+  }};
+  for (int i = 0; i < n; ++i) {
+    if (i % 64 == 0) check_stop();
+    auto t0 = Clock::now();
+    need_ok(set_policy(*c, cycle[static_cast<std::size_t>(i) % 2]), "SetPolicy");
+    set_us->push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    t0 = Clock::now();
+    v1::ListProcessesResponse procs;
+    need_ok(c->ListProcesses(ctx().get(), {}, &procs), "ListProcesses");
+    list_us->push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+}
+
+SensorResult run_hung_sensor(const Options& o, const tb::Topology& t, const std::string& config) {
+  SensorResult r;
+  {
+    Daemon d(o.qocnetd, t.edge, {"--config", config, "--no-pin", "--port", "e0"});
+    d.wait_serving();
+    time_calls(d, o.sensor_calls, &r.set_us, &r.list_us);
+    if (d.stop(SIGTERM) != 0) throw BenchError("qocnetd did not stop cleanly; its log:\n" + d.log());
+  }
+  HungSensor hung;
+  const std::string with_sensor = config + ".sensor.yaml";
+  std::ofstream(with_sensor) << "rate_limit: {per_second: 1000000, burst: 1000000}\n"
+                             << "sensors:\n  - {name: hung, address: \"" << hung.address() << "\", streams: [\""
+                             << tb::Topology::sensor_ip << ":" << kSensorPort << "->:" << kServicePort << "\"]}\n";
+  try {
+    Daemon d(o.qocnetd, t.edge, {"--config", with_sensor, "--no-pin", "--port", "e0"});
+    d.wait_serving();
+    time_calls(d, o.sensor_calls, &r.hung_set_us, &r.hung_list_us);
+    if (d.stop(SIGTERM) != 0) throw BenchError("qocnetd did not stop cleanly; its log:\n" + d.log());
+  } catch (...) {
+    ::unlink(with_sensor.c_str());
+    throw;
+  }
+  ::unlink(with_sensor.c_str());
+  return r;
+}
+
 const char* verdict(bool pass) { return pass ? "PASS" : "MISS"; }
 
 }  // namespace
@@ -561,8 +645,10 @@ int main(int argc, char** argv) {
   app.add_option("--observe", o.observe, "changes checked with a datagram (0: none)")
       ->transform(integer_in(0, 100000));
   app.add_option("--restarts", o.restarts, "cold/warm start pairs")->transform(integer_in(1, 1000));
-  app.add_option("--only", o.only, "run one part: latency or restart")
-      ->check(CLI::IsMember({"latency", "restart"}));
+  app.add_option("--sensor-calls", o.sensor_calls, "SetPolicy + ListProcesses pairs with and without a hung sensor")
+      ->transform(integer_in(1, 100000));
+  app.add_option("--only", o.only, "run one part: latency, restart or sensor")
+      ->check(CLI::IsMember({"latency", "restart", "sensor"}));
   app.add_flag("--no-tmpfs-run", o.no_tmpfs,
                "skip the second series of changes, by a daemon whose /run/qocnet is a tmpfs");
   app.add_option("--qocnetd", o.qocnetd, "the qocnetd to run (default: the one built with the bench)");
@@ -586,6 +672,7 @@ int main(int argc, char** argv) {
 
   std::optional<LatencyResult> lat, lat_tmpfs;
   std::optional<RestartResult> rst;
+  std::optional<SensorResult> sen;
   const std::string config = "/tmp/" + tb::unique_name("dcfg") + ".yaml";
   try {
     // Operator calls over the local socket share one token bucket (50/s by
@@ -600,6 +687,7 @@ int main(int argc, char** argv) {
       if (!o.no_tmpfs) lat_tmpfs = run_latency(o, *topo, config, true, 0);
     }
     if (o.only.empty() || o.only == "restart") rst = run_restarts(o, *topo, config);
+    if (o.only.empty() || o.only == "sensor") sen = run_hung_sensor(o, *topo, config);
   } catch (const Interrupted&) {
     ::unlink(config.c_str());
     std::fprintf(stderr, "%s: interrupted\n", kProg);
@@ -675,6 +763,28 @@ int main(int argc, char** argv) {
     out.add(b, "rss re-adopted", median(rst->warm_rss), "MiB", 1);
     out.add(b, "hwm re-adopted", median(rst->warm_hwm), "MiB", 1);
     out.compare(b, "rss re-adopted", "rss cold");
+  }
+  if (sen) {
+    std::printf("\n  Control calls with a hung sensor (accepts, never answers; 1 s push deadline), %d of each:\n",
+                o.sensor_calls);
+    std::printf("    %-28s %12s %12s %12s %12s\n", "", "no sensor p50", "p99", "hung p50", "p99");
+    const double sp50 = quantile(sen->set_us, 0.5), sp99 = quantile(sen->set_us, 0.99);
+    const double hp50 = quantile(sen->hung_set_us, 0.5), hp99 = quantile(sen->hung_set_us, 0.99);
+    const double lp50 = quantile(sen->list_us, 0.5), lp99 = quantile(sen->list_us, 0.99);
+    const double hl50 = quantile(sen->hung_list_us, 0.5), hl99 = quantile(sen->hung_list_us, 0.99);
+    std::printf("    %-28s %9.1f us %9.1f us %9.1f us %9.1f us\n", "SetPolicy (queues a push)", sp50, sp99, hp50, hp99);
+    std::printf("    %-28s %9.1f us %9.1f us %9.1f us %9.1f us\n", "ListProcesses", lp50, lp99, hl50, hl99);
+    std::printf("    hung-sensor p99 <= 2 x no-sensor p99 + 1 ms: %s\n",
+                verdict(hp99 <= 2 * sp99 + 1000 && hl99 <= 2 * lp99 + 1000));
+    out.add(b, "SetPolicy p50, no sensor", sp50, "us", 1);
+    out.add(b, "SetPolicy p99, no sensor", sp99, "us", 1);
+    out.add(b, "SetPolicy p50, hung sensor", hp50, "us", 1);
+    out.add(b, "SetPolicy p99, hung sensor", hp99, "us", 1);
+    out.add(b, "ListProcesses p50, no sensor", lp50, "us", 1);
+    out.add(b, "ListProcesses p99, no sensor", lp99, "us", 1);
+    out.add(b, "ListProcesses p50, hung sensor", hl50, "us", 1);
+    out.add(b, "ListProcesses p99, hung sensor", hl99, "us", 1);
+    out.compare(b, "SetPolicy p99, hung sensor", "SetPolicy p99, no sensor");
   }
   std::fflush(stdout);
   if (o.jsonl) out.print(stdout);

@@ -133,8 +133,10 @@ Result<StreamId> parse_stream_id(const std::string& text) {
   };
   QOCNET_TRY(port(sport, "source port", &id.source_port));
   QOCNET_TRY(port(dport, "destination port", &id.destination_port));
-  QOCNET_TRY(stream_key_of(id));  // the address must parse
-  return id;
+  // The address must parse; the id is returned in its one canonical spelling
+  // (inet_ntop's, IPv4-mapped IPv6 as IPv4), so one stream has one text.
+  QOCNET_ASSIGN(key, stream_key_of(id));
+  return stream_id_of(key);
 }
 
 Status Edge::Impl::publish_targets(const qoc_stream_key& key, const std::vector<TargetEntry>& list) {

@@ -7,20 +7,23 @@
 #include <random>
 
 #include "convert.hpp"
+#include "daemon_state.hpp"
 #include "qocnet/v1/sensor.grpc.pb.h"
 
 namespace qocnet::grpc_api {
 
 namespace {
 
-std::string key_of(const StreamId& s) { return to_string(s); }
-
-std::string new_token() {
-  std::random_device rd;
-  static const char* hex = "0123456789abcdef";
-  std::string t;
-  for (int i = 0; i < 32; ++i) t += hex[rd() & 15];
-  return t;
+// Every StreamId reaching the controller was checked where it entered
+// (from_proto, parse_stream_id); one that does not parse gets an all-ones
+// address, which no real stream has, and fails in the library.
+StreamKey key_of(const StreamId& s) {
+  if (auto k = stream_key(s); k) return *k;
+  StreamKey k;
+  k.address.fill(0xff);
+  k.source_port = s.source_port;
+  k.destination_port = s.destination_port;
+  return k;
 }
 
 Error unknown_process(const std::string& name) {
@@ -43,6 +46,15 @@ Controller::Controller(ControllerOptions options)
 
 Controller::~Controller() {
   if (starter_.joinable()) starter_.join();
+  // The pushers call back under the lock: stop them with it released.
+  std::vector<std::shared_ptr<SensorPusher>> pushers;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [name, s] : sensors_)
+      if (s.pusher) pushers.push_back(s.pusher);
+    pushers.insert(pushers.end(), retired_.begin(), retired_.end());
+  }
+  for (auto& p : pushers) p->stop();
   close_watches();
 }
 
@@ -94,14 +106,38 @@ Status Controller::start_locked() {
     clients_[spec.name];
   }
   for (const auto& p : known) clients_[p.name];
-  for (const auto& s : options_.sensors) sensors_[s.name] = SensorEntry{s, {}, {}};
-  // What an adopted datapath applies becomes what its processes want.
+  // What an adopted datapath applies becomes what its processes want,
+  // unless the state file says better (below).
   if (auto streams = edge_->streams(); streams)
     for (const auto& st : *streams) {
       const StreamId id = stream_of(st);
       if (auto ts = edge_->target_stats(id); ts)
         for (const auto& t : *ts) demand(t.process, id).wanted = t.policy;
     }
+  // Tokens of processes the datapath still has come back; an epoch after
+  // every earlier qocnetd's orders this edge's pushes after theirs.
+  DaemonState state;
+  if (!options_.state_file.empty()) {
+    QOCNET_ASSIGN(loaded, load_daemon_state(options_.state_file));
+    state = std::move(loaded);
+  }
+  for (const auto& [name, p] : state.processes) {
+    auto it = clients_.find(name);
+    if (it == clients_.end()) continue;  // gone with the datapath
+    it->second.token_hash = p.token_hash;
+    for (const auto& sd : p.demands) {
+      auto id = parse_stream_id(sd.stream);
+      auto wanted = parse_policy(sd.wanted);
+      if (!id || !wanted) continue;
+      auto& d = demand(name, *id);
+      d.required = sd.required;
+      d.target = sd.target;
+      d.wanted = *wanted;
+    }
+  }
+  epoch_ = next_epoch(state.epoch);
+  QOCNET_TRY(save_state(true));
+  for (const auto& s : options_.sensors) sensors_[s.name] = make_sensor(s);
   for (const auto& s : options_.streams) {
     QOCNET_TRY(edge_->set_clone_targets(s.stream, s.targets));
     for (const auto& name : s.targets) {
@@ -111,7 +147,24 @@ Status Controller::start_locked() {
     }
     QOCNET_TRY(apply_stream(s.stream, "config"));
   }
+  // Each sensor learns this edge's policies (in its new epoch) at once.
+  for (const auto& s : options_.sensors)
+    for (const auto& id : s.streams) QOCNET_TRY(apply_stream(id, "restart"));
   return {};
+}
+
+Status Controller::save_state(bool durable) {
+  if (options_.state_file.empty()) return {};
+  DaemonState state;
+  state.epoch = epoch_.load();
+  for (const auto& [name, c] : clients_) {
+    if (c.token_hash.empty()) continue;
+    auto& p = state.processes[name];
+    p.token_hash = c.token_hash;
+    for (const auto& [key, d] : c.demands)
+      p.demands.push_back(StoredDemand{to_string(d.stream), d.required, d.target, to_string(d.wanted)});
+  }
+  return save_daemon_state(options_.state_file, state, durable);
 }
 
 Status Controller::ready() const {
@@ -150,8 +203,9 @@ Status Controller::with_edge(const std::function<Status(const Edge&)>& f) const 
 }
 
 Controller::Demand& Controller::demand(const std::string& process, const StreamId& stream) {
-  auto& d = clients_[process].demands[key_of(stream)];
-  d.stream = stream;
+  const StreamKey key = key_of(stream);
+  auto& d = clients_[process].demands[key];
+  d.stream = stream_id_of(key);
   return d;
 }
 
@@ -174,25 +228,56 @@ Controller::SensorEntry* Controller::sensor_of(const StreamId& stream) {
   return nullptr;
 }
 
-Status Controller::push_to_sensor(SensorEntry& sensor, const StreamId& stream, const Policy& policy) {
-  auto channel = ::grpc::CreateChannel(sensor.config.address, ::grpc::InsecureChannelCredentials());
-  auto stub = v1::SensorService::NewStub(channel);
-  ::grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + options_.sensor_timeout);
-  v1::SetStreamPolicyRequest req;
-  to_proto(stream, req.mutable_stream());
-  to_proto(policy, req.mutable_policy());
-  req.set_generation(generation_.load());
-  v1::SetStreamPolicyResponse resp;
-  auto st = stub->SetStreamPolicy(&ctx, req, &resp);
-  if (!st.ok()) {
-    sensor.last_error = "SetStreamPolicy to " + sensor.config.address + ": " + st.error_message();
-    return make_error(Errc::unavailable, "sensor '" + sensor.config.name + "' did not take the policy: " +
-                                             st.error_message(),
-                      "check that qocnet-sensor runs and listens on " + sensor.config.address);
+Controller::SensorEntry Controller::make_sensor(const SensorConfig& config) {
+  SensorEntry e;
+  e.config = config;
+  auto holder = std::make_shared<const SensorPusher*>(nullptr);
+  e.pusher = std::make_shared<SensorPusher>(
+      config.name, config.address, options_.sensor_tls, options_.sensor_timeout, [this] { return epoch_.load(); },
+      [this, name = config.name, holder](const SensorPush& p, const Status& outcome) {
+        pushed(name, *holder, p, outcome);
+      },
+      [this] { bump_epoch(); });
+  *holder = e.pusher.get();
+  return e;
+}
+
+void Controller::pushed(const std::string& sensor, const SensorPusher* pusher, const SensorPush& push,
+                        const Status& outcome) {
+  std::lock_guard lock(mu_);
+  auto it = sensors_.find(sensor);
+  if (it == sensors_.end() || it->second.pusher.get() != pusher || !edge_) return;  // removed meanwhile
+  SensorEntry& s = it->second;
+  if (!outcome) {
+    s.last_error = outcome.error().message;
+    return;
   }
-  sensor.last_error.clear();
-  sensor.applied[key_of(stream)] = policy;
+  s.last_error.clear();
+  // The agent applies it now: the edge drops only what is left to drop.
+  s.applied[key_of(push.stream)] = push.policy;
+  (void)apply_edge(push.stream);
+}
+
+void Controller::bump_epoch() {
+  std::lock_guard lock(mu_);
+  epoch_ = next_epoch(epoch_.load());
+  (void)save_state(true);
+}
+
+Status Controller::apply_edge(const StreamId& stream) {
+  QOCNET_ASSIGN(targets, targets_of(stream));
+  Policy at_sensor = Policy::keep();
+  // A sensor that has not acknowledged (yet, or at all) keeps what it last
+  // did; the edge drops the rest, so every process still gets what it wants.
+  if (SensorEntry* sensor = sensor_of(stream))
+    if (auto it = sensor->applied.find(key_of(stream)); it != sensor->applied.end()) at_sensor = it->second;
+  for (const auto& name : targets) {
+    const Policy share = edge_share(demand(name, stream).wanted, at_sensor);
+    const auto key = std::make_pair(name, key_of(stream));
+    if (auto it = applied_.find(key); it != applied_.end() && it->second == share) continue;
+    QOCNET_TRY(edge_->set_policy(name, stream, share));
+    applied_[key] = share;
+  }
   return {};
 }
 
@@ -201,22 +286,18 @@ Status Controller::apply_stream(const StreamId& stream, const char* reason) {
   std::vector<Policy> wanted;
   for (const auto& name : targets) wanted.push_back(demand(name, stream).wanted);
   const Policy effective = targets.empty() ? Policy::keep() : effective_policy(wanted);
-  Policy at_sensor = Policy::keep();
+  const std::uint64_t generation = ++generation_;
   if (SensorEntry* sensor = sensor_of(stream)) {
-    // A sensor that does not answer keeps what it last acknowledged; the edge
-    // then drops the rest, so every process still gets what it wants.
-    if (push_to_sensor(*sensor, stream, effective).ok()) at_sensor = effective;
-    else if (auto it = sensor->applied.find(key_of(stream)); it != sensor->applied.end()) at_sensor = it->second;
+    const StreamKey key = key_of(stream);
+    auto q = sensor->queued.find(key);
+    if (q == sensor->queued.end() || !(q->second == effective)) {
+      sensor->queued[key] = effective;
+      sensor->pusher->push(SensorPush{stream_id_of(key), effective, generation});
+    }
   }
-  for (std::size_t i = 0; i < targets.size(); ++i) {
-    const Policy share = edge_share(wanted[i], at_sensor);
-    const auto key = std::make_pair(targets[i], key_of(stream));
-    if (auto it = applied_.find(key); it != applied_.end() && it->second == share) continue;
-    QOCNET_TRY(edge_->set_policy(targets[i], stream, share));
-    applied_[key] = share;
-  }
-  ++generation_;
+  QOCNET_TRY(apply_edge(stream));
   for (const auto& name : targets) notify(name, demand(name, stream), reason);
+  (void)save_state(false);  // the loop's state; a failed write shows on the next token change
   return {};
 }
 
@@ -255,7 +336,9 @@ Status Controller::remove_process(const std::string& name) {
   std::vector<StreamId> streams;
   for (const auto& [key, d] : clients_[name].demands) streams.push_back(d.stream);
   QOCNET_TRY(edge_->remove_process(name));
+  const bool had_token = !clients_[name].token_hash.empty();
   clients_.erase(name);
+  if (had_token) (void)save_state(true);  // a failed write leaves a token of a gone process: harmless
   std::erase_if(applied_, [&](const auto& e) { return e.first.first == name; });
   for (const auto& s : streams) QOCNET_TRY(apply_stream(s, "process left"));
   {
@@ -308,7 +391,7 @@ Result<v1::StreamPolicy> Controller::set_requirement(const std::string& process,
   QOCNET_ASSIGN(targets, targets_of(stream));
   if (std::find(targets.begin(), targets.end(), process) == targets.end())
     return make_error(Errc::failed_precondition,
-                      "process '" + process + "' is not a clone target of stream " + key_of(stream),
+                      "process '" + process + "' is not a clone target of stream " + to_string(stream),
                       "set its clone targets first (SetCloneTargets) or register the process with the stream");
   QOCNET_ASSIGN(policy, policy_for(required));
   auto& d = demand(process, stream);
@@ -322,18 +405,18 @@ Status Controller::set_qoc_table(QocTable table) {
   std::lock_guard lock(mu_);
   QOCNET_TRY(require_ready());
   // Every requirement must still be reachable before anything changes.
-  std::map<std::pair<std::string, std::string>, Policy> next;
+  std::map<std::pair<std::string, StreamKey>, Policy> next;
   for (const auto& [name, c] : clients_)
     for (const auto& [key, d] : c.demands) {
       if (d.required <= 0) continue;
       const double target = std::min(d.target, table.lossless());
       auto p = target >= table.lossless() ? Result<Policy>(Policy::keep()) : choose_policy(table, target);
-      if (!p) return std::move(p).error().context("process '" + name + "' on " + key);
+      if (!p) return std::move(p).error().context("process '" + name + "' on " + to_string(d.stream));
       next[{name, key}] = *p;
     }
   table_ = table;
   edge_->set_qoc_table(std::move(table));
-  std::set<std::string> touched;
+  std::set<StreamKey> touched;
   for (auto& [k, p] : next) {
     auto& d = clients_[k.first].demands[k.second];
     d.wanted = p;
@@ -362,12 +445,15 @@ Status Controller::add_sensor(const SensorConfig& sensor) {
   for (const auto& s : sensor.streams)
     if (SensorEntry* other = sensor_of(s))
       return make_error(Errc::already_exists,
-                        "stream " + key_of(s) + " is already sent by sensor '" + other->config.name + "'",
+                        "stream " + to_string(s) + " is already sent by sensor '" + other->config.name + "'",
                         "a stream has one sensor; remove the other first");
-  sensors_[sensor.name] = SensorEntry{sensor, {}, {}};
+  sensors_[sensor.name] = make_sensor(sensor);
   for (const auto& s : sensor.streams) {
     auto st = apply_stream(s, "sensor");
     if (!st) {
+      auto p = sensors_[sensor.name].pusher;
+      p->retire();
+      retired_.push_back(p);
       sensors_.erase(sensor.name);
       return st;
     }
@@ -381,8 +467,13 @@ Status Controller::remove_sensor(const std::string& name) {
   auto it = sensors_.find(name);
   if (it == sensors_.end())
     return make_error(Errc::not_found, "no sensor '" + name + "'", "ListSensors shows the sensors");
-  // The sensor goes back to sending everything; the edge drops it all again.
-  for (const auto& s : it->second.config.streams) (void)push_to_sensor(it->second, s, Policy::keep());
+  // The sensor goes back to sending everything (its pusher's last pushes,
+  // sent once off the lock); the edge drops it all again.
+  const std::uint64_t generation = ++generation_;
+  for (const auto& s : it->second.config.streams) it->second.pusher->push(SensorPush{s, Policy::keep(), generation});
+  it->second.pusher->retire();
+  retired_.push_back(it->second.pusher);
+  std::erase_if(retired_, [](const auto& p) { return p->pending() == 0; });
   const auto streams = it->second.config.streams;
   sensors_.erase(it);
   for (const auto& s : streams) QOCNET_TRY(apply_stream(s, "sensor"));
@@ -496,9 +587,15 @@ Result<v1::RegisterProcessResponse> Controller::register_process(const ProcessSp
   }
   std::erase_if(applied_, [&](const auto& e) { return e.first.first == spec.name; });
   auto& client = clients_[spec.name];
-  client.token = new_token();
+  const std::string token = new_token();
+  client.token_hash = token_hash(token);
+  if (auto saved = save_state(true); !saved) {  // a token that would not survive a restart is not handed out
+    (void)edge_->remove_process(spec.name);
+    clients_.erase(spec.name);
+    return std::move(saved).error().context("keep the token of process '" + spec.name + "'");
+  }
   v1::RegisterProcessResponse resp;
-  resp.set_token(client.token);
+  resp.set_token(token);
   for (const auto& s : streams) {
     auto& d = demand(spec.name, s);
     d.required = d.target = required;
@@ -514,7 +611,7 @@ Status Controller::check_token(const std::string& name, const std::string& token
   QOCNET_TRY(require_ready());
   auto it = clients_.find(name);
   if (it == clients_.end()) return unknown_process(name);
-  if (it->second.token.empty() || token != it->second.token)
+  if (!token_matches(token, it->second.token_hash))
     return make_error(Errc::permission_denied, "the token does not belong to process '" + name + "'",
                       "use the token RegisterProcess returned to this process");
   return {};
@@ -534,7 +631,7 @@ Result<std::vector<v1::StreamPolicy>> Controller::report_requirement(const std::
   }
   if (streams.empty())
     return make_error(Errc::not_found,
-                      stream ? "process '" + name + "' does not consume stream " + key_of(*stream)
+                      stream ? "process '" + name + "' does not consume stream " + to_string(*stream)
                              : "process '" + name + "' consumes no stream",
                       "name one of the streams it registered with");
   std::vector<v1::StreamPolicy> out;
@@ -561,7 +658,7 @@ Result<v1::ReportMeasuredQocResponse> Controller::report_measured(const std::str
   if (stream) {
     auto it = c->second.demands.find(key_of(*stream));
     if (it == c->second.demands.end())
-      return make_error(Errc::not_found, "process '" + name + "' does not consume stream " + key_of(*stream),
+      return make_error(Errc::not_found, "process '" + name + "' does not consume stream " + to_string(*stream),
                         "name one of the streams it registered with");
     d = &it->second;
   } else if (c->second.demands.size() == 1) {

@@ -1,6 +1,8 @@
 // qocnet::grpc_api::Controller — the one place that owns the edge datapath in
 // qocnetd. gRPC handlers validate and translate, then call in here; every
 // change runs under one lock, so calls from many clients apply one at a time.
+// Nothing slow happens under that lock: pushes to sensors are queued to a
+// SensorPusher per sensor, whose acknowledgements come back through pushed().
 //
 // It also holds what the library does not: the processes registered over
 // QocService (their tokens, requirements and closed-loop state), the sensors
@@ -18,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -33,6 +36,8 @@
 #include "qocnet/qoc.hpp"
 #include "qocnet/v1/control.pb.h"
 #include "qocnet/v1/qoc.pb.h"
+#include "convert.hpp"
+#include "sensor_pusher.hpp"
 #include "stream_writer.hpp"
 
 namespace qocnet::grpc_api {
@@ -65,7 +70,10 @@ struct ControllerOptions {
   std::vector<SensorConfig> sensors;
   std::optional<QocTable> table;    // default: the paper's Table 1
   LoopConfig loop;
-  std::chrono::milliseconds sensor_timeout{1000};
+  std::chrono::milliseconds sensor_timeout{1000};  // the deadline of one push
+  SensorTls sensor_tls;                            // toward agents on TCP
+  // Tokens (hashed) and the edge epoch across restarts; empty: not kept.
+  std::filesystem::path state_file;
 };
 
 // A policy that the edge applies on top of what the sensor already dropped, so
@@ -118,6 +126,9 @@ class Controller {
   Result<v1::StatsUpdate> stats() const;
   Result<v1::GetStatusResponse> status() const;
   std::uint64_t generation() const { return generation_.load(); }
+  // This edge's epoch: orders its pushes to sensors before those of any
+  // earlier qocnetd (docs/SERVICE.md, Feedback to the sensor).
+  std::uint64_t epoch() const { return epoch_.load(); }
 
   // QocService.
   Result<v1::RegisterProcessResponse> register_process(const ProcessSpec& spec,
@@ -145,13 +156,15 @@ class Controller {
     Policy wanted;        // what the process gets end to end
   };
   struct Client {
-    std::string token;  // empty: added by an operator, not registered
-    std::map<std::string, Demand> demands;  // by to_string(stream)
+    std::string token_hash;  // SHA-256 of its token; empty: added by an operator, not registered
+    std::map<StreamKey, Demand> demands;  // by stream (value, not text)
   };
   struct SensorEntry {
     SensorConfig config;
-    std::map<std::string, Policy> applied;  // by stream: last acknowledged
+    std::map<StreamKey, Policy> applied;  // by stream: last acknowledged
+    std::map<StreamKey, Policy> queued;   // by stream: last handed to the pusher
     std::string last_error;
+    std::shared_ptr<SensorPusher> pusher;
   };
 
   Status start_locked();
@@ -165,7 +178,15 @@ class Controller {
   v1::StreamPolicy stream_policy(const Demand& d) const;
   void notify(const std::string& process, const Demand& d, const char* reason);
   SensorEntry* sensor_of(const StreamId& stream);
-  Status push_to_sensor(SensorEntry& sensor, const StreamId& stream, const Policy& policy);
+  // A sensor's entry with its pusher (started). Lock held.
+  SensorEntry make_sensor(const SensorConfig& config);
+  // Sets the edge's share of every target of `stream` against what its
+  // sensor last acknowledged. Lock held.
+  Status apply_edge(const StreamId& stream);
+  // A pusher's report (its worker thread, no lock held).
+  void pushed(const std::string& sensor, const SensorPusher* pusher, const SensorPush& push, const Status& outcome);
+  // A sensor said it applied a later order than ours: a newer epoch.
+  void bump_epoch();
 
   ControllerOptions options_;
   mutable std::mutex mu_;
@@ -179,10 +200,16 @@ class Controller {
   QocTable table_;
   std::map<std::string, Client> clients_;
   std::map<std::string, SensorEntry> sensors_;
+  // Removed sensors' pushers, sending their last keep; stopped at the end.
+  std::vector<std::shared_ptr<SensorPusher>> retired_;
   // The edge share last set per (process, stream key): unchanged shares are
   // not written again (each write also rewrites the Edge's state file).
-  std::map<std::pair<std::string, std::string>, Policy> applied_;
+  std::map<std::pair<std::string, StreamKey>, Policy> applied_;
   std::atomic<std::uint64_t> generation_{0};
+  std::atomic<std::uint64_t> epoch_{0};
+  // Writes the registered processes (token hashes, demands) and the epoch to
+  // options_.state_file; `durable`: fsync. Lock held.
+  Status save_state(bool durable);
   std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
 
   mutable std::mutex watch_mu_;

@@ -1,6 +1,13 @@
 #include "convert.hpp"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstring>
+#include <map>
+#include <vector>
 
 namespace qocnet::grpc_api {
 
@@ -79,6 +86,103 @@ Result<PortPair> from_proto(const v1::PortPair& in, const char* field) {
   return p;
 }
 
+Status check_length(const std::string& field, const std::string& value, std::size_t limit) {
+  if (value.size() <= limit) return {};
+  return bad_field(field, "is " + std::to_string(value.size()) + " bytes, more than the limit of " +
+                              std::to_string(limit),
+                   "send at most " + std::to_string(limit) + " bytes in " + field);
+}
+
+namespace {
+
+std::size_t text_limit(const std::string& name) {
+  static const std::map<std::string, std::size_t> limits{
+      {"yaml", 64 * 1024}, {"token", 64}, {"address", 256}, {"metric", 256},
+      {"source", kMaxAddressText}, {"ip", kMaxAddressText}, {"mac", 17},
+      {"port", kMaxInterfaceName}, {"ports", kMaxInterfaceName}, {"ingress", kMaxInterfaceName},
+      {"egress", kMaxInterfaceName}, {"uplink", kMaxInterfaceName}};
+  auto it = limits.find(name);
+  return it == limits.end() ? 64 : it->second;
+}
+
+Status check_message(const google::protobuf::Message& m, const std::string& prefix, int depth) {
+  using google::protobuf::FieldDescriptor;
+  if (depth > 16) return bad_field(prefix, "nests too deep", "send a request as the .proto defines it");
+  const auto* refl = m.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  refl->ListFields(m, &fields);
+  for (const auto* f : fields) {
+    const std::string path = prefix + f->name();
+    if (f->is_repeated()) {
+      const int n = refl->FieldSize(m, f);
+      if (static_cast<std::size_t>(n) > kMaxListEntries)
+        return bad_field(path, "has " + std::to_string(n) + " entries, more than the limit of " +
+                                   std::to_string(kMaxListEntries),
+                         "send at most " + std::to_string(kMaxListEntries) + " entries in " + path);
+      for (int i = 0; i < n; ++i) {
+        const std::string at = path + "[" + std::to_string(i) + "]";
+        if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+          std::string scratch;
+          QOCNET_TRY(check_length(at, refl->GetRepeatedStringReference(m, f, i, &scratch), text_limit(f->name())));
+        } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+          QOCNET_TRY(check_message(refl->GetRepeatedMessage(m, f, i), at + ".", depth + 1));
+        }
+      }
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+      std::string scratch;
+      QOCNET_TRY(check_length(path, refl->GetStringReference(m, f, &scratch), text_limit(f->name())));
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      QOCNET_TRY(check_message(refl->GetMessage(m, f), path + ".", depth + 1));
+    }
+  }
+  // Fields this build does not know are dropped, never stored.
+  return {};
+}
+
+}  // namespace
+
+Status check_request(const google::protobuf::Message& request) { return check_message(request, "", 0); }
+
+namespace {
+
+constexpr std::uint8_t kV4Mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+}  // namespace
+
+Result<StreamKey> stream_key(const StreamId& s) {
+  StreamKey k;
+  in_addr a4{};
+  in6_addr a6{};
+  if (::inet_pton(AF_INET, s.source.c_str(), &a4) == 1) {
+    std::memcpy(k.address.data(), kV4Mapped, 12);
+    std::memcpy(&k.address[12], &a4, 4);
+  } else if (::inet_pton(AF_INET6, s.source.c_str(), &a6) == 1) {
+    std::memcpy(k.address.data(), &a6, 16);
+  } else {
+    return make_error(Errc::invalid_argument,
+                      "stream source '" + s.source.substr(0, 64) + "' is not an IPv4 or IPv6 address",
+                      "name the sensor's address, e.g. 10.0.0.1");
+  }
+  k.source_port = s.source_port;
+  k.destination_port = s.destination_port;
+  return k;
+}
+
+bool same_stream(const StreamId& a, const StreamId& b) {
+  auto ka = stream_key(a);
+  auto kb = stream_key(b);
+  return ka && kb && *ka == *kb;
+}
+
+StreamId stream_id_of(const StreamKey& k) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (std::memcmp(k.address.data(), kV4Mapped, 12) == 0)
+    ::inet_ntop(AF_INET, &k.address[12], buf, sizeof buf);
+  else
+    ::inet_ntop(AF_INET6, k.address.data(), buf, sizeof buf);
+  return StreamId{buf, k.source_port, k.destination_port};
+}
+
 void to_proto(const StreamId& s, v1::StreamId* out) {
   out->set_source(s.source);
   out->set_source_port(s.source_port);
@@ -88,6 +192,7 @@ void to_proto(const StreamId& s, v1::StreamId* out) {
 Result<StreamId> from_proto(const v1::StreamId& in, const std::string& field) {
   if (in.source().empty())
     return bad_field(field + ".source", "is empty", "set it to the sensor's IP address, e.g. 10.0.0.1");
+  QOCNET_TRY(check_length(field + ".source", in.source(), kMaxAddressText));
   for (auto [name, v] : {std::pair{".source_port", in.source_port()},
                          std::pair{".destination_port", in.destination_port()}})
     if (v == 0 || v > 65535)
@@ -95,11 +200,11 @@ Result<StreamId> from_proto(const v1::StreamId& in, const std::string& field) {
                        "set the stream's UDP port");
   StreamId id{in.source(), static_cast<std::uint16_t>(in.source_port()),
               static_cast<std::uint16_t>(in.destination_port())};
-  // The address must parse: the library's own check names the problem.
-  if (auto check = parse_stream_id(to_string(id)); !check)
+  auto key = stream_key(id);
+  if (!key)
     return bad_field(field + ".source", "'" + in.source() + "' is not an IPv4 or IPv6 address",
                      "set it to the sensor's IP address, e.g. 10.0.0.1");
-  return id;
+  return stream_id_of(*key);  // one spelling per address
 }
 
 void to_proto(const Policy& p, v1::Policy* out) {
@@ -146,22 +251,65 @@ void to_proto(const ProcessSpec& p, v1::ProcessSpec* out) {
   out->set_udp_port(p.udp_port);
 }
 
+Result<std::string> canonical_mac(const std::string& text, const std::string& field) {
+  auto bad = [&] {
+    return bad_field(field, "'" + text.substr(0, 64) + "' is not a MAC address",
+                     "write it as six hex bytes, e.g. 02:00:00:00:00:01");
+  };
+  if (text.size() != 17) return bad();
+  std::string out = text;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const char c = out[i];
+    if (i % 3 == 2) {
+      if (c != ':') return bad();
+    } else if (std::isxdigit(static_cast<unsigned char>(c))) {
+      out[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else {
+      return bad();
+    }
+  }
+  return out;
+}
+
+Status check_interface_name(const std::string& name, const std::string& field) {
+  if (name.empty()) return bad_field(field, "is empty", "name a network interface, e.g. e0");
+  if (name.size() > kMaxInterfaceName || name == "." || name == ".." ||
+      name.find_first_of("/: \t\n\r") != std::string::npos ||
+      std::any_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
+    return bad_field(field, "'" + name.substr(0, 64) + "' is not an interface name",
+                     "use at most " + std::to_string(kMaxInterfaceName) +
+                         " characters without '/', ':' or blanks (ip link show lists them)");
+  return {};
+}
+
 Result<ProcessSpec> from_proto(const v1::ProcessSpec& in, const std::string& field) {
   if (in.name().empty())
     return bad_field(field + ".name", "is empty", "name the process, e.g. \"detector\"");
-  if (in.name().size() > 31 ||
+  if (in.name().size() > kMaxProcessName ||
       in.name().find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
           std::string::npos)
-    return bad_field(field + ".name", "'" + in.name() + "' is not a valid process name",
+    return bad_field(field + ".name", "'" + in.name().substr(0, 64) + "' is not a valid process name",
                      "use at most 31 of A-Z a-z 0-9 _ . -");
   if (in.port().empty())
     return bad_field(field + ".port", "is empty", "name the edge's interface toward the process");
+  QOCNET_TRY(check_interface_name(in.port(), field + ".port"));
   if (in.mac().empty())
     return bad_field(field + ".mac", "is empty", "give the process's MAC address, e.g. 02:00:00:00:00:01");
+  QOCNET_ASSIGN(mac, canonical_mac(in.mac(), field + ".mac"));
+  std::string ip;
+  if (!in.ip().empty()) {
+    in_addr a{};
+    if (in.ip().size() > kMaxAddressText || ::inet_pton(AF_INET, in.ip().c_str(), &a) != 1)
+      return bad_field(field + ".ip", "'" + in.ip().substr(0, 64) + "' is not an IPv4 address",
+                       "give the process's IPv4 address, or leave ip empty to keep the sensor's");
+    char buf[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &a, buf, sizeof buf);
+    ip = buf;
+  }
   if (in.udp_port() > 65535)
     return bad_field(field + ".udp_port", "is " + std::to_string(in.udp_port()) + ", not in 0..65535",
                      "give the process's UDP port, or 0 to keep the sensor's");
-  return ProcessSpec{in.name(), in.port(), in.mac(), in.ip(), static_cast<std::uint16_t>(in.udp_port())};
+  return ProcessSpec{in.name(), in.port(), mac, ip, static_cast<std::uint16_t>(in.udp_port())};
 }
 
 void to_proto(const std::uint64_t (&datagrams)[4], const std::uint64_t (&bytes)[4],

@@ -3,8 +3,12 @@
 // from_proto checks its message and names the offending field.
 #pragma once
 
+#include <google/protobuf/message.h>
 #include <grpcpp/support/status.h>
 
+#include <array>
+#include <compare>
+#include <cstdint>
 #include <string>
 
 #include "qocnet/edge.hpp"
@@ -23,17 +27,55 @@ namespace qocnet::grpc_api {
 // An invalid_argument error about `field`.
 Error bad_field(const std::string& field, const std::string& problem, const std::string& fix);
 
+// Limits of a request's text fields (docs/SECURITY.md, Limits).
+inline constexpr std::size_t kMaxProcessName = 31;    // the datapath's name field
+inline constexpr std::size_t kMaxInterfaceName = 15;  // IFNAMSIZ - 1
+inline constexpr std::size_t kMaxAddressText = 45;    // INET6_ADDRSTRLEN - 1
+// invalid_argument "FIELD is N bytes, more than the limit of LIMIT" if longer.
+Status check_length(const std::string& field, const std::string& value, std::size_t limit);
+// Every text field and list of a request, at any depth, against its limit
+// (the field's name picks it, docs/SECURITY.md): names 64 bytes, interface
+// names 15, addresses 45, a sensor's gRPC address 256, tokens 64, YAML
+// 64 KiB; lists 1024 entries. The error names the field's path
+// ("sensor.streams[2].source") and the limit. Runs before anything else.
+Status check_request(const google::protobuf::Message& request);
+inline constexpr std::size_t kMaxListEntries = 1024;
+// A MAC address "02:ab:00:00:00:01" in lower case; the error names `field`.
+Result<std::string> canonical_mac(const std::string& text, const std::string& field);
+// An interface name the kernel could have (1..15 bytes, no '/', ':' or blanks).
+Status check_interface_name(const std::string& name, const std::string& field);
+
 void to_proto(const PortPair& pair, v1::PortPair* out);
 void to_proto(const PortCounters& counters, v1::PortCounters* out);
 PortCounters from_proto(const v1::PortCounters& in);
 // A request's PortPair, checked: both names set. The error names the field.
 Result<PortPair> from_proto(const v1::PortPair& in, const char* field = "pair");
 
+// A stream's identity as a value: the source address's 16 bytes (IPv4 as
+// IPv4-mapped IPv6, like the datapath's key) and the two ports. Every
+// spelling of one address ("2001:db8::1", "2001:0db8:0:0::1", "::ffff:10.0.0.1"
+// for 10.0.0.1) is one key; the daemon keys its maps by it, never by text.
+struct StreamKey {
+  std::array<std::uint8_t, 16> address{};
+  std::uint16_t source_port = 0;
+  std::uint16_t destination_port = 0;
+  auto operator<=>(const StreamKey&) const = default;
+};
+// invalid_argument names a source that is not an IP address.
+Result<StreamKey> stream_key(const StreamId& s);
+// True if both name one stream (whatever the spelling of the address).
+bool same_stream(const StreamId& a, const StreamId& b);
+// The canonical StreamId of a key (inet_ntop's text, IPv4-mapped as IPv4).
+StreamId stream_id_of(const StreamKey& k);
+
 void to_proto(const StreamId& s, v1::StreamId* out);
+// Checked and canonical (see StreamKey): two spellings give one StreamId.
 Result<StreamId> from_proto(const v1::StreamId& in, const std::string& field);
 void to_proto(const Policy& p, v1::Policy* out);
 Result<Policy> from_proto(const v1::Policy& in, const std::string& field);
 void to_proto(const ProcessSpec& p, v1::ProcessSpec* out);
+// Checked: a valid name, an interface name, a MAC (returned lower case) and
+// an IPv4 address (returned as inet_ntop prints it) or none.
 Result<ProcessSpec> from_proto(const v1::ProcessSpec& in, const std::string& field);
 void to_proto(const TargetStats& t, v1::TargetStats* out);
 // The stream a StreamStats is about (its `source` is "address:port").

@@ -1,7 +1,10 @@
 #include "daemon_config.hpp"
 
+#include "convert.hpp"
+
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -15,65 +18,145 @@ Error bad(const std::string& origin, const std::string& key, const std::string& 
   return make_error(Errc::invalid_argument, origin + ": " + key + ": " + problem, fix);
 }
 
-Status known_keys(const YAML::Node& node, const std::set<std::string>& keys, const std::string& origin,
-                  const std::string& where) {
-  if (!node.IsMap()) return bad(origin, where.empty() ? "top level" : where, "is not a mapping", "write key: value lines");
-  for (const auto& kv : node) {
-    const auto key = kv.first.as<std::string>();
-    if (!keys.count(key)) {
-      std::string list;
-      for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
-      return bad(origin, where.empty() ? key : where + "." + key, "is not a known key", "known keys: " + list);
+const char* shape(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Null: return "empty";
+    case YAML::NodeType::Scalar: return "a single value";
+    default: return "undefined";
+  }
+}
+
+// The YAML reader: every access checks the node's shape first, so no
+// yaml-cpp exception is needed to find a mistake, and every error names the
+// key ("processes[1].mac") and what was expected.
+class Reader {
+ public:
+  explicit Reader(std::string origin) : origin_(std::move(origin)) {}
+
+  Error wrong(const std::string& key, const YAML::Node& n, const std::string& expected,
+              const std::string& fix = "see docs/SERVICE.md, Configuration") const {
+    return bad(origin_, key, std::string("is ") + shape(n) + ", not " + expected, fix);
+  }
+
+  // A mapping whose keys are all single values, known and not repeated.
+  Status mapping(const YAML::Node& n, const std::string& key, const std::set<std::string>& known) const {
+    const std::string where = key.empty() ? "top level" : key;
+    if (!n.IsMap()) return wrong(where, n, "a mapping", "write key: value lines");
+    std::set<std::string> seen;
+    for (const auto& kv : n) {
+      if (!kv.first.IsScalar())
+        return bad(origin_, where, std::string("has a key that is ") + shape(kv.first), "keys are plain words");
+      const std::string k = kv.first.Scalar();
+      const std::string path = key.empty() ? k : key + "." + k;
+      if (!known.count(k)) {
+        std::string list;
+        for (const auto& x : known) list += (list.empty() ? "" : ", ") + x;
+        return bad(origin_, path.substr(0, 200), "is not a known key", "known keys: " + list);
+      }
+      if (!seen.insert(k).second) return bad(origin_, path, "appears twice", "give each key once");
     }
+    return {};
   }
-  return {};
-}
 
-template <class T>
-Result<T> get(const YAML::Node& n, const std::string& origin, const std::string& key) {
-  try {
-    return n.as<T>();
-  } catch (const YAML::Exception&) {
-    return bad(origin, key, "has the wrong type", "see docs/SERVICE.md for the key's type");
+  Result<std::string> text(const YAML::Node& n, const std::string& key, std::size_t limit = 4096) const {
+    if (!n.IsScalar()) return wrong(key, n, "a single value");
+    if (n.Scalar().size() > limit)
+      return bad(origin_, key, "is " + std::to_string(n.Scalar().size()) + " bytes, more than the limit of " +
+                                   std::to_string(limit), "shorten it");
+    return n.Scalar();
   }
-}
 
-Result<StreamId> stream_at(const YAML::Node& n, const std::string& origin, const std::string& key) {
-  QOCNET_ASSIGN(text, get<std::string>(n, origin, key));
-  auto id = parse_stream_id(text);
-  if (!id) return std::move(id).error().context(origin + ": " + key);
-  return id;
-}
-
-Result<std::vector<StreamId>> streams_at(const YAML::Node& n, const std::string& origin, const std::string& key) {
-  if (!n.IsSequence()) return bad(origin, key, "is not a list", "list streams as SRC:SPORT->:DPORT");
-  std::vector<StreamId> out;
-  for (std::size_t i = 0; i < n.size(); ++i) {
-    QOCNET_ASSIGN(id, stream_at(n[i], origin, key + "[" + std::to_string(i) + "]"));
-    out.push_back(id);
+  Result<bool> boolean(const YAML::Node& n, const std::string& key) const {
+    QOCNET_ASSIGN(v, text(n, key));
+    static const std::set<std::string> yes{"true", "True", "TRUE", "yes", "Yes", "on", "On"};
+    static const std::set<std::string> no{"false", "False", "FALSE", "no", "No", "off", "Off"};
+    if (yes.count(v)) return true;
+    if (no.count(v)) return false;
+    return bad(origin_, key, "is '" + v.substr(0, 64) + "', not true or false", "write true or false");
   }
-  return out;
-}
 
-}  // namespace
-
-Result<DaemonConfig> parse_daemon_config(const std::string& yaml, const std::string& origin) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    return make_error(Errc::invalid_argument, origin + ": not YAML: " + e.what(), "fix the syntax at that line");
+  Result<double> number(const YAML::Node& n, const std::string& key) const {
+    QOCNET_ASSIGN(v, text(n, key));
+    double d = 0;
+    std::size_t used = 0;
+    try {
+      d = std::stod(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != v.size() || !std::isfinite(d))
+      return bad(origin_, key, "is '" + v.substr(0, 64) + "', not a finite number", "write a number, e.g. 0.5");
+    return d;
   }
+
+  Result<std::uint64_t> integer(const YAML::Node& n, const std::string& key, std::uint64_t lo,
+                                std::uint64_t hi) const {
+    QOCNET_ASSIGN(v, text(n, key));
+    if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoull(v) < lo || std::stoull(v) > hi)
+      return bad(origin_, key, "is '" + v.substr(0, 64) + "', not a whole number in " + std::to_string(lo) + ".." +
+                                   std::to_string(hi), "write a whole number in that range");
+    return std::stoull(v);
+  }
+
+  Result<std::vector<std::string>> texts(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsSequence()) return wrong(key, n, "a list");
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      QOCNET_ASSIGN(v, text(n[i], key + "[" + std::to_string(i) + "]"));
+      out.push_back(v);
+    }
+    return out;
+  }
+
+  Result<std::string> interface(const YAML::Node& n, const std::string& key) const {
+    QOCNET_ASSIGN(v, text(n, key));
+    if (auto st = check_interface_name(v, key); !st) return std::move(st).error().context(origin_);
+    return v;
+  }
+
+  Result<StreamId> stream(const YAML::Node& n, const std::string& key) const {
+    QOCNET_ASSIGN(v, text(n, key, 128));
+    auto id = parse_stream_id(v);
+    if (!id) return std::move(id).error().context(origin_ + ": " + key);
+    auto k = stream_key(*id);
+    if (!k) return std::move(k).error().context(origin_ + ": " + key);
+    return stream_id_of(*k);  // canonical: one spelling per stream
+  }
+
+  Result<std::vector<StreamId>> streams(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsSequence()) return wrong(key, n, "a list", "list streams as SRC:SPORT->:DPORT");
+    std::vector<StreamId> out;
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      QOCNET_ASSIGN(id, stream(n[i], key + "[" + std::to_string(i) + "]"));
+      out.push_back(id);
+    }
+    return out;
+  }
+
+  Error missing(const std::string& key) const {
+    return bad(origin_, key, "is missing", "see docs/SERVICE.md, Configuration");
+  }
+
+  const std::string& origin() const { return origin_; }
+
+ private:
+  std::string origin_;
+};
+
+Result<DaemonConfig> parse(const YAML::Node& root, const Reader& r) {
   DaemonConfig c;
   if (root.IsNull()) return c;
-  QOCNET_TRY(known_keys(root,
-                        {"listen", "tcp", "tls", "metrics", "keep_datapath", "rate_limit", "log_level",
-                         "pin_dir", "bpf_src_dir", "ports", "pairs", "processes", "streams", "sensors",
-                         "qoc_table", "loop"},
-                        origin, ""));
+  QOCNET_TRY(r.mapping(root,
+                       "",
+                       {"listen", "tcp", "tls", "metrics", "keep_datapath", "rate_limit", "log_level", "pin_dir",
+                        "bpf_src_dir", "state_file", "sensor_tls", "ports", "pairs", "processes", "streams", "sensors",
+                        "qoc_table", "loop"}));
   auto str = [&](const char* key, std::string* out) -> Status {
     if (!root[key]) return {};
-    QOCNET_ASSIGN(v, get<std::string>(root[key], origin, key));
+    QOCNET_ASSIGN(v, r.text(root[key], key));
     *out = v;
     return {};
   };
@@ -81,79 +164,100 @@ Result<DaemonConfig> parse_daemon_config(const std::string& yaml, const std::str
   QOCNET_TRY(str("tcp", &c.tcp));
   QOCNET_TRY(str("metrics", &c.metrics));
   QOCNET_TRY(str("log_level", &c.log_level));
+  QOCNET_TRY(str("state_file", &c.state_file));
   if (root["keep_datapath"]) {
-    QOCNET_ASSIGN(v, get<bool>(root["keep_datapath"], origin, "keep_datapath"));
+    QOCNET_ASSIGN(v, r.boolean(root["keep_datapath"], "keep_datapath"));
     c.keep_datapath = v;
   }
   if (auto t = root["tls"]) {
-    QOCNET_TRY(known_keys(t, {"cert", "key", "ca"}, origin, "tls"));
-    if (t["cert"]) { QOCNET_ASSIGN(v, get<std::string>(t["cert"], origin, "tls.cert")); c.tls_cert = v; }
-    if (t["key"]) { QOCNET_ASSIGN(v, get<std::string>(t["key"], origin, "tls.key")); c.tls_key = v; }
-    if (t["ca"]) { QOCNET_ASSIGN(v, get<std::string>(t["ca"], origin, "tls.ca")); c.tls_ca = v; }
+    QOCNET_TRY(r.mapping(t, "tls", {"cert", "key", "ca"}));
+    if (t["cert"]) { QOCNET_ASSIGN(v, r.text(t["cert"], "tls.cert")); c.tls_cert = v; }
+    if (t["key"]) { QOCNET_ASSIGN(v, r.text(t["key"], "tls.key")); c.tls_key = v; }
+    if (t["ca"]) { QOCNET_ASSIGN(v, r.text(t["ca"], "tls.ca")); c.tls_ca = v; }
   }
-  if (auto r = root["rate_limit"]) {
-    QOCNET_TRY(known_keys(r, {"per_second", "burst"}, origin, "rate_limit"));
-    if (r["per_second"]) { QOCNET_ASSIGN(v, get<double>(r["per_second"], origin, "rate_limit.per_second")); c.rate = v; }
-    if (r["burst"]) { QOCNET_ASSIGN(v, get<double>(r["burst"], origin, "rate_limit.burst")); c.burst = v; }
+  if (auto t = root["sensor_tls"]) {
+    QOCNET_TRY(r.mapping(t, "sensor_tls", {"cert", "key", "ca"}));
+    auto& tls = c.controller.sensor_tls;
+    if (t["cert"]) { QOCNET_ASSIGN(v, r.text(t["cert"], "sensor_tls.cert")); tls.cert = v; }
+    if (t["key"]) { QOCNET_ASSIGN(v, r.text(t["key"], "sensor_tls.key")); tls.key = v; }
+    if (t["ca"]) { QOCNET_ASSIGN(v, r.text(t["ca"], "sensor_tls.ca")); tls.ca = v; }
+  }
+  if (auto rl = root["rate_limit"]) {
+    QOCNET_TRY(r.mapping(rl, "rate_limit", {"per_second", "burst"}));
+    if (rl["per_second"]) { QOCNET_ASSIGN(v, r.number(rl["per_second"], "rate_limit.per_second")); c.rate = v; }
+    if (rl["burst"]) { QOCNET_ASSIGN(v, r.number(rl["burst"], "rate_limit.burst")); c.burst = v; }
   }
   auto& ctl = c.controller;
-  if (root["pin_dir"]) { QOCNET_ASSIGN(v, get<std::string>(root["pin_dir"], origin, "pin_dir")); ctl.edge.pin_dir = v; }
-  if (root["bpf_src_dir"]) {
-    QOCNET_ASSIGN(v, get<std::string>(root["bpf_src_dir"], origin, "bpf_src_dir"));
-    ctl.edge.bpf_src_dir = v;
-  }
+  if (root["pin_dir"]) { QOCNET_ASSIGN(v, r.text(root["pin_dir"], "pin_dir")); ctl.edge.pin_dir = v; }
+  if (root["bpf_src_dir"]) { QOCNET_ASSIGN(v, r.text(root["bpf_src_dir"], "bpf_src_dir")); ctl.edge.bpf_src_dir = v; }
   if (auto p = root["ports"]) {
-    QOCNET_ASSIGN(v, get<std::vector<std::string>>(p, origin, "ports"));
-    ctl.ports = v;
+    if (!p.IsSequence()) return r.wrong("ports", p, "a list", "list interface names, e.g. [e0]");
+    for (std::size_t i = 0; i < p.size(); ++i) {
+      QOCNET_ASSIGN(v, r.interface(p[i], "ports[" + std::to_string(i) + "]"));
+      ctl.ports.push_back(v);
+    }
   }
   if (auto p = root["pairs"]) {
-    if (!p.IsSequence()) return bad(origin, "pairs", "is not a list", "list {ingress: IF, egress: IF}");
+    if (!p.IsSequence()) return r.wrong("pairs", p, "a list", "list {ingress: IF, egress: IF}");
     for (std::size_t i = 0; i < p.size(); ++i) {
       const std::string k = "pairs[" + std::to_string(i) + "]";
-      QOCNET_TRY(known_keys(p[i], {"ingress", "egress"}, origin, k));
-      QOCNET_ASSIGN(in, get<std::string>(p[i]["ingress"], origin, k + ".ingress"));
-      QOCNET_ASSIGN(out, get<std::string>(p[i]["egress"], origin, k + ".egress"));
+      QOCNET_TRY(r.mapping(p[i], k, {"ingress", "egress"}));
+      if (!p[i]["ingress"]) return r.missing(k + ".ingress");
+      if (!p[i]["egress"]) return r.missing(k + ".egress");
+      QOCNET_ASSIGN(in, r.interface(p[i]["ingress"], k + ".ingress"));
+      QOCNET_ASSIGN(out, r.interface(p[i]["egress"], k + ".egress"));
       ctl.pairs.push_back(PortPair{in, out});
     }
   }
   if (auto p = root["processes"]) {
-    if (!p.IsSequence()) return bad(origin, "processes", "is not a list", "list {name, port, mac, ip, udp_port}");
+    if (!p.IsSequence()) return r.wrong("processes", p, "a list", "list {name, port, mac, ip, udp_port}");
     for (std::size_t i = 0; i < p.size(); ++i) {
       const std::string k = "processes[" + std::to_string(i) + "]";
-      QOCNET_TRY(known_keys(p[i], {"name", "port", "mac", "ip", "udp_port"}, origin, k));
-      ProcessSpec s;
-      QOCNET_ASSIGN(name, get<std::string>(p[i]["name"], origin, k + ".name"));
-      QOCNET_ASSIGN(port, get<std::string>(p[i]["port"], origin, k + ".port"));
-      QOCNET_ASSIGN(mac, get<std::string>(p[i]["mac"], origin, k + ".mac"));
-      s.name = name;
-      s.port = port;
-      s.mac = mac;
-      if (p[i]["ip"]) { QOCNET_ASSIGN(ip, get<std::string>(p[i]["ip"], origin, k + ".ip")); s.ip = ip; }
+      QOCNET_TRY(r.mapping(p[i], k, {"name", "port", "mac", "ip", "udp_port"}));
+      for (const char* need : {"name", "port", "mac"})
+        if (!p[i][need]) return r.missing(k + "." + need);
+      v1::ProcessSpec m;
+      QOCNET_ASSIGN(name, r.text(p[i]["name"], k + ".name"));
+      QOCNET_ASSIGN(port, r.text(p[i]["port"], k + ".port"));
+      QOCNET_ASSIGN(mac, r.text(p[i]["mac"], k + ".mac"));
+      m.set_name(name);
+      m.set_port(port);
+      m.set_mac(mac);
+      if (p[i]["ip"]) { QOCNET_ASSIGN(ip, r.text(p[i]["ip"], k + ".ip")); m.set_ip(ip); }
       if (p[i]["udp_port"]) {
-        QOCNET_ASSIGN(up, get<std::uint16_t>(p[i]["udp_port"], origin, k + ".udp_port"));
-        s.udp_port = up;
+        QOCNET_ASSIGN(up, r.integer(p[i]["udp_port"], k + ".udp_port", 0, 65535));
+        m.set_udp_port(static_cast<std::uint32_t>(up));
       }
-      ctl.processes.push_back(s);
+      auto spec = from_proto(m, k);  // the same checks and canonical form as over gRPC
+      if (!spec) return std::move(spec).error().context(r.origin());
+      ctl.processes.push_back(*spec);
     }
   }
   if (auto p = root["streams"]) {
-    if (!p.IsSequence()) return bad(origin, "streams", "is not a list", "list {stream, targets, policies}");
+    if (!p.IsSequence()) return r.wrong("streams", p, "a list", "list {stream, targets, policies}");
     for (std::size_t i = 0; i < p.size(); ++i) {
       const std::string k = "streams[" + std::to_string(i) + "]";
-      QOCNET_TRY(known_keys(p[i], {"stream", "targets", "policies"}, origin, k));
+      QOCNET_TRY(r.mapping(p[i], k, {"stream", "targets", "policies"}));
+      if (!p[i]["stream"]) return r.missing(k + ".stream");
       StreamConfig s;
-      QOCNET_ASSIGN(id, stream_at(p[i]["stream"], origin, k + ".stream"));
+      QOCNET_ASSIGN(id, r.stream(p[i]["stream"], k + ".stream"));
       s.stream = id;
       if (p[i]["targets"]) {
-        QOCNET_ASSIGN(t, get<std::vector<std::string>>(p[i]["targets"], origin, k + ".targets"));
+        QOCNET_ASSIGN(t, r.texts(p[i]["targets"], k + ".targets"));
         s.targets = t;
       }
       if (auto pol = p[i]["policies"]) {
-        using PolicyMap = std::map<std::string, std::string>;
-        QOCNET_ASSIGN(m, get<PolicyMap>(pol, origin, k + ".policies"));
-        for (const auto& [proc, text] : m) {
+        if (!pol.IsMap()) return r.wrong(k + ".policies", pol, "a mapping", "write {process: \"uniform(0.1)\"}");
+        std::set<std::string> seen;
+        for (const auto& kv : pol) {
+          if (!kv.first.IsScalar())
+            return bad(r.origin(), k + ".policies", std::string("has a key that is ") + shape(kv.first),
+                       "name a process");
+          const std::string proc = kv.first.Scalar().substr(0, 64);
+          if (!seen.insert(proc).second) return bad(r.origin(), k + ".policies." + proc, "appears twice", "");
+          QOCNET_ASSIGN(text, r.text(kv.second, k + ".policies." + proc, 256));
           auto parsed = parse_policy(text);
-          if (!parsed) return std::move(parsed).error().context(origin + ": " + k + ".policies." + proc);
+          if (!parsed) return std::move(parsed).error().context(r.origin() + ": " + k + ".policies." + proc);
           s.policies[proc] = *parsed;
         }
       }
@@ -161,14 +265,16 @@ Result<DaemonConfig> parse_daemon_config(const std::string& yaml, const std::str
     }
   }
   if (auto p = root["sensors"]) {
-    if (!p.IsSequence()) return bad(origin, "sensors", "is not a list", "list {name, address, streams}");
+    if (!p.IsSequence()) return r.wrong("sensors", p, "a list", "list {name, address, streams}");
     for (std::size_t i = 0; i < p.size(); ++i) {
       const std::string k = "sensors[" + std::to_string(i) + "]";
-      QOCNET_TRY(known_keys(p[i], {"name", "address", "streams"}, origin, k));
+      QOCNET_TRY(r.mapping(p[i], k, {"name", "address", "streams"}));
+      for (const char* need : {"name", "address", "streams"})
+        if (!p[i][need]) return r.missing(k + "." + need);
       SensorConfig s;
-      QOCNET_ASSIGN(name, get<std::string>(p[i]["name"], origin, k + ".name"));
-      QOCNET_ASSIGN(addr, get<std::string>(p[i]["address"], origin, k + ".address"));
-      QOCNET_ASSIGN(ids, streams_at(p[i]["streams"], origin, k + ".streams"));
+      QOCNET_ASSIGN(name, r.text(p[i]["name"], k + ".name", 64));
+      QOCNET_ASSIGN(addr, r.text(p[i]["address"], k + ".address", 256));
+      QOCNET_ASSIGN(ids, r.streams(p[i]["streams"], k + ".streams"));
       s.name = name;
       s.address = addr;
       s.streams = ids;
@@ -176,18 +282,34 @@ Result<DaemonConfig> parse_daemon_config(const std::string& yaml, const std::str
     }
   }
   if (auto t = root["qoc_table"]) {
-    QOCNET_ASSIGN(path, get<std::string>(t, origin, "qoc_table"));
-    auto table = QocTable::load(path);
-    if (!table) return std::move(table).error().context(origin + ": qoc_table");
-    ctl.table = *table;
+    QOCNET_ASSIGN(path, r.text(t, "qoc_table"));
+    c.qoc_table_file = path;
   }
   if (auto l = root["loop"]) {
-    QOCNET_TRY(known_keys(l, {"margin", "gain", "floor"}, origin, "loop"));
-    if (l["margin"]) { QOCNET_ASSIGN(v, get<double>(l["margin"], origin, "loop.margin")); ctl.loop.margin = v; }
-    if (l["gain"]) { QOCNET_ASSIGN(v, get<double>(l["gain"], origin, "loop.gain")); ctl.loop.gain = v; }
-    if (l["floor"]) { QOCNET_ASSIGN(v, get<double>(l["floor"], origin, "loop.floor")); ctl.loop.floor = v; }
+    QOCNET_TRY(r.mapping(l, "loop", {"margin", "gain", "floor"}));
+    if (l["margin"]) { QOCNET_ASSIGN(v, r.number(l["margin"], "loop.margin")); ctl.loop.margin = v; }
+    if (l["gain"]) { QOCNET_ASSIGN(v, r.number(l["gain"], "loop.gain")); ctl.loop.gain = v; }
+    if (l["floor"]) { QOCNET_ASSIGN(v, r.number(l["floor"], "loop.floor")); ctl.loop.floor = v; }
   }
   return c;
+}
+
+}  // namespace
+
+Result<DaemonConfig> parse_daemon_config(const std::string& yaml, const std::string& origin) {
+  try {
+    YAML::Node root;
+    try {
+      root = YAML::Load(yaml);
+    } catch (const YAML::Exception& e) {
+      return make_error(Errc::invalid_argument, origin + ": not YAML: " + e.what(), "fix the syntax at that line");
+    }
+    return parse(root, Reader(origin));
+  } catch (const std::exception& e) {
+    // The reader checks every shape first; this is the last line of defence.
+    return make_error(Errc::invalid_argument, origin + ": cannot be read: " + e.what(),
+                      "see docs/SERVICE.md, Configuration");
+  }
 }
 
 Result<DaemonConfig> load_daemon_config(const std::filesystem::path& file) {
@@ -197,7 +319,13 @@ Result<DaemonConfig> load_daemon_config(const std::filesystem::path& file) {
                       "check the path given to --config");
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_daemon_config(ss.str(), file.string());
+  QOCNET_ASSIGN(c, parse_daemon_config(ss.str(), file.string()));
+  if (!c.qoc_table_file.empty()) {
+    auto table = QocTable::load(c.qoc_table_file);
+    if (!table) return std::move(table).error().context(file.string() + ": qoc_table");
+    c.controller.table = *table;
+  }
+  return c;
 }
 
 bool is_loopback_host(const std::string& host_port) {
@@ -225,6 +353,20 @@ Status validate(const DaemonConfig& c) {
       if (!f.empty() && !std::ifstream(f))
         return make_error(Errc::not_found, "cannot read TLS file " + f, "check the path and its permissions");
   }
+  const auto& st = c.controller.sensor_tls;
+  if (st.cert.empty() != st.key.empty())
+    return make_error(Errc::invalid_argument, "sensor_tls needs both cert and key (or neither)",
+                      "give --sensor-tls-cert and --sensor-tls-key together");
+  if (!st.cert.empty() && st.ca.empty())
+    return make_error(Errc::invalid_argument, "sensor_tls.cert is set but sensor_tls.ca is not",
+                      "give --sensor-tls-ca, the CA that signed the sensor agents' server certificates");
+  for (const auto& f : {st.ca, st.cert, st.key})
+    if (!f.empty() && !std::ifstream(f))
+      return make_error(Errc::not_found, "cannot read TLS file " + f, "check the path and its permissions");
+  static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+  if (!levels.count(c.log_level))
+    return make_error(Errc::invalid_argument, "log_level '" + c.log_level.substr(0, 64) + "' is not a log level",
+                      "give one of trace, debug, info, warn, error, critical, off");
   if (!(c.rate > 0) || !(c.burst >= 1))
     return make_error(Errc::invalid_argument, "rate_limit must have per_second > 0 and burst >= 1",
                       "e.g. rate_limit: {per_second: 50, burst: 100}");

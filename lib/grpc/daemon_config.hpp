@@ -18,13 +18,18 @@ struct DaemonConfig {
   std::string metrics;         // "HOST:PORT": Prometheus /metrics and /healthz
   bool keep_datapath = false;  // leave the datapath in the kernel on SIGTERM
   double rate = 50, burst = 100;  // per-client calls per second, burst
-  std::string log_level = "info";
+  std::string log_level = "info";  // trace, debug, info, warn, error, critical, off
+  std::string qoc_table_file;      // qoc_table: read by load_daemon_config
+  std::string state_file;          // tokens and the edge epoch (docs/SERVICE.md); default by pin dir
   ControllerOptions controller;
 };
 
-// Reads the YAML text; unknown keys and malformed values are errors that
-// name the key.
+// Reads the YAML text: a pure function (no file is read, nothing thrown),
+// so a fuzzer can call it. Unknown keys, repeated keys, every shape mistake
+// (a list where a value is expected, a list as a key, ...) and malformed
+// values are invalid_argument errors that name the key.
 Result<DaemonConfig> parse_daemon_config(const std::string& yaml, const std::string& origin);
+// Reads the file, parses it and loads the qoc_table it names.
 Result<DaemonConfig> load_daemon_config(const std::filesystem::path& file);
 // Checks the combination: TLS files present and readable for TCP, mTLS for a
 // non-loopback TCP address, a unix: listen address.

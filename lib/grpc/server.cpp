@@ -2,6 +2,9 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/server_posix.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,6 +15,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <thread>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -27,24 +35,122 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+// Makes way for a socket at `path`: nothing there, or a stale socket (one
+// nobody listens on: connect says ECONNREFUSED), which is removed. Anything
+// else -- a regular file, a directory, a symbolic link, a live socket, a
+// socket that cannot be probed -- is left alone and refused.
+Status make_way(const fs::path& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return {};
+    return make_error(Errc::failed_precondition, "cannot inspect " + path.string() + ": " + std::strerror(errno),
+                      "choose another --listen path", errno);
+  }
+  auto refuse = [&](const std::string& what) {
+    return make_error(Errc::already_exists, path.string() + " " + what + "; qocnet replaces only a stale socket",
+                      "remove it yourself if it is not needed, or give another --listen path");
+  };
+  if (S_ISLNK(st.st_mode)) return refuse("is a symbolic link");
+  if (S_ISDIR(st.st_mode)) return refuse("is a directory");
+  if (!S_ISSOCK(st.st_mode)) return refuse("is not a socket (a regular file or another kind of file)");
+  if (path.string().size() >= sizeof(sockaddr_un::sun_path))
+    return make_error(Errc::invalid_argument, "socket path " + path.string() + " is too long",
+                      "use a path of at most " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error(Errc::internal, "socket(AF_UNIX): " + std::string(std::strerror(errno)), "", errno);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+  const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  const int err = errno;
+  ::close(fd);
+  if (rc == 0)
+    return make_error(Errc::already_exists, "another server listens on " + path.string(),
+                      "stop it, or give this one another --listen path");
+  if (err != ECONNREFUSED) return refuse(std::string("is a socket that cannot be probed (") + std::strerror(err) + ")");
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    return make_error(Errc::failed_precondition, "cannot remove the stale socket " + path.string(),
+                      "check the directory's permissions", errno);
+  return {};
+}
+
 Status prepare_socket(const fs::path& path) {
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
   if (ec)
     return make_error(Errc::failed_precondition, "cannot create " + path.parent_path().string() + ": " + ec.message(),
                       "run as root or choose another --listen path");
-  if (!fs::exists(path)) return {};
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  return make_way(path);
+}
+
+// The sockets this process bound, by path: only those are removed at exit.
+std::mutex bound_mu;
+std::map<std::string, std::pair<dev_t, ino_t>> bound;
+
+// Local connections accepted by qocnet (peer_credentials) and handed to gRPC:
+// their credentials by fd. gRPC closes a connection's fd only once no call
+// on it is left, so a call's fd is never another connection's meanwhile.
+std::mutex peers_mu;
+std::map<int, PeerCredentials> peers;
+
+class LocalAcceptor {
+ public:
+  LocalAcceptor(int fd, ::grpc::Server* server) : fd_(fd), server_(server) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~LocalAcceptor() { stop(); }
+  void stop() {
+    if (stopping_.exchange(true)) return;
+    ::shutdown(fd_, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    ::close(fd_);
+  }
+
+ private:
+  void loop() {
+    while (!stopping_) {
+      const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (c < 0) {
+        if (stopping_) return;
+        if (errno != EINTR && errno != ECONNABORTED) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        continue;
+      }
+      ucred cred{};
+      socklen_t len = sizeof cred;
+      if (::getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        ::close(c);
+        continue;
+      }
+      {
+        std::lock_guard lock(peers_mu);
+        peers[c] = PeerCredentials{cred.pid, cred.uid, cred.gid};
+      }
+      ::grpc::AddInsecureChannelFromFd(server_, c);
+    }
+  }
+  int fd_;
+  ::grpc::Server* server_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+std::mutex acceptors_mu;
+std::map<std::string, std::unique_ptr<LocalAcceptor>> acceptors;
+
+// A listening Unix socket at `path` (mode 0660).
+Result<int> listen_unix(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error(Errc::internal, "socket(AF_UNIX): " + std::string(std::strerror(errno)), "", errno);
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
-  const bool live = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-  ::close(fd);
-  if (live)
-    return make_error(Errc::already_exists, "another server listens on " + path.string(),
-                      "stop it, or give this one another --listen path");
-  fs::remove(path, ec);
-  return {};
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 128) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return make_error(Errc::unavailable, "cannot listen on " + path + ": " + std::strerror(err),
+                      "check the directory and its permissions", err);
+  }
+  return fd;
 }
 
 }  // namespace
@@ -72,22 +178,23 @@ Result<std::unique_ptr<::grpc::Server>> start_server(const ListenOptions& o,
   const fs::path path = o.listen.substr(5);
   QOCNET_TRY(prepare_socket(path));
   const std::string starting = path.string() + ".starting";
-  std::error_code ec;
-  fs::remove(starting, ec);
+  QOCNET_TRY(make_way(starting));
 
   ::grpc::EnableDefaultHealthCheckService(true);
   ::grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   ::grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix:" + starting, ::grpc::InsecureServerCredentials());
+  if (!o.peer_credentials) builder.AddListeningPort("unix:" + starting, ::grpc::InsecureServerCredentials());
   int tcp_port = 0;
   if (!o.tcp.empty()) {
-    ::grpc::SslServerCredentialsOptions ssl(o.tls_ca.empty()
-                                                ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                                                : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ::grpc::SslServerCredentialsOptions ssl(o.tls_ca.empty()       ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                            : o.verify_in_service ? GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY
+                                                                  : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
     ssl.pem_root_certs = o.tls_ca.empty() ? "" : read_file(o.tls_ca);
     ssl.pem_key_cert_pairs.push_back({read_file(o.tls_key), read_file(o.tls_cert)});
     builder.AddListeningPort(o.tcp, ::grpc::SslServerCredentials(ssl), &tcp_port);
   }
+  // No request needs more (the largest, a QoC table's YAML, is limited to 64 KiB).
+  builder.SetMaxReceiveMessageSize(1 << 20);
   for (auto* s : services) builder.RegisterService(s);
   auto server = builder.BuildAndStart();
   if (!server || (!o.tcp.empty() && tcp_port == 0))
@@ -95,15 +202,77 @@ Result<std::unique_ptr<::grpc::Server>> start_server(const ListenOptions& o,
                       "cannot listen on " + o.listen + (o.tcp.empty() ? "" : " and " + o.tcp),
                       "check that the address is free and valid, and the TLS files are PEM");
   server->GetHealthCheckService()->SetServingStatus(false);
+  int local_fd = -1;
+  if (o.peer_credentials) {
+    auto fd = listen_unix(starting);
+    if (!fd) {
+      server->Shutdown();
+      return std::move(fd).error();
+    }
+    local_fd = *fd;
+  }
   ::chmod(starting.c_str(), 0660);
-  if (std::rename(starting.c_str(), path.c_str()) != 0)
-    return make_error(Errc::internal, "cannot rename " + starting + " to " + path.string(), "", errno);
+  // RENAME_NOREPLACE: whatever appeared at the path meanwhile stays.
+  if (::renameat2(AT_FDCWD, starting.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
+    const int err = errno;
+    ::unlink(starting.c_str());
+    if (local_fd >= 0) ::close(local_fd);
+    server->Shutdown();
+    return make_error(Errc::already_exists, "cannot move the socket into place at " + path.string() + ": " +
+                                                std::strerror(err),
+                      "something appeared at that path while qocnet started; remove it or choose another", err);
+  }
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    std::lock_guard lock(bound_mu);
+    bound[path.string()] = {st.st_dev, st.st_ino};
+  }
+  if (local_fd >= 0) {
+    std::lock_guard lock(acceptors_mu);
+    acceptors[o.listen] = std::make_unique<LocalAcceptor>(local_fd, server.get());
+  }
   return server;
 }
 
+std::optional<PeerCredentials> local_peer(const std::string& peer) {
+  // gRPC names a connection it was handed by its fd: "fd:12".
+  if (peer.rfind("fd:", 0) != 0 || peer.size() > 16) return std::nullopt;
+  int fd = 0;
+  for (std::size_t i = 3; i < peer.size(); ++i) {
+    if (peer[i] < '0' || peer[i] > '9') return std::nullopt;
+    fd = fd * 10 + (peer[i] - '0');
+  }
+  std::lock_guard lock(peers_mu);
+  auto it = peers.find(fd);
+  if (it == peers.end()) return std::nullopt;
+  return it->second;
+}
+
+void stop_accepting(const ListenOptions& o) {
+  std::unique_ptr<LocalAcceptor> a;
+  {
+    std::lock_guard lock(acceptors_mu);
+    auto it = acceptors.find(o.listen);
+    if (it == acceptors.end()) return;
+    a = std::move(it->second);
+    acceptors.erase(it);
+  }
+  a->stop();
+}
+
 void remove_socket(const ListenOptions& o) {
-  std::error_code ec;
-  if (o.listen.rfind("unix:", 0) == 0) fs::remove(o.listen.substr(5), ec);
+  stop_accepting(o);
+  if (o.listen.rfind("unix:", 0) != 0) return;
+  const std::string path = o.listen.substr(5);
+  std::lock_guard lock(bound_mu);
+  auto it = bound.find(path);
+  if (it == bound.end()) return;
+  // Only the socket this process bound; a file put there since stays.
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == it->second.first &&
+      st.st_ino == it->second.second)
+    ::unlink(path.c_str());
+  bound.erase(it);
 }
 
 }  // namespace qocnet::grpc_api

@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,23 @@ struct ListenOptions {
   std::string listen;                     // "unix:/PATH"
   std::string tcp;                        // "HOST:PORT", empty: none
   std::string tls_cert, tls_key, tls_ca;  // PEM files; tls_ca: require client certificates
+  // tls_ca: request client certificates and verify those presented, but let
+  // a call without one through to the service, which refuses it
+  // (UNAUTHENTICATED) -- instead of failing the handshake.
+  bool verify_in_service = false;
+  // Accept the local socket's connections here and note each peer's
+  // credentials (SO_PEERCRED) for local_peer(), instead of gRPC accepting.
+  bool peer_credentials = false;
 };
+
+// The credentials of a call's peer on a local socket served with
+// peer_credentials (the `peer` is the call's ctx->peer()); none for others.
+struct PeerCredentials {
+  pid_t pid;
+  uid_t uid;
+  gid_t gid;
+};
+std::optional<PeerCredentials> local_peer(const std::string& peer);
 
 // Blocks SIGTERM and SIGINT in the calling thread (call before starting any
 // thread, so every thread inherits the mask); wait_signal then takes them.
@@ -28,11 +45,15 @@ int wait_signal(const sigset_t& set);
 // Starts a server with `services`, health (NOT_SERVING until set otherwise)
 // and reflection. The local socket appears only once health says NOT_SERVING
 // (it is bound under a temporary name and renamed into place), so a client
-// that finds it never sees SERVING too early. A socket file left by a dead
-// server is replaced; a live one is already_exists.
+// that finds it never sees SERVING too early. Only a stale socket (one that
+// refuses connections) is replaced at the path; a live socket, a regular
+// file, a directory or a symbolic link is left alone: already_exists.
 Result<std::unique_ptr<::grpc::Server>> start_server(const ListenOptions& options,
                                                      const std::vector<::grpc::Service*>& services);
-// Removes the local socket file (after Shutdown).
+// Stops accepting local connections (peer_credentials); call before Shutdown.
+void stop_accepting(const ListenOptions& options);
+// Removes the local socket file (after Shutdown), if it is still the one
+// start_server bound.
 void remove_socket(const ListenOptions& options);
 
 }  // namespace qocnet::grpc_api

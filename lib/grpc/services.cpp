@@ -9,18 +9,57 @@
 
 namespace qocnet::grpc_api {
 
-bool RateLimiter::allow(const std::string& client) {
-  const auto now = std::chrono::steady_clock::now();
+bool RateLimiter::allow(const std::string& client, Clock::time_point now) {
   std::lock_guard lock(mu_);
-  auto [it, fresh] = buckets_.try_emplace(client, Bucket{burst_, now});
-  Bucket& b = it->second;
-  if (!fresh) {
-    b.tokens = std::min(burst_, b.tokens + rate_ * std::chrono::duration<double>(now - b.at).count());
-    b.at = now;
+  if (++calls_ % 1024 == 0) forget_idle(now);
+  auto it = buckets_.find(client);
+  if (it == buckets_.end()) {
+    if (buckets_.size() >= max_clients_) forget_idle(now);
+    if (buckets_.size() >= max_clients_) {
+      auto lru = std::min_element(buckets_.begin(), buckets_.end(),
+                                  [](const auto& a, const auto& b) { return a.second.at < b.second.at; });
+      buckets_.erase(lru);
+    }
+    it = buckets_.emplace(client, Bucket{burst_, now}).first;
+  } else {
+    Bucket& b = it->second;
+    const double idle = std::chrono::duration<double>(now - b.at).count();
+    if (idle > 0) {
+      b.tokens = std::min(burst_, b.tokens + rate_ * idle);
+      b.at = now;
+    }
   }
+  Bucket& b = it->second;
+  b.at = std::max(b.at, now);
   if (b.tokens < 1.0) return false;
   b.tokens -= 1.0;
   return true;
+}
+
+void RateLimiter::forget_idle(Clock::time_point now) {
+  // Idle for burst / rate seconds: full again, the same as a fresh bucket.
+  const double full_after = burst_ / rate_;
+  std::erase_if(buckets_, [&](const auto& e) {
+    return std::chrono::duration<double>(now - e.second.at).count() >= full_after;
+  });
+}
+
+std::size_t RateLimiter::clients() const {
+  std::lock_guard lock(mu_);
+  return buckets_.size();
+}
+
+std::string peer_identity(const ::grpc::CallbackServerContext* ctx) {
+  if (auto auth = ctx->auth_context(); auth && auth->IsPeerAuthenticated()) {
+    std::string id;
+    for (const auto& v : auth->GetPeerIdentity()) id += std::string(v.data(), v.size()).substr(0, 128) + ",";
+    if (!id.empty()) return "certificate " + id.substr(0, id.size() - 1);
+  }
+  std::string peer = ctx->peer();
+  if (peer.rfind("unix:", 0) == 0) return "local";
+  if (peer.rfind("ipv4:", 0) == 0 || peer.rfind("ipv6:", 0) == 0)
+    if (auto colon = peer.rfind(':'); colon > 5) peer = peer.substr(0, colon);  // the port varies
+  return "peer " + peer.substr(0, 128);
 }
 
 ::grpc::Status operator_allowed(const ::grpc::CallbackServerContext* ctx) {
@@ -36,16 +75,57 @@ bool RateLimiter::allow(const std::string& client) {
 
 namespace {
 
+// Over the limit: RESOURCE_EXHAUSTED naming who was charged.
+::grpc::Status over_limit(const AccessPolicy& access, const std::string& who) {
+  return {::grpc::StatusCode::RESOURCE_EXHAUSTED,
+          "rate limit: more than " + std::to_string(access.limiter->rate()) + " calls per second from " + who +
+              "; fix: call less often (policy changes arrive on WatchPolicy)"};
+}
+
+// Who is calling. Every call is charged to exactly one rate-limit bucket:
+// the verified process for a process call whose token checked out, the
+// caller's peer identity (peer_identity) for everything else -- so a forged
+// call never uses up the budget of the process it names.
+struct Caller {
+  enum Kind { operator_call, anyone, process } kind = anyone;
+  const std::string* name = nullptr;   // process calls
+  const std::string* token = nullptr;  // process calls
+};
+
+// A process call's name and token, checked; the bucket to charge on success.
+Status verify_process(const Controller& ctl, const Caller& caller) {
+  if (caller.name->empty()) return bad_field("name", "is empty", "give the process's registered name");
+  if (caller.token->empty()) return bad_field("token", "is empty", "send the token RegisterProcess returned");
+  return ctl.check_token(*caller.name, *caller.token);
+}
+
+// Who may call and how often, before the request reaches the controller.
+::grpc::Status admit(::grpc::CallbackServerContext* ctx, const AccessPolicy& access, const Controller& ctl,
+                     const google::protobuf::Message& request, const Caller& caller) {
+  auto charge = [&](const std::string& who) { return !access.limiter || access.limiter->allow(who); };
+  ::grpc::Status refused = to_status(check_request(request));
+  if (refused.ok() && caller.kind == Caller::operator_call) refused = operator_allowed(ctx);
+  if (refused.ok() && caller.kind == Caller::process) {
+    const Status verified = verify_process(ctl, caller);
+    if (verified) {
+      const std::string who = "process " + *caller.name;
+      return charge(who) ? ::grpc::Status::OK : over_limit(access, who);
+    }
+    refused = to_status(verified);
+  }
+  // Not a verified process (or refused): the peer pays, whatever name the call gives.
+  const std::string who = peer_identity(ctx);
+  if (!charge(who)) return over_limit(access, who);
+  return refused;
+}
+
 // The one shape of every unary handler: who may call, how often, then the body.
 template <class F>
 ::grpc::ServerUnaryReactor* run(::grpc::CallbackServerContext* ctx, const AccessPolicy& access,
-                                bool operator_call, const std::string& client, F&& body) {
+                                const Controller& ctl, const google::protobuf::Message& request,
+                                const Caller& caller, F&& body) {
   auto* reactor = ctx->DefaultReactor();
-  ::grpc::Status st = operator_call ? operator_allowed(ctx) : ::grpc::Status::OK;
-  if (st.ok() && access.limiter && !access.limiter->allow(client))
-    st = {::grpc::StatusCode::RESOURCE_EXHAUSTED,
-          "rate limit: more than " + std::to_string(access.limiter->rate()) + " calls per second from " +
-              client + "; fix: call less often (policy changes arrive on WatchPolicy)"};
+  ::grpc::Status st = admit(ctx, access, ctl, request, caller);
   if (st.ok()) st = to_status(body());
   reactor->Finish(st);
   return reactor;
@@ -55,7 +135,8 @@ template <class F>
   ::grpc::ServerUnaryReactor* ControlServiceImpl::Name(::grpc::CallbackServerContext* ctx,        \
                                                        const v1::Name##Request* req,              \
                                                        v1::Name##Response* resp)
-#define QOCNET_BODY(...) return run(ctx, access_, true, ctx->peer(), [&]() -> Status __VA_ARGS__)
+#define QOCNET_BODY(...) \
+  return run(ctx, access_, ctl_, *req, Caller{Caller::operator_call}, [&]() -> Status __VA_ARGS__)
 
 Error empty_field(const std::string& field, const std::string& fix) {
   return bad_field(field, "is empty", fix);
@@ -201,7 +282,7 @@ QOCNET_CONTROL(GetEffectivePolicy) {
     // The effective policy over what the processes want (not the edge's share).
     for (const auto& s : stats.streams()) {
       auto id = from_proto(s.stream().stream(), "stream");
-      if (id && to_string(*id) == to_string(stream) && s.targets_size() > 0) {
+      if (id && same_stream(*id, stream) && s.targets_size() > 0) {
         *resp->mutable_policy() = s.effective();
         return {};
       }
@@ -220,7 +301,7 @@ QOCNET_CONTROL(GetStreamBandwidth) {
     QOCNET_ASSIGN(stats, ctl_.stats());
     for (const auto& s : stats.streams()) {
       auto id = from_proto(s.stream().stream(), "stream");
-      if (id && to_string(*id) == to_string(stream) && s.targets_size() > 0) {
+      if (id && same_stream(*id, stream) && s.targets_size() > 0) {
         *resp->mutable_bandwidth() = s.bandwidth();
         resp->set_processes(static_cast<std::uint32_t>(s.targets_size()));
         return {};
@@ -379,9 +460,7 @@ class StatsWatch : public QueueWriter<v1::StatsUpdate> {
     w->close(std::move(st));
     return w;
   };
-  if (auto st = operator_allowed(ctx); !st.ok()) return fail(st);
-  if (access_.limiter && !access_.limiter->allow(ctx->peer()))
-    return fail({::grpc::StatusCode::RESOURCE_EXHAUSTED, "rate limit: too many calls from " + ctx->peer()});
+  if (auto st = admit(ctx, access_, ctl_, *req, Caller{Caller::operator_call}); !st.ok()) return fail(st);
   const std::uint32_t ms = req->interval_ms() == 0 ? 1000 : req->interval_ms();
   if (ms < 100 || ms > 60000)
     return fail(to_status(bad_field("interval_ms", "is " + std::to_string(ms) + ", not in 100..60000",
@@ -394,17 +473,12 @@ class StatsWatch : public QueueWriter<v1::StatsUpdate> {
 
 namespace {
 
-// A process's own calls: the rate limit counts per process name.
+// A process's own calls: charged to the process once its token checked out.
 template <class F>
 ::grpc::ServerUnaryReactor* run_process(::grpc::CallbackServerContext* ctx, const AccessPolicy& access,
-                                        const Controller& ctl, const std::string& name,
-                                        const std::string& token, F&& body) {
-  return run(ctx, access, false, name.empty() ? ctx->peer() : "process " + name, [&]() -> Status {
-    if (name.empty()) return empty_field("name", "give the process's registered name");
-    if (token.empty()) return empty_field("token", "send the token RegisterProcess returned");
-    QOCNET_TRY(ctl.check_token(name, token));
-    return body();
-  });
+                                        const Controller& ctl, const google::protobuf::Message& request,
+                                        const std::string& name, const std::string& token, F&& body) {
+  return run(ctx, access, ctl, request, Caller{Caller::process, &name, &token}, std::forward<F>(body));
 }
 
 Result<std::optional<StreamId>> optional_stream(const v1::StreamId& s, bool present) {
@@ -418,7 +492,7 @@ Result<std::optional<StreamId>> optional_stream(const v1::StreamId& s, bool pres
 ::grpc::ServerUnaryReactor* QocServiceImpl::RegisterProcess(::grpc::CallbackServerContext* ctx,
                                                            const v1::RegisterProcessRequest* req,
                                                            v1::RegisterProcessResponse* resp) {
-  return run(ctx, access_, false, ctx->peer(), [&]() -> Status {
+  return run(ctx, access_, ctl_, *req, Caller{Caller::anyone}, [&]() -> Status {
     QOCNET_ASSIGN(spec, from_proto(req->process(), "process"));
     std::vector<StreamId> streams;
     if (req->streams().empty()) return empty_field("streams", "list the streams the process consumes");
@@ -436,14 +510,14 @@ Result<std::optional<StreamId>> optional_stream(const v1::StreamId& s, bool pres
                                                              const v1::UnregisterProcessRequest* req,
                                                              v1::UnregisterProcessResponse* resp) {
   (void)resp;
-  return run_process(ctx, access_, ctl_, req->name(), req->token(),
+  return run_process(ctx, access_, ctl_, *req, req->name(), req->token(),
                      [&]() -> Status { return ctl_.unregister_process(req->name()); });
 }
 
 ::grpc::ServerUnaryReactor* QocServiceImpl::ReportRequirement(::grpc::CallbackServerContext* ctx,
                                                              const v1::ReportRequirementRequest* req,
                                                              v1::ReportRequirementResponse* resp) {
-  return run_process(ctx, access_, ctl_, req->name(), req->token(), [&]() -> Status {
+  return run_process(ctx, access_, ctl_, *req, req->name(), req->token(), [&]() -> Status {
     QOCNET_ASSIGN(stream, optional_stream(req->stream(), req->has_stream()));
     QOCNET_ASSIGN(policies, ctl_.report_requirement(req->name(), stream, req->required()));
     for (auto& p : policies) *resp->add_policies() = std::move(p);
@@ -454,7 +528,7 @@ Result<std::optional<StreamId>> optional_stream(const v1::StreamId& s, bool pres
 ::grpc::ServerUnaryReactor* QocServiceImpl::ReportMeasuredQoc(::grpc::CallbackServerContext* ctx,
                                                              const v1::ReportMeasuredQocRequest* req,
                                                              v1::ReportMeasuredQocResponse* resp) {
-  return run_process(ctx, access_, ctl_, req->name(), req->token(), [&]() -> Status {
+  return run_process(ctx, access_, ctl_, *req, req->name(), req->token(), [&]() -> Status {
     QOCNET_ASSIGN(stream, optional_stream(req->stream(), req->has_stream()));
     QOCNET_ASSIGN(r, ctl_.report_measured(req->name(), stream, req->measured()));
     *resp = std::move(r);
@@ -464,25 +538,16 @@ Result<std::optional<StreamId>> optional_stream(const v1::StreamId& s, bool pres
 
 ::grpc::ServerWriteReactor<v1::PolicyUpdate>* QocServiceImpl::WatchPolicy(::grpc::CallbackServerContext* ctx,
                                                                          const v1::WatchPolicyRequest* req) {
-  (void)ctx;
   auto* w = new Watch();
   w->process = req->name();
-  Status st;
-  if (access_.limiter && !access_.limiter->allow("process " + req->name()))
-    st = make_error(Errc::resource_exhausted, "rate limit: too many calls from process " + req->name(),
-                    "call less often");
-  else if (req->name().empty())
-    st = empty_field("name", "give the process's registered name");
-  else if (req->token().empty())
-    st = empty_field("token", "send the token RegisterProcess returned");
-  else
-    st = ctl_.check_token(req->name(), req->token());
-  if (st.ok()) {
-    Controller* ctl = &ctl_;
-    w->on_done([ctl, w] { ctl->remove_watch(w); });
-    st = ctl_.add_watch(req->name(), w);
+  if (auto admitted = admit(ctx, access_, ctl_, *req, Caller{Caller::process, &req->name(), &req->token()});
+      !admitted.ok()) {
+    w->close(std::move(admitted));
+    return w;
   }
-  if (!st.ok()) w->close(to_status(st));
+  Controller* ctl = &ctl_;
+  w->on_done([ctl, w] { ctl->remove_watch(w); });
+  if (Status st = ctl_.add_watch(req->name(), w); !st.ok()) w->close(to_status(st));
   return w;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
@@ -15,24 +16,40 @@
 
 namespace qocnet::grpc_api {
 
-// A token bucket per client: `rate` calls per second on average, bursts of
-// up to `burst`. Over it, calls get RESOURCE_EXHAUSTED.
+// A token bucket per caller: `rate` calls per second on average, bursts of
+// up to `burst`. Over it, calls get RESOURCE_EXHAUSTED. A bucket idle long
+// enough to be full again is the same as none and is forgotten; at most
+// `max_clients` buckets are held (then the least recently used goes), so
+// callers with fresh names cannot grow the daemon.
 class RateLimiter {
  public:
-  RateLimiter(double rate, double burst) : rate_(rate), burst_(burst) {}
+  using Clock = std::chrono::steady_clock;
+  RateLimiter(double rate, double burst, std::size_t max_clients = 4096)
+      : rate_(rate), burst_(burst), max_clients_(max_clients) {}
   // True if `client` may make a call now (and counts it).
-  bool allow(const std::string& client);
+  bool allow(const std::string& client) { return allow(client, Clock::now()); }
+  bool allow(const std::string& client, Clock::time_point now);
   double rate() const { return rate_; }
+  // Buckets held now (tests).
+  std::size_t clients() const;
 
  private:
   struct Bucket {
     double tokens;
-    std::chrono::steady_clock::time_point at;
+    Clock::time_point at;
   };
+  void forget_idle(Clock::time_point now);
   double rate_, burst_;
-  std::mutex mu_;
+  std::size_t max_clients_;
+  mutable std::mutex mu_;
   std::map<std::string, Bucket> buckets_;
+  std::uint64_t calls_ = 0;
 };
+
+// Who a call is charged to when it is not (yet) a verified process: the
+// client certificate's identity, else the peer's address without its port
+// ("local" for the Unix socket).
+std::string peer_identity(const ::grpc::CallbackServerContext* ctx);
 
 // Who may do what (docs/SERVICE.md, Security).
 struct AccessPolicy {

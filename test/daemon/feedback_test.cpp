@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cmath>
 #include <mutex>
 #include <thread>
 
@@ -68,7 +69,9 @@ TEST_CASE("the sensor sends the strictest process's need, and less once it leave
     return std::cref(d);
   }().get();
 
-  Daemon sensor(topo.sensor, {"--uplink", "s0"}, "sa", QOCNET_SENSOR_PATH);
+  // The agent takes policies from the edge only: qocnetd runs as root, the
+  // allowed uid on the agent's local socket (SO_PEERCRED).
+  Daemon sensor(topo.sensor, {"--uplink", "s0", "--edge-uid", "0"}, "sa", QOCNET_SENSOR_PATH);
   Daemon edge(topo.edge, {"--no-pin", "--port", "e0"}, "ed");
   REQUIRE(sensor.wait_serving());
   REQUIRE(edge.wait_serving());
@@ -116,12 +119,31 @@ TEST_CASE("the sensor sends the strictest process's need, and less once it leave
     REQUIRE_OK(after);
     return static_cast<double>(*after - *before);
   };
-  auto sensor_policy = [&] {
+  auto current_policy = [&] {
     v1::GetSensorStatusResponse st;
     REQUIRE_GRPC_OK(sensor.sensor()->GetSensorStatus(ctx().get(), {}, &st));
     for (const auto& s : st.streams())
       if (s.stream().source_port() == kSensorPort) return s.policy();
     return st.default_policy();
+  };
+  // Pushes to the sensor are asynchronous (a slow sensor stalls no call):
+  // the policy the sensor has once it stopped changing (within 5 s).
+  auto sensor_policy = [&] {
+    auto p = current_policy();
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    for (int stable = 0; stable < 3 && std::chrono::steady_clock::now() < end;) {
+      std::this_thread::sleep_for(milliseconds(50));
+      auto next = current_policy();
+      stable = next.SerializeAsString() == p.SerializeAsString() ? stable + 1 : 0;
+      p = next;
+    }
+    return p;
+  };
+  auto wait_sensor_drop = [&](double drop) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < end && std::abs(current_policy().drop() - drop) > 1e-9)
+      std::this_thread::sleep_for(milliseconds(20));
+    return sensor_policy();
   };
 
   // Everyone keeps everything: the full stream.
@@ -152,7 +174,7 @@ TEST_CASE("the sensor sends the strictest process's need, and less once it leave
     (void)replay();
     for (auto& r : rx) (void)r->take();
   };
-  auto p1 = sensor_policy();
+  auto p1 = wait_sensor_drop(0.1);
   CHECK(p1.kind() == v1::POLICY_KIND_DIFFERENTIAL);
   CHECK(p1.drop() == Approx(0.1).margin(1e-9));
   settle();
@@ -171,7 +193,7 @@ TEST_CASE("the sensor sends the strictest process's need, and less once it leave
   un.set_token(tokens[0]);
   v1::UnregisterProcessResponse un_resp;
   REQUIRE_GRPC_OK(q->UnregisterProcess(ctx().get(), un, &un_resp));
-  auto p2 = sensor_policy();
+  auto p2 = wait_sensor_drop(0.3);
   CHECK(p2.kind() == v1::POLICY_KIND_DIFFERENTIAL);
   CHECK(p2.drop() == Approx(0.3).margin(1e-9));
   settle();

@@ -13,10 +13,13 @@ ap.add_argument("--address", required=True)
 ap.add_argument("--ca", help="CA of the server certificate (TLS); without it: plaintext (unix: addresses)")
 ap.add_argument("--cert")
 ap.add_argument("--key")
-ap.add_argument("--call", choices=["list-processes", "unregister", "reflection"], required=True)
+ap.add_argument("--call", choices=["list-processes", "unregister", "reflection", "sensor-set-policy",
+                                   "sensor-status"], required=True)
+ap.add_argument("--stream", default="10.77.0.1:40000:5000", help="sensor-set-policy: SOURCE:SPORT:DPORT")
 a = ap.parse_args()
 sys.path.insert(0, a.stubs)
 from qocnet.v1 import control_pb2, control_pb2_grpc, qoc_pb2, qoc_pb2_grpc  # noqa: E402
+from qocnet.v1 import sensor_pb2, sensor_pb2_grpc, types_pb2  # noqa: E402
 
 
 def read(path):
@@ -84,7 +87,16 @@ try:
     if a.call == "reflection":
         print("\n".join(sorted(reflection_services(channel))))
         sys.exit(0)
-    if a.call == "list-processes":
+    if a.call in ("sensor-set-policy", "sensor-status"):
+        stub = sensor_pb2_grpc.SensorServiceStub(channel)
+        if a.call == "sensor-status":
+            stub.GetSensorStatus(sensor_pb2.GetSensorStatusRequest(), timeout=5)
+        else:
+            src, sport, dport = a.stream.rsplit(":", 2)
+            stub.SetStreamPolicy(sensor_pb2.SetStreamPolicyRequest(
+                stream=types_pb2.StreamId(source=src, source_port=int(sport), destination_port=int(dport)),
+                policy=types_pb2.Policy(kind=types_pb2.POLICY_KIND_UNIFORM, drop=0.5)), timeout=5)
+    elif a.call == "list-processes":
         control_pb2_grpc.ControlServiceStub(channel).ListProcesses(control_pb2.ListProcessesRequest(), timeout=5)
     else:
         qoc_pb2_grpc.QocServiceStub(channel).UnregisterProcess(

@@ -65,3 +65,59 @@ TEST_CASE("a port pair request with an empty name is refused naming the field", 
   CHECK(out.ingress_ifindex() == 3);
   CHECK(out.egress_ifindex() == 4);
 }
+
+TEST_CASE("a request's stream is canonical: one address written two ways is one stream", "[unit][grpc]") {
+  auto id = [](const char* source) {
+    v1::StreamId m;
+    m.set_source(source);
+    m.set_source_port(40000);
+    m.set_destination_port(5000);
+    auto r = grpc_api::from_proto(m, "stream");
+    INFO(source);
+    REQUIRE(r.ok());
+    return *r;
+  };
+  CHECK(id("2001:0db8:0:0::1").source == "2001:db8::1");
+  CHECK(id("2001:DB8::0:1").source == "2001:db8::1");
+  CHECK(id("::ffff:10.0.0.1").source == "10.0.0.1");
+  // Keys compare by value: every spelling is one key, other ports another.
+  auto a = grpc_api::stream_key(id("2001:db8::1"));
+  auto b = grpc_api::stream_key(StreamId{"2001:0db8:0000::1", 40000, 5000});
+  auto c = grpc_api::stream_key(StreamId{"::ffff:10.0.0.1", 40000, 5000});
+  auto d = grpc_api::stream_key(StreamId{"10.0.0.1", 40000, 5000});
+  auto e = grpc_api::stream_key(StreamId{"10.0.0.1", 40000, 5001});
+  REQUIRE((a.ok() && b.ok() && c.ok() && d.ok() && e.ok()));
+  CHECK(*a == *b);
+  CHECK(*c == *d);
+  CHECK_FALSE(*d == *e);
+  CHECK(grpc_api::stream_id_of(*b).source == "2001:db8::1");
+  auto bad = grpc_api::stream_key(StreamId{"2001:db8::g", 1, 2});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().code == Errc::invalid_argument);
+}
+
+TEST_CASE("a process's IP and MAC are canonical, its interface name checked", "[unit][grpc]") {
+  v1::ProcessSpec m;
+  m.set_name("p");
+  m.set_port("e1");
+  m.set_mac("02:AB:00:00:00:0F");
+  m.set_ip("10.1.0.2");
+  auto r = grpc_api::from_proto(m, "process");
+  REQUIRE(r.ok());
+  CHECK(r->mac == "02:ab:00:00:00:0f");
+  CHECK(r->ip == "10.1.0.2");
+  for (auto [field, value, says] :
+       {std::tuple{"mac", "02:ab:00:00:00", "process.mac"}, std::tuple{"mac", "02:ab:00:00:00:0f:11", "process.mac"},
+        std::tuple{"ip", "10.1.0.02x", "process.ip"}, std::tuple{"ip", "::1", "process.ip"},
+        std::tuple{"port", "name-longer-than-15", "process.port"}, std::tuple{"port", "a/b", "process.port"}}) {
+    v1::ProcessSpec bad = m;
+    if (std::string(field) == "mac") bad.set_mac(value);
+    else if (std::string(field) == "ip") bad.set_ip(value);
+    else bad.set_port(value);
+    auto b = grpc_api::from_proto(bad, "process");
+    INFO(field << "=" << value);
+    REQUIRE_FALSE(b.ok());
+    CHECK(b.error().code == Errc::invalid_argument);
+    CHECK_THAT(b.error().message, Catch::Contains(says));
+  }
+}

@@ -32,3 +32,20 @@ TEST_CASE("malformed stream ids name the wrong part", "[unit][stream]") {
     CHECK_THAT(r.error().message, Catch::Contains(c.says));
   }
 }
+
+TEST_CASE("one source address written several ways parses to one stream id", "[unit][stream]") {
+  // The canonical form is what inet_ntop prints; IPv4-mapped IPv6 is IPv4.
+  struct Case { const char* text; const char* source; };
+  for (auto c : {Case{"[2001:0db8:0:0::1]:40000->:5000", "2001:db8::1"},
+                 Case{"[2001:DB8:0000:0000:0000:0000:0000:0001]:40000->:5000", "2001:db8::1"},
+                 Case{"[::ffff:10.0.0.1]:40000->:5000", "10.0.0.1"},
+                 Case{"[::FFFF:0a00:0001]:40000->:5000", "10.0.0.1"},
+                 Case{"10.0.0.1:40000->:5000", "10.0.0.1"}}) {
+    auto r = parse_stream_id(c.text);
+    INFO(c.text);
+    REQUIRE(r.ok());
+    CHECK(r->source == c.source);
+    CHECK(r->source_port == 40000);
+    CHECK(r->destination_port == 5000);
+  }
+}

@@ -4,13 +4,17 @@
 // the uplink carries no more than that.
 //
 //   qocnet-sensor --uplink wlan0 [--listen unix:/run/qocnet/sensor.sock]
-//                 [--tcp HOST:PORT --tls-cert F --tls-key F [--tls-ca F]]
-//                 [--default-policy keep] [--log-level info]
+//                 [--edge-uid UID]... [--tcp HOST:PORT --tls-cert F --tls-key F --tls-ca F]
+//                 [--insecure-accept-any-edge] [--default-policy keep] [--log-level info]
 //
-// Streams start under the default policy (keep) until the edge says
-// otherwise. SIGTERM/SIGINT detach the program: the uplink sends everything.
+// Only the edge may set policies (default deny, docs/SECURITY.md): on the
+// local socket, peers whose uid is allowed (SO_PEERCRED; by default only the
+// agent's own uid); over TCP, clients whose certificate the --tls-ca CA
+// verified. Streams start under the default policy (keep) until the edge
+// says otherwise. SIGTERM/SIGINT detach the program: the uplink sends everything.
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include "daemon_config.hpp"
 #include "qocnet/sensor.hpp"
@@ -32,10 +36,30 @@ int main(int argc, char** argv) {
   app.add_option("--tls-ca", lo.tls_ca, "CA of client certificates: require and verify them (mTLS)");
   app.add_option("--default-policy", default_policy, "policy of streams the edge has not set (default keep)");
   app.add_option("--bpf-src", bpf_src, "compile BPF sources from this directory instead of the embedded ones");
-  app.add_option("--log-level", log_level, "debug, info, warn or error");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
+  std::vector<unsigned> edge_uids;
+  bool insecure = false;
+  app.add_option("--edge-uid", edge_uids,
+                 "a uid allowed to set policies over the local socket (repeatable; default: the agent's own)");
+  app.add_flag("--insecure-accept-any-edge", insecure,
+               "INSECURE: take policies from anyone who can reach the agent (no uid or certificate check)");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ qocnet-sensor %v");
+  {
+    DaemonConfig probe;
+    probe.log_level = log_level;
+    if (auto v = validate(probe); !v) {
+      std::fprintf(stderr, "qocnet-sensor: --log-level: %s\n", v.error().to_string().c_str());
+      return 2;
+    }
+  }
   spdlog::set_level(spdlog::level::from_str(log_level));
+  EdgeAuth auth;
+  auth.insecure_accept_any = insecure;
+  for (unsigned u : edge_uids) auth.uids.insert(static_cast<uid_t>(u));
+  if (auth.uids.empty()) auth.uids.insert(::geteuid());
+  lo.peer_credentials = true;
+  lo.verify_in_service = true;
 
   auto policy = parse_policy(default_policy);
   if (!policy) {
@@ -47,8 +71,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "qocnet-sensor: --tcp needs --tls-cert and --tls-key\n");
       return 2;
     }
-    if (!is_loopback_host(lo.tcp) && lo.tls_ca.empty()) {
-      std::fprintf(stderr, "qocnet-sensor: --tcp %s is not loopback: mutual TLS is required (--tls-ca)\n",
+    if (lo.tls_ca.empty() && !insecure) {
+      std::fprintf(stderr,
+                   "qocnet-sensor: --tcp %s needs --tls-ca: only an edge with a client certificate signed by "
+                   "that CA may set policies (or, insecure, --insecure-accept-any-edge)\n",
                    lo.tcp.c_str());
       return 2;
     }
@@ -70,18 +96,22 @@ int main(int argc, char** argv) {
     spdlog::error("event=policy_failed error=\"{}\"", st.error().to_string());
     return 1;
   }
-  SensorServiceImpl service(*sensor);
+  SensorServiceImpl service(*sensor, auth);
   auto server = start_server(lo, {&service});
   if (!server) {
     spdlog::error("event=listen_failed address={} error=\"{}\"", lo.listen, server.error().to_string());
     return 1;
   }
   (*server)->GetHealthCheckService()->SetServingStatus(true);
-  spdlog::info("event=ready uplink={} program_id={} listen={} default_policy={}", uplink, sensor->program_id(),
-               lo.listen, to_string(*policy));
+  std::string uids;
+  for (auto u : auth.uids) uids += (uids.empty() ? "" : ",") + std::to_string(u);
+  spdlog::info("event=ready uplink={} program_id={} listen={} default_policy={} edge_uids={} edge_tls={}", uplink,
+               sensor->program_id(), lo.listen, to_string(*policy), uids, lo.tls_ca.empty() ? "no" : "mtls");
+  if (insecure) spdlog::warn("event=insecure_accept_any_edge anyone who reaches the agent may set its policies");
   const int sig = wait_signal(sigs);
   spdlog::info("event=shutdown signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->GetHealthCheckService()->SetServingStatus(false);
+  stop_accepting(lo);
   (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   remove_socket(lo);
   return 0;

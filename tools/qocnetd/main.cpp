@@ -3,7 +3,8 @@
 //   qocnetd [--config FILE] [--listen unix:/run/qocnet/qocnet.sock]
 //           [--tcp HOST:PORT --tls-cert F --tls-key F [--tls-ca F]]
 //           [--metrics HOST:PORT] [--pin-dir DIR | --no-pin] [--keep-datapath]
-//           [--port IF]... [--log-level debug|info|warn|error]
+//           [--port IF]... [--log-level debug|info|warn|error] [--state-file F]
+//           [--sensor-tls-ca F [--sensor-tls-cert F --sensor-tls-key F]]
 //
 // It listens at once; the health service says NOT_SERVING and calls get
 // UNAVAILABLE until the datapath is compiled (or re-adopted from its pins)
@@ -24,7 +25,9 @@
 #include <memory>
 
 #include "controller.hpp"
+#include "convert.hpp"
 #include "daemon_config.hpp"
+#include "daemon_state.hpp"
 #include "server.hpp"
 #include "services.hpp"
 
@@ -118,7 +121,13 @@ int main(int argc, char** argv) {
   app.add_flag("--keep-datapath", keep, "on SIGTERM leave the datapath forwarding (re-adopted on restart)");
   app.add_option("--port", ports, "attach to this interface at start (repeatable)");
   app.add_option("--bpf-src", bpf_src, "compile BPF sources from this directory instead of the embedded ones");
-  app.add_option("--log-level", log_level, "debug, info, warn or error (default info)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off (default info)");
+  std::string state_file, sensor_ca, sensor_cert, sensor_key;
+  app.add_option("--state-file", state_file,
+                 "tokens (hashed) and the edge epoch across restarts (default: by the pin dir, under /run/qocnet/state)");
+  app.add_option("--sensor-tls-ca", sensor_ca, "CA of the sensor agents' server certificates (agents on TCP)");
+  app.add_option("--sensor-tls-cert", sensor_cert, "qocnetd's client certificate toward sensor agents (PEM)");
+  app.add_option("--sensor-tls-key", sensor_key, "its private key (PEM)");
   CLI11_PARSE(app, argc, argv);
 
   DaemonConfig cfg;
@@ -145,6 +154,25 @@ int main(int argc, char** argv) {
   if (!bpf_src.empty()) cfg.controller.edge.bpf_src_dir = bpf_src;
   if (!log_level.empty()) cfg.log_level = log_level;
   for (const auto& p : ports) cfg.controller.ports.push_back(p);
+  if (!state_file.empty()) cfg.state_file = state_file;
+  if (!sensor_ca.empty()) cfg.controller.sensor_tls.ca = sensor_ca;
+  if (!sensor_cert.empty()) cfg.controller.sensor_tls.cert = sensor_cert;
+  if (!sensor_key.empty()) cfg.controller.sensor_tls.key = sensor_key;
+  // Tokens live as long as the datapath: with a pin dir, by default in a
+  // file named after it; without one (--no-pin) processes die with qocnetd.
+  if (!cfg.state_file.empty()) cfg.controller.state_file = cfg.state_file;
+  else if (!cfg.controller.edge.pin_dir.empty())
+    cfg.controller.state_file = default_state_file(cfg.controller.edge.pin_dir, cfg.controller.edge.lock_dir);
+  for (const auto& p : cfg.controller.processes)
+    if (auto st = check_interface_name(p.port, "processes." + p.name + ".port"); !st) {
+      std::fprintf(stderr, "qocnetd: %s\n", st.error().to_string().c_str());
+      return 2;
+    }
+  for (const auto& p : cfg.controller.ports)
+    if (auto st = check_interface_name(p, "--port"); !st) {
+      std::fprintf(stderr, "qocnetd: %s\n", st.error().to_string().c_str());
+      return 2;
+    }
   if (auto v = validate(cfg); !v) {
     std::fprintf(stderr, "qocnetd: %s\n", v.error().to_string().c_str());
     return 2;
