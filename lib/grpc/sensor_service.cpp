@@ -60,6 +60,8 @@ namespace {
     if (ordered) {
       applied_[key] = order;
       last_ = std::max(last_, order);
+    } else {
+      applied_.try_emplace(key, Order{0, 0});  // listed by GetSensorStatus; orders nothing
     }
     to_proto(policy, resp->mutable_applied());
     return {};

@@ -539,3 +539,75 @@ TEST_CASE("a hung sensor stalls no other call, and its policy arrives once it re
   CHECK(sensor_policy(sensor).drop() == Approx(wanted));
   fs::remove_all(dir);
 }
+
+TEST_CASE("over TCP the sensor agent takes policies only from an edge with a certificate of its CA", "[daemon][auth]") {
+  auto t = testbed::Topology::create(1, true);
+  REQUIRE_OK(t);
+  const std::string dir = "/tmp/" + testbed::unique_name("tls");
+  fs::create_directories(dir);
+  auto sh = [&](const std::string& cmd) { REQUIRE_OK(testbed::run({"sh", "-c", "cd " + dir + " && " + cmd})); };
+  sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=qocnet-test-ca -keyout ca.key -out ca.pem 2>/dev/null");
+  sh("openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null");
+  sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in server.csr -CA ca.pem "
+     "-CAkey ca.key -CAcreateserial -days 1 -extfile san.ext -out server.pem 2>/dev/null");
+  sh("openssl req -newkey rsa:2048 -nodes -subj /CN=edge -keyout edge.key -out edge.csr 2>/dev/null");
+  sh("openssl x509 -req -in edge.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out edge.pem 2>/dev/null");
+  // Sensor and edge share one namespace here so that 127.0.0.1 reaches the agent.
+  const int port = 21000 + (::getpid() % 20000);
+  const std::string tcp = "127.0.0.1:" + std::to_string(port);
+  // Without --tls-ca, TCP is refused at start.
+  auto refused = testbed::run({"nsenter", "--net=" + (*t)->sensor.path(), QOCNET_SENSOR_PATH, "--uplink", "s0",
+                               "--listen", "unix:" + dir + "/x.sock", "--tcp", tcp, "--tls-cert",
+                               dir + "/server.pem", "--tls-key", dir + "/server.key"});
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.error().to_string(), Catch::Contains("--tls-ca"));
+  Daemon sensor((*t)->sensor, {"--uplink", "s0", "--tcp", tcp, "--tls-cert", dir + "/server.pem", "--tls-key",
+                               dir + "/server.key", "--tls-ca", dir + "/ca.pem"},
+                "sa", QOCNET_SENSOR_PATH);
+  REQUIRE(sensor.wait_serving());
+  auto call = [&](bool with_cert) {
+    std::vector<std::string> argv{"nsenter", "--net=" + (*t)->sensor.path(), "/usr/bin/python3",
+                                  QOCNET_SOURCE_DIR "/test/daemon/grpc_probe.py", "--stubs", QOCNET_PYTHON_STUBS,
+                                  "--address", "localhost:" + std::to_string(port), "--ca", dir + "/ca.pem",
+                                  "--call", "sensor-set-policy"};
+    if (with_cert) argv.insert(argv.end(), {"--cert", dir + "/edge.pem", "--key", dir + "/edge.key"});
+    auto r = testbed::run(argv);
+    INFO(describe(r));
+    REQUIRE(r.ok());
+    return *r;
+  };
+  CHECK_THAT(call(false), Catch::StartsWith("UNAUTHENTICATED") && Catch::Contains("client certificate"));
+  CHECK(sensor_policy(sensor).kind() == v1::POLICY_KIND_KEEP);  // nothing changed
+  CHECK(call(true) == "OK\n");
+  CHECK(sensor_policy(sensor).kind() == v1::POLICY_KIND_UNIFORM);
+  // qocnetd with its client certificate, the agent at its TCP address.
+  const auto cfg = temp_config("sensors:\n  - {name: cam, address: \"localhost:" + std::to_string(port) +
+                               "\", streams: [\"" + std::string(testbed::Topology::sensor_ip) + ":" +
+                               std::to_string(kSensorPort) + "->:" + std::to_string(kServicePort) + "\"]}\n");
+  Daemon edge((*t)->sensor, {"--no-pin", "--config", cfg, "--sensor-tls-ca", dir + "/ca.pem", "--sensor-tls-cert",
+                             dir + "/edge.pem", "--sensor-tls-key", dir + "/edge.key"},
+              "ed");
+  REQUIRE(edge.wait_serving());
+  fs::remove(cfg);
+  v1::AddProcessRequest add;
+  *add.mutable_process() = process_msg(0);
+  add.mutable_process()->set_port("s0");
+  v1::AddProcessResponse ar;
+  REQUIRE_GRPC_OK(edge.control()->AddProcess(ctx().get(), add, &ar));
+  v1::SetCloneTargetsRequest targets;
+  *targets.mutable_stream() = stream_msg();
+  targets.add_processes("proc0");
+  v1::SetCloneTargetsResponse tr;
+  REQUIRE_GRPC_OK(edge.control()->SetCloneTargets(ctx().get(), targets, &tr));
+  v1::SetPolicyRequest sp;
+  sp.set_process("proc0");
+  *sp.mutable_stream() = stream_msg();
+  sp.mutable_policy()->set_kind(v1::POLICY_KIND_DIFFERENTIAL);
+  sp.mutable_policy()->set_drop(0.3);
+  v1::SetPolicyResponse spr;
+  REQUIRE_GRPC_OK(edge.control()->SetPolicy(ctx().get(), sp, &spr));
+  INFO(edge.log() << sensor.log());
+  CHECK(sensor_reaches(edge, 0.3));
+  CHECK(sensor_policy(sensor).kind() == v1::POLICY_KIND_DIFFERENTIAL);
+  fs::remove_all(dir);
+}
