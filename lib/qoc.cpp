@@ -68,8 +68,21 @@ Result<Policy> parse_policy(const std::string& text) {
 
 namespace {
 
+// QoC values are any metric (a rate, dB, ...), but interpolation takes
+// differences of two of them: bounded so that none overflows.
+constexpr double kQocLimit = 1e300;
+
+Status check_qoc_value(double v, const std::string& what) {
+  if (std::isfinite(v) && std::fabs(v) <= kQocLimit) return {};
+  return make_error(Errc::invalid_argument, what + " " + std::to_string(v) + " is not a finite number within ±1e300",
+                    "give QoC values as plain numbers, e.g. 0.95 (not .inf, .nan or huge values)");
+}
+
 Status check_curve(PolicyKind kind, const QocTable::Curve& c, double lossless, const std::string& origin) {
   const std::string where = origin + ": policy " + to_string(kind);
+  QOCNET_TRY(check_qoc_value(lossless, origin + ": lossless QoC"));
+  for (std::size_t i = 0; i < c.qoc.size(); ++i)
+    QOCNET_TRY(check_qoc_value(c.qoc[i], where + ": QoC at position " + std::to_string(i)));
   if (kind == PolicyKind::keep)
     return make_error(Errc::invalid_argument, where + " needs no curve (it loses nothing)",
                       "give curves for uniform, differential or frame_aware only");

@@ -100,6 +100,21 @@ policies:
     auto bad = QocTable::parse_yaml("policies:\n  uniform: {loss: [0.01], qoc: [0.5, 0.4]}\n");
     REQUIRE_FALSE(bad.ok());
   }
+  SECTION("infinite, NaN or overflowing values") {
+    // Each made qoc_at return NaN or rise with loss (found by fuzz_qoc_table).
+    for (const char* text : {"lossless: .inf\npolicies:\n  uniform: {loss: [0.1], qoc: [0.5]}\n",
+                             "lossless: .nan\npolicies:\n  uniform: {loss: [0.1], qoc: [0.5]}\n",
+                             "policies:\n  uniform: {loss: [0.1, 0.2], qoc: [-.inf, -.inf]}\n",
+                             "lossless: 1e308\npolicies:\n  uniform: {loss: [0.1], qoc: [-1e308]}\n"}) {
+      INFO(text);
+      auto bad = QocTable::parse_yaml(text);
+      REQUIRE_FALSE(bad.ok());
+      CHECK(bad.error().message.find("not a finite number") != std::string::npos);
+    }
+    auto ok = QocTable::parse_yaml("lossless: 1e300\npolicies:\n  uniform: {loss: [0.1], qoc: [-1e300]}\n");
+    REQUIRE(ok.ok());
+    CHECK(ok->qoc_at(PolicyKind::uniform, 0.05) == Approx(0.0).margin(1e285));
+  }
   SECTION("unknown policy") {
     auto bad = QocTable::parse_yaml("policies:\n  random: {loss: [0.01], qoc: [0.5]}\n");
     REQUIRE_FALSE(bad.ok());
