@@ -78,23 +78,42 @@ std::vector<std::size_t> drain(int fd, int ms) {
   }
 }
 
+// Four GOPs of 12 frames (ref, then diff and disp), 3 datagrams a frame, of
+// the stream from `sport`: enough for frame_aware to know the stream's mix.
+std::vector<Bytes> gops(std::uint16_t sport) {
+  std::vector<Bytes> out;
+  for (int gop = 0; gop < 4; ++gop)
+    for (int f = 0; f < 12; ++f) {
+      const auto au = f == 0 ? T::h264_au(3, 5, 7) : f % 3 == 1 ? T::h264_au(2, 1, 5) : T::h264_au(0, 1, 6);
+      const auto cc = static_cast<std::uint8_t>(3 * (gop * 12 + f));
+      out.push_back(ts_datagram(sport, {T::pat(), pmt_packet(), T::pes_start(au, cc),
+                                        T::packet(kVideoPid, false, static_cast<std::uint8_t>(cc + 1))}));
+      for (int k = 1; k < 3; ++k)
+        out.push_back(ts_datagram(sport, std::vector<TsPacket>(
+                                             7, T::packet(kVideoPid, false, static_cast<std::uint8_t>(cc + k)))));
+    }
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("edge: a UDP_SEGMENT super-packet is classified, replicated and policed",
           "[kernel][gso]") {
-  EdgeFixture fx(2, {}, true);
+  EdgeFixture fx(3, {}, true);
   REQUIRE_OK(fx.edge->attach_port("e0"));
   const std::uint16_t sport = 42200;
   const StreamId stream{testbed::Topology::sensor_ip, sport, 5000};
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < 3; ++i)
     REQUIRE_OK(fx.edge->add_process({"proc" + std::to_string(i), testbed::Topology::edge_port_to_process(i),
                                      testbed::Topology::process_mac(i), testbed::Topology::process_ip(i),
                                      static_cast<std::uint16_t>(6000 + i)}));
-  REQUIRE_OK(fx.edge->set_clone_targets(stream, {"proc0", "proc1"}));
+  REQUIRE_OK(fx.edge->set_clone_targets(stream, {"proc0", "proc1", "proc2"}));
   // proc1 takes nothing: the super-packet must meet that policy too.
   REQUIRE_OK(fx.edge->set_policy("proc1", stream, Policy::uniform(1.0)));
+  // frame_aware keeps it whole: it may hold a ref frame the DPI did not see.
+  REQUIRE_OK(fx.edge->set_policy("proc2", stream, Policy::frame_aware(0.9)));
   std::vector<testbed::UdpSocket> rx;
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < 3; ++i) {
     auto s = testbed::UdpSocket::open(fx.topo->procs[static_cast<std::size_t>(i)], testbed::Topology::process_ip(i),
                                       static_cast<std::uint16_t>(6000 + i));
     REQUIRE_OK(s);
@@ -106,6 +125,7 @@ TEST_CASE("edge: a UDP_SEGMENT super-packet is classified, replicated and police
 
   const auto got0 = drain(rx[0].fd(), 300);
   const auto got1 = drain(rx[1].fd(), 100);
+  const auto got2 = drain(rx[2].fd(), 100);
   auto d = fx.edge->dpi_counters();
   REQUIRE_OK(d);
   INFO("gso_packets " << d->gso_packets << ", not_udp " << d->not_udp << ", ts " << d->ts);
@@ -115,14 +135,16 @@ TEST_CASE("edge: a UDP_SEGMENT super-packet is classified, replicated and police
   CHECK(d->ts == 1);
   CHECK(d->by_class[static_cast<int>(FrameClass::ref)] == 1);  // an I frame is in it
   CHECK(d->replicated == 1);
-  // proc0 (keep) gets every segment, proc1 (uniform 1) none.
+  // proc0 (keep) and proc2 (frame_aware) get every segment, proc1 (uniform 1) none.
   CHECK(got0 == std::vector<std::size_t>(kSegs, kSeg));
   CHECK(got1.empty());
+  CHECK(got2 == std::vector<std::size_t>(kSegs, kSeg));
   auto ts = fx.edge->target_stats(stream);
   REQUIRE_OK(ts);
-  REQUIRE(ts->size() == 2);
+  REQUIRE(ts->size() == 3);
   CHECK(ts->at(0).delivered[static_cast<int>(FrameClass::ref)] == 1);
   CHECK(ts->at(1).dropped[static_cast<int>(FrameClass::ref)] == 1);
+  CHECK(ts->at(2).delivered[static_cast<int>(FrameClass::ref)] == 1);
 
   // The stream's state after the uninspected packets: the frame they hold
   // is not known, so the next datagram continuing it is ref, not disp.
@@ -147,11 +169,22 @@ TEST_CASE("sensor: a UDP_SEGMENT super-packet meets its stream's policy", "[kern
   REQUIRE_OK(s);
   auto sensor = std::make_unique<Sensor>(std::move(*s));
   REQUIRE_OK(sensor->attach_uplink("s0"));
-  const std::uint16_t kept = 42300, dropped = 42301;
+  const std::uint16_t kept = 42300, dropped = 42301, framed = 42302;
   REQUIRE_OK(sensor->set_policy({testbed::Topology::sensor_ip, dropped, 5000}, Policy::uniform(1.0)));
+  // frame_aware at 0.9, dropping by now (whole GOPs and their tails), keeps
+  // the super-packet whole: the frames in its uninspected packets are not
+  // known, a ref frame among them maybe.
+  REQUIRE_OK(sensor->set_policy({testbed::Topology::sensor_ip, framed, 5000}, Policy::frame_aware(0.9)));
+  int primed_dropped = 0;
+  for (const auto& f : gops(framed)) {
+    auto v = sensor->test_run(f);
+    REQUIRE_OK(v);
+    primed_dropped += v->action == 2;  // TC_ACT_SHOT
+  }
+  REQUIRE(primed_dropped > 0);
   auto rx = testbed::UdpSocket::open(topo->edge, testbed::Topology::service_ip, 5000);
   REQUIRE_OK(rx);
-  for (auto port : {kept, dropped}) {
+  for (auto port : {kept, dropped, framed}) {
     auto tx = testbed::UdpSocket::open(topo->sensor, testbed::Topology::sensor_ip, port);
     REQUIRE_OK(tx);
     send_gso(*tx, testbed::Topology::service_ip, 5000, gso_payload());
@@ -168,11 +201,12 @@ TEST_CASE("sensor: a UDP_SEGMENT super-packet meets its stream's policy", "[kern
   }
   CHECK(got[kept] == std::vector<std::size_t>(kSegs, kSeg));
   CHECK(got[dropped].empty());
+  CHECK(got[framed] == std::vector<std::size_t>(kSegs, kSeg));
   auto d = sensor->dpi_counters();
   REQUIRE_OK(d);
-  CHECK(d->gso_packets == 2);
+  CHECK(d->gso_packets == 3);
   CHECK(d->not_udp == 0);
-  CHECK(d->ts == 2);
+  CHECK(d->ts == 3 + gops(framed).size());
   auto all = sensor->streams();
   REQUIRE_OK(all);
   for (const auto& st : *all) {
@@ -181,5 +215,5 @@ TEST_CASE("sensor: a UDP_SEGMENT super-packet meets its stream's policy", "[kern
     if (st.stream.source_port == kept) CHECK(st.sent[ref] == 1);
     if (st.stream.source_port == dropped) CHECK(st.dropped[ref] == 1);
   }
-  CHECK(all->size() == 2);
+  CHECK(all->size() == 3);
 }
