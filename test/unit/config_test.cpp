@@ -10,6 +10,7 @@
 #include "preflight.hpp"
 #include "qoc_abi.h"
 #include "qocnet/edge.hpp"
+#include "qocnet/sensor.hpp"
 #include "qocnet/testbed.hpp"
 
 using namespace qocnet;
@@ -41,6 +42,17 @@ TEST_CASE("invalid edge options are refused with the field named", "[unit][confi
     o.max_ports = 100000;
     REQUIRE_FALSE(validate(o).ok());
   }
+  SECTION("max_streams 0") {
+    o.max_streams = 0;
+    auto st = validate(o);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().code == Errc::invalid_argument);
+    CHECK(st.error().message.find("max_streams is 0") != std::string::npos);
+  }
+  SECTION("max_streams too large") {
+    o.max_streams = (1u << 20) + 1;
+    REQUIRE_FALSE(validate(o).ok());
+  }
   SECTION("relative lock dir") {
     o.lock_dir = "run/locks";
     auto st = validate(o);
@@ -54,6 +66,21 @@ TEST_CASE("invalid edge options are refused with the field named", "[unit][confi
     CHECK(st.error().code == Errc::not_found);
     CHECK(st.error().message.find("/nonexistent/qocnet-bpf") != std::string::npos);
   }
+}
+
+TEST_CASE("sensor options: max_streams outside [1, 2^20] is refused with the field named",
+          "[unit][config]") {
+  SensorOptions o;
+  CHECK(validate(o).ok());
+  o.max_streams = 1;
+  CHECK(validate(o).ok());
+  o.max_streams = 0;
+  auto st = validate(o);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().code == Errc::invalid_argument);
+  CHECK(st.error().message.find("SensorOptions::max_streams is 0") != std::string::npos);
+  o.max_streams = (1u << 20) + 1;
+  CHECK_FALSE(validate(o).ok());
 }
 
 TEST_CASE("the embedded BPF sources are the files of bpf_src/", "[unit][bpf_src]") {
