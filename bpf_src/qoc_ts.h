@@ -212,7 +212,8 @@ static __always_inline __u32 qoc_psi_start(__u8 *p, __u32 off, __u8 table_id, __
 
 /* PAT: the PID of the first program's PMT (program_number != 0). A PAT that
  * is not sane (qoc_psi_start, entries not a whole number of 4 bytes, a PMT
- * PID outside qoc_pid_usable) teaches nothing and is malformed. */
+ * PID outside qoc_pid_usable or equal to the video PID) teaches nothing and
+ * is malformed. */
 static __always_inline void qoc_parse_pat(struct qoc_stream *st, __u8 *p, __u32 off,
 					  void *end, struct qoc_walk *d)
 {
@@ -234,7 +235,7 @@ static __always_inline void qoc_parse_pat(struct qoc_stream *st, __u8 *p, __u32 
 		if (prog == 0)
 			continue; /* network PID */
 		__u16 pid = ((qoc_at(p, e + 2, end) & 0x1f) << 8) | qoc_at(p, e + 3, end);
-		if (!qoc_pid_usable(pid)) {
+		if (!qoc_pid_usable(pid) || (st->video_pid && pid == st->video_pid)) {
 			d->malformed = 1;
 			return;
 		}

@@ -362,6 +362,20 @@ TEST_CASE("PSI with fields out of range teaches nothing and is malformed", "[dpi
     CHECK(stream_of(sport).ts_malformed == 0);
   }
 
+  // A PAT that names the learnt video PID as the PMT's would turn video
+  // into PSI: ignored, and the video stays video.
+  {
+    const std::uint16_t sport = port++;
+    run(ts_datagram(sport, {psi(0, 0x00, pat_body(P)), psi(P, 0x02, pmt_body(0x1b, kVideoPid))}));
+    run(ts_datagram(sport, {psi(0, 0x00, pat_body(kVideoPid))}));
+    CHECK(stream_of(sport).ts_malformed == 1);
+    CHECK(stream_of(sport).pmt_pid == P);
+    const Verdict v = run(ts_datagram(sport, {T::pes_start(T::h264_au(2, 1, 5), 0)}));
+    CHECK(v.cls == FrameClass::diff);
+    CHECK(v.video);
+    CHECK_FALSE(v.psi);
+  }
+
   for (const auto& c : cases) {
     INFO(c.description);
     const std::uint16_t sport = port++;
