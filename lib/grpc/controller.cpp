@@ -91,7 +91,7 @@ void Controller::stop_start() {
 }
 
 Status Controller::start_locked() {
-  if (options_.table) edge_->set_qoc_table(*options_.table);
+  if (options_.table) QOCNET_TRY(edge_->replace_qoc_table(*options_.table));
   // A re-adopted datapath already has what the configuration lists; the
   // configuration is applied on top (what exists is left as it is).
   const auto attached = edge_->attached_ports();
@@ -414,8 +414,10 @@ Status Controller::set_qoc_table(QocTable table) {
       if (!p) return std::move(p).error().context("process '" + name + "' on " + to_string(d.stream));
       next[{name, key}] = *p;
     }
-  table_ = table;
-  edge_->set_qoc_table(std::move(table));
+  // The Edge keeps its old table when the new one cannot be saved: so does
+  // the controller, and the caller hears why.
+  QOCNET_TRY(edge_->replace_qoc_table(table));
+  table_ = std::move(table);
   std::set<StreamKey> touched;
   for (auto& [k, p] : next) {
     auto& d = clients_[k.first].demands[k.second];

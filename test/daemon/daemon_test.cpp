@@ -17,6 +17,8 @@
 #include <utility>
 
 #include "../support/daemon.hpp"
+#include "pinning.hpp"
+#include "qocnet/edge.hpp"
 #include "qocnet/testbed.hpp"
 
 using namespace qocnet;
@@ -584,4 +586,42 @@ TEST_CASE("kill -9 mid-stream loses nothing, restart re-adopts, a changed progra
   CHECK(rx[0]->finish().empty());
   CHECK((!fs::exists(pins.path) || fs::is_empty(pins.path)));  // the pins went with it
   fs::remove_all(src);
+}
+
+TEST_CASE("a QoC table whose state cannot be saved is refused and the old table stays", "[daemon][state]") {
+  auto t = testbed::Topology::create(1, true);
+  REQUIRE_OK(t);
+  PinDir pins;
+  Daemon d((*t)->edge, {"--pin-dir", pins.path, "--port", "e0"});
+  REQUIRE(d.wait_serving());
+  auto c = d.control();
+  v1::GetQocTableResponse old_table;
+  REQUIRE_GRPC_OK(c->GetQocTable(ctx().get(), {}, &old_table));
+  const std::string before = snapshot(d) + old_table.SerializeAsString();
+
+  // A real failure to save: a non-empty directory where the Edge's state file
+  // is renamed into place (qocnetd's lock dir is the library's default).
+  const fs::path state = detail::state_file(pins.path, EdgeOptions{}.lock_dir);
+  REQUIRE(fs::exists(state));
+  const fs::path saved = state.string() + ".test-saved";
+  fs::rename(state, saved);
+  fs::create_directories(state / "occupied");
+
+  v1::SetQocTableRequest tab;
+  tab.set_yaml("metric: x\nlossless: 1\npolicies:\n  uniform: {loss: [0.1, 0.2], qoc: [0.9, 0.8]}\n");
+  v1::SetQocTableResponse tr;
+  const auto st = c->SetQocTable(ctx().get(), tab, &tr);
+  fs::remove_all(state);
+  fs::rename(saved, state);
+  CHECK_FALSE(st.ok());
+  INFO(st.error_message());
+  CHECK(st.error_message().find("state") != std::string::npos);
+  v1::GetQocTableResponse after_table;
+  REQUIRE_GRPC_OK(c->GetQocTable(ctx().get(), {}, &after_table));
+  CHECK(snapshot(d) + after_table.SerializeAsString() == before);
+
+  // With the state file back the same change goes through.
+  REQUIRE_GRPC_OK(c->SetQocTable(ctx().get(), tab, &tr));
+  REQUIRE_GRPC_OK(c->GetQocTable(ctx().get(), {}, &after_table));
+  CHECK(after_table.table().metric() == "x");
 }
