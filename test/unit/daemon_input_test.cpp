@@ -246,7 +246,7 @@ Result<std::unique_ptr<::grpc::Server>> listen_at(const fs::path& path) {
 
 }  // namespace
 
-TEST_CASE("--listen replaces only a stale socket, never another file", "[unit][listen]") {
+TEST_CASE("qocnetd's --listen replaces only a stale socket, never another file", "[unit][listen]") {
   TempDir dir;
   const fs::path sock = dir.path / "q.sock";
   SECTION("a regular file stays") {
