@@ -17,10 +17,7 @@ const char* __lsan_default_suppressions();
 const char* __ubsan_default_options();
 
 const char* __asan_default_options() {
-  // detect_odr_violation=0: libbcc links its own copy of LLVM next to the
-  // system's libLLVM; their global command-line option tables collide (a
-  // third-party ODR clash, not qocnet's); see asan notes in docs/TESTING.md.
-  return "detect_leaks=1:detect_odr_violation=0:strict_string_checks=1:"
+  return "detect_leaks=1:strict_string_checks=1:"
          "detect_stack_use_after_return=1:check_initialization_order=1:"
          "halt_on_error=1:print_suppressions=0";
 }
