@@ -13,6 +13,7 @@
 #include <set>
 #include <tuple>
 
+#include "../support/capture_files.hpp"
 #include "../support/edge_fixture.hpp"
 #include "../support/ts.hpp"
 #include "qocnet/classify.hpp"
@@ -32,45 +33,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TmpDir {
-  fs::path path = fs::temp_directory_path() / ("qocnet-classify-" + std::to_string(::getpid()));
-  TmpDir() { fs::create_directories(path); }
-  ~TmpDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-void be32(Bytes& b, std::uint32_t v, bool big) {
-  for (int i = 0; i < 4; ++i)
-    b.push_back(static_cast<std::uint8_t>(big ? v >> (24 - 8 * i) : v >> (8 * i)));
-}
-void be16(Bytes& b, std::uint16_t v, bool big) {
-  b.push_back(static_cast<std::uint8_t>(big ? v >> 8 : v));
-  b.push_back(static_cast<std::uint8_t>(big ? v : v >> 8));
-}
-
-// A pcap file of `linktype` in the given byte order.
 void write_pcap(const fs::path& path, std::uint32_t linktype, const std::vector<Bytes>& records,
                 bool big = false) {
-  Bytes b;
-  be32(b, 0xa1b2c3d4, big);
-  be16(b, 2, big);
-  be16(b, 4, big);
-  be32(b, 0, big);
-  be32(b, 0, big);
-  be32(b, 262144, big);
-  be32(b, linktype, big);
-  std::uint32_t t = 0;
-  for (const auto& r : records) {
-    be32(b, ++t, big);
-    be32(b, 0, big);
-    be32(b, static_cast<std::uint32_t>(r.size()), big);
-    be32(b, static_cast<std::uint32_t>(r.size()), big);
-    b.insert(b.end(), r.begin(), r.end());
-  }
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data()),
-                                              static_cast<std::streamsize>(b.size()));
+  write_file(path, pcap_file(records, big, false, linktype));
 }
 
 // One camera: PAT and PMT, then frames of the given H.264 classes, one PES
@@ -131,49 +96,11 @@ PtsClass expected_of(const Camera& c) {
   return s;
 }
 
-struct Child {
-  int status = -1;
-  std::string out, err;
-  long maxrss_kib = 0;
-};
-
-std::string slurp(const fs::path& p) {
-  std::string s;
-  if (FILE* in = std::fopen(p.c_str(), "r")) {
-    char buf[65536];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) s.append(buf, n);
-    std::fclose(in);
-  }
-  return s;
-}
-
-// Runs qocnetctl with `args` (stdout and stderr captured); its peak RSS from wait4.
+// qocnetctl with `args`, its output captured and its peak RSS.
 Child run_qocnetctl(const TmpDir& tmp, const std::vector<std::string>& args) {
-  const fs::path outf = tmp.path / "stdout", errf = tmp.path / "stderr";
   std::vector<std::string> argv{QOCNETCTL_PATH};
   argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    const int o = ::open(outf.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    const int e = ::open(errf.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (o < 0 || e < 0) ::_exit(120);
-    ::dup2(o, 1);
-    ::dup2(e, 2);
-    ::execv(cargv[0], cargv.data());
-    ::_exit(127);
-  }
-  Child c;
-  rusage ru{};
-  REQUIRE(::wait4(pid, &c.status, 0, &ru) == pid);
-  c.maxrss_kib = ru.ru_maxrss;
-  c.out = slurp(outf);
-  c.err = slurp(errf);
-  return c;
+  return run_child(argv, tmp.path);
 }
 
 std::vector<std::string> lines(const std::string& s) {
@@ -222,10 +149,10 @@ TEST_CASE("IPv6 with hop-by-hop, routing and fragment headers gives its frames' 
     // HBH (8, PadN) -> routing (8, type 0, segments left 0) -> fragment (offset 0, M 0) -> UDP.
     const Bytes ext = {43, 0, 1, 4, 0, 0, 0, 0,  44, 0, 0, 0, 0, 0, 0, 0,  17, 0, 0, 0, 0, 0, 0, 1};
     Bytes udp;
-    be16(udp, 40000, true);
-    be16(udp, 5000, true);
-    be16(udp, static_cast<std::uint16_t>(8 + p.size()), true);
-    be16(udp, 0, true);
+    put16(udp, 40000, true);
+    put16(udp, 5000, true);
+    put16(udp, static_cast<std::uint16_t>(8 + p.size()), true);
+    put16(udp, 0, true);
     Bytes tail = ext;
     tail.insert(tail.end(), udp.begin(), udp.end());
     tail.insert(tail.end(), p.begin(), p.end());
@@ -244,7 +171,7 @@ TEST_CASE("IPv6 with hop-by-hop, routing and fragment headers gives its frames' 
 
 TEST_CASE("BSD loopback captures are read in either byte order", "[classify]") {
   EdgeFixture fx(1);
-  TmpDir tmp;
+  TmpDir tmp("classify");
   const Camera a = camera(kPatternA, 90000);
   std::vector<Bytes> eth;
   for (const auto& p : a.payloads) eth.push_back(udp4(40000, p));
@@ -262,7 +189,7 @@ TEST_CASE("BSD loopback captures are read in either byte order", "[classify]") {
         std::vector<Bytes> recs;
         for (const auto& e : eth) {
           Bytes r;
-          be32(r, 2, family_big);
+          put32(r, 2, family_big);
           r.insert(r.end(), e.begin() + 14, e.end());
           recs.push_back(r);
         }
@@ -348,7 +275,7 @@ TEST_CASE("frames over the test-run limit, jumbo or GRO-merged up to 64 KiB, are
 
 TEST_CASE("qocnetctl classify --frames: a stream column, --stream picks one, a cut capture exits 2",
           "[classify]") {
-  TmpDir tmp;
+  TmpDir tmp("classify");
   const Camera a = camera(kPatternA, 90000);
   const Camera b = camera(kPatternB, 900000);
   std::vector<Bytes> recs;
@@ -396,7 +323,7 @@ TEST_CASE("qocnetctl classify --frames: a stream column, --stream picks one, a c
 // compilation by libbcc, about 140 MiB).
 TEST_CASE("qocnetctl classify streams a large .ts file in the memory a small one takes",
           "[classify]") {
-  TmpDir tmp;
+  TmpDir tmp("classify");
   const Camera a = camera(kPatternA, 90000, 20);
   Bytes unit;
   for (std::size_t i = 1; i < a.payloads.size(); ++i) unit.insert(unit.end(), a.payloads[i].begin(), a.payloads[i].end());

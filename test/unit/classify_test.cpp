@@ -14,35 +14,17 @@
 #include <string>
 #include <vector>
 
+#include "../support/capture_files.hpp"
 #include "qocnet/classify.hpp"
 
 using namespace qocnet;
+using namespace qocnet::test;
 namespace fs = std::filesystem;
 using Bytes = std::vector<std::uint8_t>;
 
 namespace {
 
-struct TmpDir {
-  fs::path path = fs::temp_directory_path() / ("qocnet-unit-classify-" + std::to_string(::getpid()));
-  TmpDir() { fs::create_directories(path); }
-  ~TmpDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-void put32(Bytes& b, std::uint32_t v, bool big) {
-  for (int i = 0; i < 4; ++i) b.push_back(static_cast<std::uint8_t>(big ? v >> (24 - 8 * i) : v >> (8 * i)));
-}
-void put16(Bytes& b, std::uint16_t v, bool big) {
-  b.push_back(static_cast<std::uint8_t>(big ? v >> 8 : v));
-  b.push_back(static_cast<std::uint8_t>(big ? v : v >> 8));
-}
-
-void write(const fs::path& p, const Bytes& b) {
-  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(b.data()),
-                                           static_cast<std::streamsize>(b.size()));
-}
+void write(const fs::path& p, const Bytes& b) { write_file(p, b); }
 
 // A small Ethernet frame whose bytes say which one it is.
 Bytes frame(std::uint8_t tag, std::size_t n = 60) {
@@ -53,22 +35,7 @@ Bytes frame(std::uint8_t tag, std::size_t n = 60) {
 }
 
 Bytes pcap(const std::vector<Bytes>& recs, bool big, bool nano, std::uint32_t linktype = 1) {
-  Bytes b;
-  put32(b, nano ? 0xa1b23c4d : 0xa1b2c3d4, big);
-  put16(b, 2, big);
-  put16(b, 4, big);
-  put32(b, 0, big);
-  put32(b, 0, big);
-  put32(b, 65535, big);
-  put32(b, linktype, big);
-  for (const auto& r : recs) {
-    put32(b, 1, big);
-    put32(b, 2, big);
-    put32(b, static_cast<std::uint32_t>(r.size()), big);
-    put32(b, static_cast<std::uint32_t>(r.size()), big);
-    b.insert(b.end(), r.begin(), r.end());
-  }
-  return b;
+  return pcap_file(recs, big, nano, linktype, 65535);
 }
 
 void block(Bytes& b, std::uint32_t type, const Bytes& body, bool big) {
@@ -126,43 +93,12 @@ std::vector<Bytes> all_frames(FrameSource& src) {
   }
 }
 
-struct Child {
-  int status = -1;
-  std::string err;
-  long maxrss_kib = 0;
-};
-
-// Runs qocnetctl with `args`, its stderr captured; its peak RSS from wait4.
+// qocnetctl with `args`, its output captured and its peak RSS.
 Child run_qocnetctl(const std::vector<std::string>& args) {
-  const fs::path errf = fs::temp_directory_path() / ("qocnet-unit-stderr-" + std::to_string(::getpid()));
+  static TmpDir scratch("unit-classify-child");
   std::vector<std::string> argv{QOCNETCTL_PATH};
   argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    const int fd = ::open(errf.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    const int null = ::open("/dev/null", O_WRONLY);
-    if (fd < 0 || null < 0) ::_exit(120);
-    ::dup2(fd, 2);
-    ::dup2(null, 1);
-    ::execv(cargv[0], cargv.data());
-    ::_exit(127);
-  }
-  Child c;
-  rusage ru{};
-  REQUIRE(::wait4(pid, &c.status, 0, &ru) == pid);
-  c.maxrss_kib = ru.ru_maxrss;
-  if (FILE* in = std::fopen(errf.c_str(), "r")) {
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) c.err.append(buf, n);
-    std::fclose(in);
-  }
-  fs::remove(errf);
-  return c;
+  return run_child(argv, scratch.path);
 }
 
 }  // namespace
@@ -259,7 +195,7 @@ TEST_CASE("packets captured shorter than they were (snap length) are said so", "
 }
 
 TEST_CASE("bad input to the reader is an error naming the problem and the fix", "[unit][classify]") {
-  TmpDir tmp;
+  TmpDir tmp("unit-classify");
   auto err = [](const Result<FrameSource>& r) {
     REQUIRE_FALSE(r.ok());
     return r.error();
@@ -347,7 +283,7 @@ TEST_CASE("a capture cut short or damaged mid-way: the records before it, then t
 
 TEST_CASE("qocnetctl classify: bad files exit 2 with the problem and the fix, no abort",
           "[unit][classify]") {
-  TmpDir tmp;
+  TmpDir tmp("unit-classify");
   write(tmp.path / "empty.pcap", {});
   write(tmp.path / "text.ts", Bytes(300, 'x'));
   const std::pair<fs::path, std::string> cases[] = {
@@ -376,7 +312,7 @@ TEST_CASE("qocnetctl classify: bad files exit 2 with the problem and the fix, no
 // file).
 TEST_CASE("qocnetctl classify reads a 1 GiB file that is no capture in bounded memory",
           "[unit][classify]") {
-  TmpDir tmp;
+  TmpDir tmp("unit-classify");
   const fs::path big = tmp.path / "zeros.pcap", small = tmp.path / "small.pcap";
   { std::ofstream(big, std::ios::binary); }
   fs::resize_file(big, std::uintmax_t{1} << 30);  // sparse: no disk, read as zeros
