@@ -344,13 +344,7 @@ TEST_CASE("operator calls over TCP need a client certificate", "[daemon]") {
   REQUIRE_OK(t);
   const std::string dir = "/tmp/" + testbed::unique_name("tls");
   fs::create_directories(dir);
-  auto sh = [&](const std::string& cmd) { REQUIRE_OK(testbed::run({"sh", "-c", "cd " + dir + " && " + cmd})); };
-  sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=qocnet-test-ca -keyout ca.key -out ca.pem 2>/dev/null");
-  sh("openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null");
-  sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in server.csr -CA ca.pem "
-     "-CAkey ca.key -CAcreateserial -days 1 -extfile san.ext -out server.pem 2>/dev/null");
-  sh("openssl req -newkey rsa:2048 -nodes -subj /CN=operator -keyout client.key -out client.csr 2>/dev/null");
-  sh("openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out client.pem 2>/dev/null");
+  make_test_pki(dir, "client");
   // The daemon listens inside its namespace: the client runs there too.
   auto call = [&](int port, bool with_cert, const std::string& what) {
     std::vector<std::string> argv{"nsenter", "--net=" + (*t)->edge.path(), "/usr/bin/python3",

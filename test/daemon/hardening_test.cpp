@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <thread>
 
@@ -264,6 +265,16 @@ std::string sensor_config(const Daemon& sensor) {
                      std::to_string(kServicePort) + "\"]}\n");
 }
 
+// qocnetd on e0, without pins, pushing the test stream's policy to `sensor`.
+std::unique_ptr<Daemon> edge_pushing_to(const testbed::Topology& t, const Daemon& sensor) {
+  const auto cfg = sensor_config(sensor);
+  auto edge = std::make_unique<Daemon>(t.edge, std::vector<std::string>{"--no-pin", "--port", "e0", "--config", cfg},
+                                       "ed");
+  REQUIRE(edge->wait_serving());
+  fs::remove(cfg);
+  return edge;
+}
+
 }  // namespace
 
 TEST_CASE("a registered process keeps its token across a qocnetd restart", "[daemon][restart]") {
@@ -373,10 +384,8 @@ TEST_CASE("a generation of 2^64-1 sent to the sensor agent does not freeze it", 
   REQUIRE_OK(t);
   Daemon sensor((*t)->sensor, {"--uplink", "s0"}, "sa", QOCNET_SENSOR_PATH);
   REQUIRE(sensor.wait_serving());
-  const auto cfg = sensor_config(sensor);
-  Daemon edge((*t)->edge, {"--no-pin", "--port", "e0", "--config", cfg}, "ed");
-  REQUIRE(edge.wait_serving());
-  fs::remove(cfg);
+  auto edge_owner = edge_pushing_to(**t, sensor);
+  Daemon& edge = *edge_owner;
   const auto token = register_process(edge, 0, stream_msg(), 0.9).token();
   const double first = report(edge, "proc0", token, 0.95).policies(0).policy().drop();
   REQUIRE(sensor_reaches(edge, first));
@@ -400,10 +409,8 @@ TEST_CASE("a stale edge's push is refused, a client's later order cannot hold th
   REQUIRE_OK(t);
   Daemon sensor((*t)->sensor, {"--uplink", "s0"}, "sa", QOCNET_SENSOR_PATH);
   REQUIRE(sensor.wait_serving());
-  const auto cfg = sensor_config(sensor);
-  Daemon edge((*t)->edge, {"--no-pin", "--port", "e0", "--config", cfg}, "ed");
-  REQUIRE(edge.wait_serving());
-  fs::remove(cfg);
+  auto edge_owner = edge_pushing_to(**t, sensor);
+  Daemon& edge = *edge_owner;
   const auto token = register_process(edge, 0, stream_msg(), 0.95).token();
   const double first = report(edge, "proc0", token, 0.95).policies(0).policy().drop();
   REQUIRE(sensor_reaches(edge, first));
@@ -455,10 +462,8 @@ TEST_CASE("the sensor agent takes policies only from the edge", "[daemon][auth]"
   CHECK_THAT(as_nobody("sensor-status"), Catch::StartsWith("PERMISSION_DENIED"));
   CHECK(sensor_policy(sensor).kind() == v1::POLICY_KIND_KEEP);  // nothing changed
   // The edge (root, the agent's own uid) is obeyed.
-  const auto cfg = sensor_config(sensor);
-  Daemon edge((*t)->edge, {"--no-pin", "--port", "e0", "--config", cfg}, "ed");
-  REQUIRE(edge.wait_serving());
-  fs::remove(cfg);
+  auto edge_owner = edge_pushing_to(**t, sensor);
+  Daemon& edge = *edge_owner;
   const auto token = register_process(edge, 0, stream_msg(), 0.9).token();
   const double drop = report(edge, "proc0", token, 0.95).policies(0).policy().drop();
   INFO(edge.log());
@@ -556,13 +561,7 @@ TEST_CASE("over TCP the sensor agent takes policies only from an edge with a cer
   REQUIRE_OK(t);
   const std::string dir = "/tmp/" + testbed::unique_name("tls");
   fs::create_directories(dir);
-  auto sh = [&](const std::string& cmd) { REQUIRE_OK(testbed::run({"sh", "-c", "cd " + dir + " && " + cmd})); };
-  sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=qocnet-test-ca -keyout ca.key -out ca.pem 2>/dev/null");
-  sh("openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null");
-  sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in server.csr -CA ca.pem "
-     "-CAkey ca.key -CAcreateserial -days 1 -extfile san.ext -out server.pem 2>/dev/null");
-  sh("openssl req -newkey rsa:2048 -nodes -subj /CN=edge -keyout edge.key -out edge.csr 2>/dev/null");
-  sh("openssl x509 -req -in edge.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out edge.pem 2>/dev/null");
+  make_test_pki(dir, "edge");
   // Sensor and edge share one namespace here so that 127.0.0.1 reaches the agent.
   const int port = 21000 + (::getpid() % 20000);
   const std::string tcp = "127.0.0.1:" + std::to_string(port);

@@ -136,6 +136,21 @@ class Daemon {
   pid_t pid_ = -1;
 };
 
+// A test PKI made with openssl in `dir`: a CA (ca.pem, ca.key), a server
+// certificate for localhost and 127.0.0.1 (server.pem, server.key) and a
+// client certificate with common name `client` (<client>.pem, <client>.key).
+inline void make_test_pki(const std::string& dir, const std::string& client) {
+  auto sh = [&](const std::string& cmd) { REQUIRE_OK(testbed::run({"sh", "-c", "cd " + dir + " && " + cmd})); };
+  sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=qocnet-test-ca -keyout ca.key -out ca.pem 2>/dev/null");
+  sh("openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null");
+  sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in server.csr -CA ca.pem "
+     "-CAkey ca.key -CAcreateserial -days 1 -extfile san.ext -out server.pem 2>/dev/null");
+  sh("openssl req -newkey rsa:2048 -nodes -subj /CN=" + client + " -keyout " + client + ".key -out " + client +
+     ".csr 2>/dev/null");
+  sh("openssl x509 -req -in " + client + ".csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out " + client +
+     ".pem 2>/dev/null");
+}
+
 // A deadline-bound client context.
 inline std::unique_ptr<::grpc::ClientContext> ctx(int seconds = 10) {
   auto c = std::make_unique<::grpc::ClientContext>();
