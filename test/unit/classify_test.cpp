@@ -175,7 +175,8 @@ TEST_CASE("BSD loopback headers in either byte order and Linux cooked headers be
   sll.insert(sll.end(), ip6.begin(), ip6.end());
   sll2.insert(sll2.end(), ip4.begin(), ip4.end());
   for (auto [lt, rec, type] : {std::tuple{113u, sll, 0x86dd}, std::tuple{276u, sll2, 0x0800}}) {
-    auto src = FrameSource::from_memory(pcap({rec}, true, false, lt));
+    const Bytes file = pcap({rec}, true, false, lt);  // must outlive the source
+    auto src = FrameSource::from_memory(file);
     REQUIRE(src.ok());
     const auto f = all_frames(*src);
     REQUIRE(f.size() == 1);
