@@ -26,15 +26,10 @@ namespace qocnet {
 Result<qoc_proc> make_proc(const ProcessSpec& spec, unsigned ifindex);
 
 struct Edge::Impl {
-  struct ProcessEntry {
-    ProcessSpec spec;
-    std::uint32_t slot = 0;
-    unsigned ifindex = 0;
-  };
-  struct TargetEntry {
-    std::string process;
-    Policy policy;
-  };
+  // What the Edge holds of a process and a target is what its state file
+  // keeps: one type each, so the two cannot drift apart.
+  using ProcessEntry = detail::SavedProcess;
+  using TargetEntry = detail::SavedTarget;
 
   EdgeOptions options;
   detail::UniqueFd netns;

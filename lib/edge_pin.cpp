@@ -338,14 +338,12 @@ SavedState Edge::Impl::snapshot() const {
   s.netns_inode = static_cast<std::uint64_t>(netns_inode);
   s.source_hash = start.source_hash;
   for (const auto& [idx, att] : attached) s.ports.push_back({att.ifname(), idx, att.created_qdisc()});
-  for (const auto& [name, e] : processes) s.processes.push_back({e.spec, e.slot, e.ifindex});
+  for (const auto& [name, e] : processes) s.processes.push_back(e);
   for (const auto& [kb, list] : targets) {
     if (list.empty()) continue;
     qoc_stream_key k;
     std::memcpy(&k, kb.data(), sizeof k);
-    SavedStream st{stream_id_of(k), {}};
-    for (const auto& t : list) st.targets.push_back({t.process, t.policy});
-    s.streams.push_back(std::move(st));
+    s.streams.push_back({stream_id_of(k), list});
   }
   s.qoc_table = qoc_table;
   return s;
@@ -395,13 +393,11 @@ Result<std::vector<SavedPort>> Edge::Impl::read_state(std::size_t max_streams) {
                                      " streams with clone targets; the pinned datapath holds at most " +
                                      std::to_string(max_streams));
   std::map<std::string, ProcessEntry> saved;
-  for (auto& p : s.processes) saved[p.spec.name] = {p.spec, p.slot, p.ifindex};
+  for (auto& p : s.processes) saved[p.spec.name] = std::move(p);
   std::map<std::string, std::vector<TargetEntry>> tg;
   for (const auto& st : s.streams) {
     QOCNET_ASSIGN(key, stream_key_of(st.id));  // checked by parse_state
-    std::vector<TargetEntry> list;
-    for (const auto& t : st.targets) list.push_back({t.process, t.policy});
-    tg[key_bytes_of(key)] = std::move(list);
+    tg[key_bytes_of(key)] = st.targets;
   }
   qoc_table = std::move(s.qoc_table);
   processes = std::move(saved);
