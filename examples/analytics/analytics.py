@@ -35,7 +35,7 @@ from typing import Callable, Optional
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "analysis"))
-sys.path.insert(0, str(ROOT / "examples" / "python"))
+sys.path.insert(0, str(ROOT / "clients" / "python"))
 
 WIDTH, HEIGHT = 640, 480
 TS = 188

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 
-import analytics  # noqa: F401  (puts examples/python on sys.path)
+import analytics  # noqa: F401  (puts clients/python on sys.path)
 import bandwidth
 import qocnet_client as qc
 from qocnet.v1 import control_pb2, control_pb2_grpc, sensor_pb2, sensor_pb2_grpc

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""examples/python/qocnet_client.py without qocnetd: the messages it builds,
+"""clients/python/qocnet_client.py without qocnetd: the messages it builds,
 its parsing of streams and addresses, and its session handling (token kept
 and sent, policy stream followed in a thread, unregister) against a stub
 QocService served by this test on a Unix socket in a temporary directory.
@@ -16,7 +16,7 @@ import threading
 import unittest
 from concurrent import futures
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "examples" / "python"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "clients" / "python"))
 
 import qocnet_client as qc  # noqa: E402
 import grpc  # noqa: E402

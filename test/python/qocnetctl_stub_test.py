@@ -23,7 +23,7 @@ import time
 import unittest
 from concurrent import futures
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "examples" / "python"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "clients" / "python"))
 
 import qocnet_client as qc  # noqa: E402  (finds the generated stubs)
 import grpc  # noqa: E402

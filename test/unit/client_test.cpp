@@ -1,4 +1,4 @@
-// The gRPC clients' shared pieces (tools/common, target qocnet_client):
+// The gRPC clients' shared pieces (clients/cpp, target qocnet_client):
 // --address forms, channels and TLS files, stream and policy strings to
 // messages, exit codes, the QoC table as YAML, tables.
 #include <catch2/catch.hpp>
