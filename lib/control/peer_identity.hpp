@@ -84,8 +84,9 @@ struct PeerAttachment {
 // The peer's namespace is read through a NETLINK_ROUTE socket that a
 // short-lived thread makes there (setns in that thread only); the calling
 // thread and all others stay where they are. Needs CAP_SYS_ADMIN (setns) and
-// read access to /proc/PID/ns/net (root). No gRPC; blocking, ~1 ms; every
-// netlink reply is bounded (2 s, 32 MiB) and only the kernel's is read.
+// read access to /proc/PID/ns/net (root). No gRPC; blocking (a thread start
+// and five netlink round trips); every netlink reply is bounded (2 s, 32 MiB)
+// and only the kernel's is read.
 Result<PeerAttachment> find_attachment(const PeerIdentity& peer, const std::string& interface = "");
 
 }  // namespace qocnet::control
