@@ -1,6 +1,5 @@
 #include "compiler.hpp"
 
-#include <bcc/bpf_module.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "bcc_loader.hpp"
 #include "preflight.hpp"
 
 namespace qocnet::detail {
@@ -197,10 +197,26 @@ void remap_map_fds(std::vector<bpf_insn>& insns, const std::map<int, int>& remap
   }
 }
 
-Result<Program> load_program(ebpf::BPFModule& mod, const std::string& name,
+// libbcc's compiled module, freed (with its LLVM memory and its map fds) at
+// the end of the scope.
+class BccObject {
+ public:
+  BccObject(const qocnet_bcc_api* api, qocnet_bcc_object* obj) : api_(api), obj_(obj) {}
+  ~BccObject() { api_->destroy(obj_); }
+  BccObject(const BccObject&) = delete;
+  BccObject& operator=(const BccObject&) = delete;
+  const qocnet_bcc_api& api() const { return *api_; }
+  const qocnet_bcc_object* get() const { return obj_; }
+
+ private:
+  const qocnet_bcc_api* api_;
+  qocnet_bcc_object* obj_;
+};
+
+Result<Program> load_program(const BccObject& mod, const std::string& name,
                              const std::map<int, int>& remap) {
-  auto* start = reinterpret_cast<const bpf_insn*>(mod.function_start(name));
-  size_t size = mod.function_size(name);
+  auto* start = static_cast<const bpf_insn*>(mod.api().function_start(mod.get(), name.c_str()));
+  size_t size = mod.api().function_size(mod.get(), name.c_str());
   if (!start || size == 0)
     return make_error(Errc::not_found, "BPF function " + name + " not found in the compiled source",
                       "define `int " + name + "(struct __sk_buff *skb)` in the entry file");
@@ -212,14 +228,15 @@ Result<Program> load_program(ebpf::BPFModule& mod, const std::string& name,
   opts.log_buf = log.data();
   opts.log_size = static_cast<__u32>(log.size());
   opts.log_level = 0;
-  int fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, name.c_str(), mod.license(), insns,
+  const char* license = mod.api().license(mod.get());
+  int fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, name.c_str(), license, insns,
                          size / sizeof(bpf_insn), &opts);
   int err = errno;
   if (fd < 0 && (err == EACCES || err == EINVAL)) {
     // Load again with the verifier log on, to show why it refused.
     log.assign(log.size(), '\0');
     opts.log_level = 1;
-    fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, name.c_str(), mod.license(), insns,
+    fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, name.c_str(), license, insns,
                        size / sizeof(bpf_insn), &opts);
     err = errno;
   }
@@ -332,6 +349,8 @@ Result<CompiledObject> compile_bpf(const CompileRequest& req) {
 
   QOCNET_ASSIGN(headers, check_kernel_headers(req.kernel_headers));
   QOCNET_ASSIGN(prep, prepare(req));
+  // libbcc, LLVM and Clang are mapped here, on the first compile only.
+  QOCNET_ASSIGN(bcc, bcc_module());
   const std::string& origin = prep.origin;
   const std::string& text = prep.text;
   std::vector<const char*> cflags;
@@ -344,16 +363,18 @@ Result<CompiledObject> compile_bpf(const CompileRequest& req) {
 
   {
     ScopedEnv kenv("BCC_KERNEL_SOURCE", req.kernel_headers.empty() ? std::string() : headers.string());
-    // rw engine off: qocnet reads maps with its own typed views, and the
-    // engine's JIT'd readers/writers only cost memory.
-    ebpf::BPFModule mod(0, nullptr, false, "", true);
     std::string raw;
     int rc;
+    qocnet_bcc_object* compiled = nullptr;
+    char exception_text[512] = "";
     {
       StderrCapture cap;
-      rc = mod.load_string(text, cflags.data(), static_cast<int>(cflags.size()));
+      rc = bcc->compile(text.c_str(), cflags.data(), static_cast<int>(cflags.size()), &compiled,
+                        exception_text, sizeof exception_text);
       raw = cap.take();
     }
+    if (rc == 0 && !compiled) rc = -1;
+    if (exception_text[0]) raw += std::string("libbcc: ") + exception_text + "\n";
     std::string diag = clean_diagnostics(raw, prep.entry_display);
     if (rc != 0) {
       std::string first = first_error_line(diag);
@@ -368,20 +389,23 @@ Result<CompiledObject> compile_bpf(const CompileRequest& req) {
       e.detail = diag.empty() ? "(libbcc printed no diagnostics)" : "clang diagnostics:\n" + diag;
       return e;
     }
+    const BccObject mod(bcc, compiled);
     obj.warnings = diag;
 
     // The maps first: a pinned map that replaces a declared one must have
     // its shape, checked before any program is loaded.
     std::map<int, int> remap;
-    for (size_t i = 0; i < mod.num_tables(); ++i) {
-      int fd = ::fcntl(mod.table_fd(i), F_DUPFD_CLOEXEC, 0);
+    const qocnet_bcc_api& api = mod.api();
+    for (size_t i = 0; i < api.num_tables(mod.get()); ++i) {
+      const int table_fd = api.table_fd(mod.get(), i);
+      int fd = ::fcntl(table_fd, F_DUPFD_CLOEXEC, 0);
       if (fd < 0) return make_error(Errc::internal, "cannot keep map fd", {}, errno);
-      QOCNET_ASSIGN(m, Map::adopt(UniqueFd(fd), mod.table_name(i)));
+      QOCNET_ASSIGN(m, Map::adopt(UniqueFd(fd), api.table_name(mod.get(), i)));
       if (req.reuse_maps) {
         auto it = req.reuse_maps->find(m.name());
         if (it != req.reuse_maps->end()) {
           QOCNET_TRY(check_shape(m, it->second));
-          remap[mod.table_fd(i)] = it->second.fd();
+          remap[table_fd] = it->second.fd();
           QOCNET_ASSIGN(d, it->second.dup());
           obj.maps.emplace(d.name(), std::move(d));
           continue;

@@ -1,5 +1,9 @@
 // Run-time compilation of qocnet's BPF C through libbcc.
 //
+// libbcc (with LLVM and Clang) is reached through the compiler module,
+// libqocnet-bcc.so, which the first compile loads (bcc_loader.hpp): a
+// process that never compiles never maps it.
+//
 // libbcc is costly and not thread-safe: every compile in the process holds one
 // lock. Clang's diagnostics, libbcc's own chatter and the verifier log are
 // captured into the returned error instead of reaching stderr. After loading,
