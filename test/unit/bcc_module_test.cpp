@@ -67,7 +67,7 @@ TEST_CASE("qocnetctl --help loads neither libbcc nor LLVM", "[bcc_module]") {
   CHECK(compiler_libs_in(c.err).empty());
 }
 
-TEST_CASE("QOCNET_BCC_MODULE is the only place looked at when set; else the build tree, then the install",
+TEST_CASE("QOCNET_BCC_MODULE, when set, is the only place looked at, else the build tree and then the install",
           "[bcc_module]") {
   const auto env = detail::bcc_module_candidates("/opt/x/libqocnet-bcc.so");
   REQUIRE(env.size() == 1);
