@@ -71,7 +71,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   --size;
   switch (which % 12) {
     case 0: run<v1::RegisterProcessRequest>(data, size, [](const auto& m) {
-        process(m.process());
+        (void)check_process_name(m.name(), "name");
+        (void)check_interface_name(m.interface(), "interface");
         for (const auto& s : m.streams()) stream(s);
       });
       break;

@@ -1,14 +1,15 @@
 """qocnet_client: a small client of qocnetd's QocService for analytics processes.
 
-A computation process registers itself (where the edge sends its copies and
-the streams it consumes), says which QoC it requires, reports what it
-measures, and follows the policy the edge applies to it:
+A computation process registers itself (its name, the UDP port it receives
+on and the streams it consumes), says which QoC it requires, reports what it
+measures, and follows the policy the edge applies to it. Where its copies go
+is not for it to say: qocnetd finds the process's own veth toward the edge
+from the caller's network namespace (docs/SECURITY.md, Tenancy).
 
     import qocnet_client as qc
 
-    client = qc.connect()                        # unix:/run/qocnet/qocnet.sock
-    client.register(qc.process("detector", port="veth-det", mac="02:00:00:00:00:01"),
-                    ["10.0.0.1:40000->:5000"], required=0.9)
+    client = qc.connect()                        # unix:/run/qocnet/process/qocnet.sock
+    client.register("detector", ["10.0.0.1:40000->:5000"], required=0.9, udp_port=6000)
     client.follow_policy(lambda update: print(update.policy))
     client.report_measured(0.93)
     client.unregister()
@@ -29,7 +30,7 @@ import sys
 import threading
 from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
-DEFAULT_ADDRESS = "unix:/run/qocnet/qocnet.sock"
+DEFAULT_ADDRESS = "unix:/run/qocnet/process/qocnet.sock"
 
 
 def _stubs_dir() -> pathlib.Path:
@@ -134,17 +135,6 @@ def policy_text(policy: "types_pb2.Policy") -> str:
         else f"{name}({policy.drop:g})"
 
 
-def process(name: str, port: str, mac: str, ip: str = "", udp_port: int = 0) -> "types_pb2.ProcessSpec":
-    """A ProcessSpec: the edge's interface toward the process, the destination
-    MAC of its copies, and optionally the IPv4 address and UDP port they are
-    rewritten to (empty / 0: keep the sensor's)."""
-    if not name:
-        raise QocError("process: name is empty")
-    if not 0 <= int(udp_port) <= 65535:
-        raise QocError(f"process '{name}': udp_port {udp_port} is not in 0..65535")
-    return types_pb2.ProcessSpec(name=name, port=port, mac=mac, ip=ip, udp_port=int(udp_port))
-
-
 # Addresses: unix:/PATH (or /PATH), tcp:HOST:PORT, tcp://HOST:PORT, HOST:PORT, [IPV6]:PORT.
 
 def parse_address(address: str) -> tuple[str, str]:
@@ -206,27 +196,37 @@ def make_channel(address: str = DEFAULT_ADDRESS, tls_ca: Optional[str] = None,
 
 # Requests, built apart from the calls so they can be checked without a server.
 
-def register_request(spec: "types_pb2.ProcessSpec", streams: Iterable[StreamLike],
-                     required: float = 0.0) -> "qoc_pb2.RegisterProcessRequest":
+def register_request(name: str, streams: Iterable[StreamLike], required: float = 0.0,
+                     udp_port: int = 0, interface: str = "") -> "qoc_pb2.RegisterProcessRequest":
+    if not name:
+        raise QocError("register: name is empty")
+    if not 0 <= int(udp_port) <= 65535:
+        raise QocError(f"process '{name}': udp_port {udp_port} is not in 0..65535")
     ids = [parse_stream(s) for s in streams]
     if not ids:
-        raise QocError(f"process '{spec.name}': register at least one stream")
+        raise QocError(f"process '{name}': register at least one stream")
     if required < 0:
-        raise QocError(f"process '{spec.name}': required {required} is below 0")
-    return qoc_pb2.RegisterProcessRequest(process=spec, streams=ids, required=float(required))
+        raise QocError(f"process '{name}': required {required} is below 0")
+    return qoc_pb2.RegisterProcessRequest(name=name, streams=ids, required=float(required),
+                                          udp_port=int(udp_port), interface=interface)
 
 
-def requirement_request(name: str, token: str, required: float,
+def token_metadata(token: str) -> tuple:
+    """The call metadata that carries a process's token."""
+    return (("authorization", f"Bearer {token}"),)
+
+
+def requirement_request(name: str, required: float,
                         stream: Optional[StreamLike] = None) -> "qoc_pb2.ReportRequirementRequest":
-    req = qoc_pb2.ReportRequirementRequest(name=name, token=token, required=float(required))
+    req = qoc_pb2.ReportRequirementRequest(name=name, required=float(required))
     if stream is not None:
         req.stream.CopyFrom(parse_stream(stream))
     return req
 
 
-def measured_request(name: str, token: str, measured: float,
+def measured_request(name: str, measured: float,
                      stream: Optional[StreamLike] = None) -> "qoc_pb2.ReportMeasuredQocRequest":
-    req = qoc_pb2.ReportMeasuredQocRequest(name=name, token=token, measured=float(measured))
+    req = qoc_pb2.ReportMeasuredQocRequest(name=name, measured=float(measured))
     if stream is not None:
         req.stream.CopyFrom(parse_stream(stream))
     return req
@@ -277,6 +277,7 @@ class QocClient:
         self.stub = qoc_pb2_grpc.QocServiceStub(channel)
         self.name: Optional[str] = None
         self.token: Optional[str] = None
+        self.process = None  # the ProcessSpec qocnetd found for it (RegisterProcessResponse.process)
         self._watches: list[PolicyWatch] = []
 
     def _call(self, method, request, **kwargs):
@@ -306,32 +307,36 @@ class QocClient:
             raise QocError("not registered: call register() first")
         return self.name, self.token
 
-    def register(self, spec: "types_pb2.ProcessSpec", streams: Iterable[StreamLike],
-                 required: float = 0.0) -> list:
-        """Registers the process; keeps its token. Returns the StreamPolicy list."""
-        request = register_request(spec, streams, required)
+    def register(self, name: str, streams: Iterable[StreamLike], required: float = 0.0,
+                 udp_port: int = 0, interface: str = "") -> list:
+        """Registers the process; keeps its token. Returns the StreamPolicy list.
+        `udp_port`: where it receives (0: the sensor's destination port);
+        `interface`: its own interface toward the edge, only if it has several."""
+        request = register_request(name, streams, required, udp_port, interface)
         response = self._call(self.stub.RegisterProcess, request)
-        self.name, self.token = spec.name, response.token
+        self.name, self.token = name, response.token
+        self.process = response.process
         return list(response.policies)
 
     def report_requirement(self, required: float, stream: Optional[StreamLike] = None) -> list:
         """The process needs QoC >= required (on one stream, or all of them)."""
         name, token = self._session()
-        return list(self._call(self.stub.ReportRequirement,
-                               requirement_request(name, token, required, stream)).policies)
+        return list(self._call(self.stub.ReportRequirement, requirement_request(name, required, stream),
+                               metadata=token_metadata(token)).policies)
 
     def report_measured(self, measured: float, stream: Optional[StreamLike] = None):
         """The QoC measured over the last interval; returns the ReportMeasuredQocResponse
         (the policy now applied and whether it was tightened, loosened or held)."""
         name, token = self._session()
-        return self._call(self.stub.ReportMeasuredQoc, measured_request(name, token, measured, stream))
+        return self._call(self.stub.ReportMeasuredQoc, measured_request(name, measured, stream),
+                          metadata=token_metadata(token))
 
     def watch_policy(self) -> Iterator:
         """PolicyUpdate messages as the edge changes this process's policies;
         the first lists every stream's. Blocks; cancel with .cancel() on the
         returned iterator (a grpc call object)."""
         name, token = self._session()
-        return self.stub.WatchPolicy(qoc_pb2.WatchPolicyRequest(name=name, token=token))
+        return self.stub.WatchPolicy(qoc_pb2.WatchPolicyRequest(name=name), metadata=token_metadata(token))
 
     def follow_policy(self, callback: Callable, on_error: Optional[Callable] = None) -> PolicyWatch:
         """watch_policy() in a thread: callback(update) for each PolicyUpdate,
@@ -348,7 +353,8 @@ class QocClient:
         if not self.token:
             return
         name, token = self._session()
-        self._call(self.stub.UnregisterProcess, qoc_pb2.UnregisterProcessRequest(name=name, token=token))
+        self._call(self.stub.UnregisterProcess, qoc_pb2.UnregisterProcessRequest(name=name),
+                   metadata=token_metadata(token))
         self.token = None
 
     def close(self):

@@ -366,9 +366,10 @@ class UdpReceiver(threading.Thread):
 def arguments(description: str, required: float, every: int) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--name", required=True, help="unique process name")
-    ap.add_argument("--address", default="unix:/run/qocnet/qocnet.sock", help="qocnetd's QocService")
-    ap.add_argument("--port", required=True, help="the edge's interface toward this process")
-    ap.add_argument("--mac", required=True, help="MAC of this process's interface")
+    ap.add_argument("--address", default="unix:/run/qocnet/process/qocnet.sock",
+                    help="qocnetd's process socket (QocService)")
+    ap.add_argument("--interface", default="",
+                    help="this process's interface toward the edge, only if it has several")
     ap.add_argument("--ip", required=True, help="IPv4 address to receive on")
     ap.add_argument("--udp-port", type=int, required=True, help="UDP port to receive on")
     ap.add_argument("--stream", action="append", required=True, help="SRC:SPORT->:DPORT (repeatable)")
@@ -419,11 +420,11 @@ class Process:
         return self.windows[key]
 
     def register(self):
-        spec = self.qc.process(self.args.name, self.args.port, self.args.mac, self.args.ip, self.args.udp_port)
         deadline = time.monotonic() + 60
         while True:  # qocnetd answers UNAVAILABLE while its datapath compiles
             try:
-                policies = self.client.register(spec, self.args.stream, self.args.required)
+                policies = self.client.register(self.args.name, self.args.stream, self.args.required,
+                                                udp_port=self.args.udp_port, interface=self.args.interface)
                 break
             except self.qc.QocError as e:
                 if e.code != self.qc.grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline \

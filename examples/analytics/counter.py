@@ -5,7 +5,7 @@ frame's count, weighted by the larger count, over a sliding window. A
 miscount by one in a crowd matters little, so it tolerates more loss than
 the detector (default requirement 0.7).
 
-  counter.py --name counter --port e-cnt --mac 02:.. --ip 10.0.0.2 --udp-port 6000 \\
+  counter.py --name counter --ip 10.0.0.2 --udp-port 6000 \\
       --stream 10.0.1.2:40001->:5000 --reference vtest.ts --status cnt.json
 """
 import sys

@@ -4,7 +4,7 @@ receives. QoC = detection rate: the people found on the loss-free frame
 (boxes) that it also finds on the frame it was shown (IoU >= 0.5), over a
 sliding window of sampled frames. Needs a high rate (default 0.9).
 
-  detector.py --name detector --port e-det --mac 02:.. --ip 10.0.0.2 --udp-port 6000 \\
+  detector.py --name detector --ip 10.0.0.2 --udp-port 6000 \\
       --stream 10.0.1.2:40001->:5000 --reference vtest.ts --status det.json
 """
 import sys

@@ -4,7 +4,7 @@ matched (Lowe's ratio test) in the frame it was shown, the paper's
 detection metric, over a sliding window of sampled frames (default
 requirement 0.8).
 
-  feature_monitor.py --name sift --port e-sift --mac 02:.. --ip 10.0.0.2 --udp-port 6000 \\
+  feature_monitor.py --name sift --ip 10.0.0.2 --udp-port 6000 \\
       --stream 10.0.2.2:40002->:5000 --reference box.ts --status sift.json
 """
 import sys

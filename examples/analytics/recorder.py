@@ -5,7 +5,7 @@ received / (received + missing by the continuity counter), per stream; on a
 loss-free copy exactly 1.0 (a gap of n packets shows as n mod 16, so under
 loss this is an upper bound).
 
-  recorder.py --name recorder --port e-rec --mac 02:.. --ip 10.0.0.2 --udp-port 6000 \\
+  recorder.py --name recorder --ip 10.0.0.2 --udp-port 6000 \\
       --stream 10.0.1.2:40001->:5000 --stream 10.0.2.2:40002->:5000 --out DIR --status rec.json
 """
 import os

@@ -3,8 +3,11 @@
 QoC, follow the policy the edge applies, and unregister on exit.
 
     /usr/bin/python3 examples/python/qoc_process.py --name detector \\
-        --port veth-det --mac 02:00:00:00:00:01 \\
-        --stream '10.0.0.1:40000->:5000' --required 0.9
+        --udp-port 6000 --stream '10.0.0.1:40000->:5000' --required 0.9
+
+Run it inside the container (its own network namespace, with a veth toward
+the edge), with qocnetd's process socket directory bind-mounted at
+/run/qocnet/process: qocnetd sends its copies to that veth's MAC and IPv4.
 
 Prints each PolicyUpdate as it arrives ("registered", "requirement",
 "measured", "operator", "sensor"). With --measured it also reports a measured
@@ -36,10 +39,9 @@ def main() -> int:
     conn.add_argument("--timeout", type=float, default=5.0, help="deadline of each call, s (default %(default)s)")
     proc = ap.add_argument_group("process")
     proc.add_argument("--name", required=True, help="unique process name")
-    proc.add_argument("--port", required=True, help="the edge's interface toward this process")
-    proc.add_argument("--mac", required=True, help="destination MAC of its copies")
-    proc.add_argument("--ip", default="", help="destination IPv4 of its copies (default: the sensor's)")
-    proc.add_argument("--udp-port", type=int, default=0, help="destination UDP port (default: the sensor's)")
+    proc.add_argument("--udp-port", type=int, default=0, help="the UDP port it receives on (default: the sensor's)")
+    proc.add_argument("--interface", default="",
+                      help="its own interface toward the edge, only if it has several (default: the one)")
     proc.add_argument("--stream", action="append", required=True,
                       help="a stream it consumes, SRC:SPORT->:DPORT (repeatable)")
     qoc = ap.add_argument_group("QoC")
@@ -69,10 +71,12 @@ def main() -> int:
 
     try:
         client = qc.connect(args.address, args.tls_ca, args.tls_cert, args.tls_key, args.timeout)
-        spec = qc.process(args.name, args.port, args.mac, args.ip, args.udp_port)
         with client:
-            policies = client.register(spec, args.stream)  # keep everything until required
-            print(f"registered {args.name} on {len(policies)} stream(s)", flush=True)
+            # keep everything until required
+            policies = client.register(args.name, args.stream, udp_port=args.udp_port, interface=args.interface)
+            p = client.process
+            print(f"registered {args.name} on {len(policies)} stream(s): copies to {p.mac} "
+                  f"{p.ip or '(sensor IP)'}:{p.udp_port or '(sensor port)'} via {p.port}", flush=True)
             for p in policies:
                 print(f"  {qc.stream_text(p.stream)}  {qc.policy_text(p.policy)}", flush=True)
             if args.required:

@@ -199,8 +199,17 @@ Result<PeerAttachment> find_attachment(const PeerIdentity& peer, const std::stri
       "namespace or add it as an operator with AddProcess";
   if (peer.same_netns) return make_error(Errc::failed_precondition, in_own_ns, own_ns_fix);
 
-  QOCNET_ASSIGN(dir, open_proc(peer.pid));
-  QOCNET_ASSIGN(peer_ns, open_netns(dir.get(), peer.pid));
+  UniqueFd peer_ns;
+  if (peer.netns_fd >= 0) {
+    // The namespace the caller held when it connected: no pid to reuse.
+    peer_ns = UniqueFd(::fcntl(peer.netns_fd, F_DUPFD_CLOEXEC, 0));
+    if (!peer_ns.valid())
+      return make_error(Errc::internal, "cannot duplicate the namespace fd of " + who(peer), {}, errno);
+  } else {
+    QOCNET_ASSIGN(dir, open_proc(peer.pid));
+    QOCNET_ASSIGN(opened, open_netns(dir.get(), peer.pid));
+    peer_ns = std::move(opened);
+  }
   QOCNET_ASSIGN(peer_st, stat_fd(peer_ns.get(), "the network namespace of " + who(peer)));
   if (peer_st.st_ino != peer.netns_inode)
     return make_error(Errc::not_found,

@@ -100,7 +100,7 @@ std::size_t text_limit(const std::string& name) {
       {"yaml", 64 * 1024}, {"token", 64}, {"address", 256}, {"metric", 256},
       {"source", kMaxAddressText}, {"ip", kMaxAddressText}, {"mac", 17},
       {"port", kMaxInterfaceName}, {"ports", kMaxInterfaceName}, {"ingress", kMaxInterfaceName},
-      {"egress", kMaxInterfaceName}, {"uplink", kMaxInterfaceName}};
+      {"egress", kMaxInterfaceName}, {"uplink", kMaxInterfaceName}, {"interface", kMaxInterfaceName}};
   auto it = limits.find(name);
   return it == limits.end() ? 64 : it->second;
 }
@@ -282,14 +282,17 @@ Status check_interface_name(const std::string& name, const std::string& field) {
   return {};
 }
 
-Result<ProcessSpec> from_proto(const v1::ProcessSpec& in, const std::string& field) {
-  if (in.name().empty())
-    return bad_field(field + ".name", "is empty", "name the process, e.g. \"detector\"");
-  if (in.name().size() > kMaxProcessName ||
-      in.name().find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
-          std::string::npos)
-    return bad_field(field + ".name", "'" + in.name().substr(0, 64) + "' is not a valid process name",
+Status check_process_name(const std::string& name, const std::string& field) {
+  if (name.empty()) return bad_field(field, "is empty", "name the process, e.g. \"detector\"");
+  if (name.size() > kMaxProcessName ||
+      name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != std::string::npos)
+    return bad_field(field, "'" + name.substr(0, 64) + "' is not a valid process name",
                      "use at most 31 of A-Z a-z 0-9 _ . -");
+  return {};
+}
+
+Result<ProcessSpec> from_proto(const v1::ProcessSpec& in, const std::string& field) {
+  QOCNET_TRY(check_process_name(in.name(), field + ".name"));
   if (in.port().empty())
     return bad_field(field + ".port", "is empty", "name the edge's interface toward the process");
   QOCNET_TRY(check_interface_name(in.port(), field + ".port"));

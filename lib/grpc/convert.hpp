@@ -26,6 +26,10 @@ namespace qocnet::grpc_api {
 ::grpc::Status to_status(const Status& status);
 // An invalid_argument error about `field`.
 Error bad_field(const std::string& field, const std::string& problem, const std::string& fix);
+// A process name as the datapath holds it: 1..31 of A-Z a-z 0-9 _ . -
+Status check_process_name(const std::string& name, const std::string& field);
+// An interface name as the kernel takes it (IFNAMSIZ, no '/', ':' or blanks).
+Status check_interface_name(const std::string& name, const std::string& field);
 
 // Limits of a request's text fields (docs/SECURITY.md, Limits).
 inline constexpr std::size_t kMaxProcessName = 31;    // the datapath's name field

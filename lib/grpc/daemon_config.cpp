@@ -151,7 +151,7 @@ Result<DaemonConfig> parse(const YAML::Node& root, const Reader& r) {
   if (root.IsNull()) return c;
   QOCNET_TRY(r.mapping(root,
                        "",
-                       {"listen", "tcp", "tls", "metrics", "keep_datapath", "rate_limit", "log_level", "pin_dir",
+                       {"listen", "process_listen", "operators", "tenants", "tcp", "tls", "metrics", "health", "keep_datapath", "rate_limit", "log_level", "pin_dir",
                         "bpf_src_dir", "state_file", "sensor_tls", "ports", "pairs", "processes", "streams", "sensors",
                         "qoc_table", "loop"}));
   auto str = [&](const char* key, std::string* out) -> Status {
@@ -161,8 +161,64 @@ Result<DaemonConfig> parse(const YAML::Node& root, const Reader& r) {
     return {};
   };
   QOCNET_TRY(str("listen", &c.listen));
+  QOCNET_TRY(str("process_listen", &c.process_listen));
+  if (auto o = root["operators"]) {
+    QOCNET_ASSIGN(v, r.texts(o, "operators"));
+    for (std::size_t i = 0; i < v.size(); ++i)
+      if (v[i].empty() || v[i].size() > 256)
+        return bad(r.origin(), "operators[" + std::to_string(i) + "]", "is not 1..256 characters",
+                   "give a client certificate's common name or subject alternative name");
+    c.tenancy.operators = v;
+  }
+  if (auto t = root["tenants"]) {
+    if (!t.IsSequence()) return r.wrong("tenants", t, "a list", "list {name, netns|cgroup|uid, processes, streams}");
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      const std::string k = "tenants[" + std::to_string(i) + "]";
+      QOCNET_TRY(r.mapping(t[i], k, {"name", "netns", "cgroup", "uid", "processes", "streams"}));
+      TenantRule rule;
+      if (!t[i]["name"]) return r.missing(k + ".name");
+      QOCNET_ASSIGN(name, r.text(t[i]["name"], k + ".name", 64));
+      rule.name = name;
+      if (t[i]["netns"]) {
+        QOCNET_ASSIGN(v, r.text(t[i]["netns"], k + ".netns", 255));
+        if (v.empty() || v.find('/') != std::string::npos || v == "." || v == "..")
+          return bad(r.origin(), k + ".netns", "'" + v.substr(0, 64) + "' is not a namespace name",
+                     "give NAME of /run/netns/NAME (ip netns list shows them)");
+        rule.netns = v;
+      }
+      if (t[i]["cgroup"]) {
+        QOCNET_ASSIGN(v, r.text(t[i]["cgroup"], k + ".cgroup", 1024));
+        if (v.empty() || v[0] != '/')
+          return bad(r.origin(), k + ".cgroup", "'" + v.substr(0, 64) + "' is not an absolute cgroup path",
+                     "give the cgroup v2 path as /proc/PID/cgroup shows it after 0::, e.g. /kubepods.slice");
+        rule.cgroup = v;
+      }
+      if (t[i]["uid"]) {
+        QOCNET_ASSIGN(v, r.integer(t[i]["uid"], k + ".uid", 0, 4294967294ull));
+        rule.uid = static_cast<std::uint32_t>(v);
+      }
+      if (!rule.netns && !rule.cgroup && !rule.uid)
+        return bad(r.origin(), k, "says nothing of who the tenant is",
+                   "give netns, cgroup or uid (every one given must hold)");
+      if (t[i]["processes"]) {
+        QOCNET_ASSIGN(v, r.texts(t[i]["processes"], k + ".processes"));
+        rule.processes = v;
+      }
+      if (!t[i]["streams"]) return r.missing(k + ".streams");
+      QOCNET_ASSIGN(streams, r.texts(t[i]["streams"], k + ".streams"));
+      if (streams.empty())
+        return bad(r.origin(), k + ".streams", "is empty", "list the streams the tenant may receive, or \"*\"");
+      for (std::size_t j = 0; j < streams.size(); ++j) {
+        auto pat = parse_stream_pattern(streams[j]);
+        if (!pat) return std::move(pat).error().context(r.origin() + ": " + k + ".streams[" + std::to_string(j) + "]");
+        rule.streams.push_back(*pat);
+      }
+      c.tenancy.tenants.push_back(std::move(rule));
+    }
+  }
   QOCNET_TRY(str("tcp", &c.tcp));
   QOCNET_TRY(str("metrics", &c.metrics));
+  QOCNET_TRY(str("health", &c.health));
   QOCNET_TRY(str("log_level", &c.log_level));
   QOCNET_TRY(str("state_file", &c.state_file));
   if (root["keep_datapath"]) {
@@ -339,6 +395,14 @@ Status validate(const DaemonConfig& c) {
   if (c.listen.rfind("unix:", 0) != 0 || c.listen.size() <= 5)
     return make_error(Errc::invalid_argument, "listen '" + c.listen + "' is not a unix: address",
                       "give the local socket as unix:/PATH (TCP goes in --tcp)");
+  if (!c.process_listen.empty()) {
+    if (c.process_listen.rfind("unix:", 0) != 0 || c.process_listen.size() <= 5)
+      return make_error(Errc::invalid_argument, "process_listen '" + c.process_listen + "' is not a unix: address",
+                        "give the process socket as unix:/PATH, or none");
+    if (c.process_listen == c.listen)
+      return make_error(Errc::invalid_argument, "process_listen and listen are both " + c.listen,
+                        "the process socket needs a path of its own (e.g. unix:/run/qocnet/process/qocnet.sock)");
+  }
   if (!c.tcp.empty()) {
     if (c.tcp.rfind(':') == std::string::npos)
       return make_error(Errc::invalid_argument, "tcp '" + c.tcp + "' has no port", "write it as HOST:PORT");

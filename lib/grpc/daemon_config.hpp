@@ -7,15 +7,21 @@
 #include <string>
 
 #include "controller.hpp"
+#include "tenancy.hpp"
 #include "qocnet/error.hpp"
 
 namespace qocnet::grpc_api {
 
 struct DaemonConfig {
-  std::string listen = "unix:/run/qocnet/qocnet.sock";  // the local socket
+  std::string listen = "unix:/run/qocnet/qocnet.sock";  // the operator socket (root, 0600)
+  // The process socket (QocService for containers; mode 0666, in a directory
+  // of its own so the directory can be bind-mounted). Empty: none.
+  std::string process_listen = "unix:/run/qocnet/process/qocnet.sock";
+  TenancyConfig tenancy;       // who may register which streams; certificate operators
   std::string tcp;             // "HOST:PORT": also listen on TCP (TLS required)
   std::string tls_cert, tls_key, tls_ca;  // PEM files; tls_ca: require client certificates
-  std::string metrics;         // "HOST:PORT": Prometheus /metrics and /healthz
+  std::string metrics;         // "HOST:PORT": Prometheus /metrics
+  std::string health;          // "HOST:PORT": plain HTTP /healthz (200 serving, 503 not) and /livez
   bool keep_datapath = false;  // leave the datapath in the kernel on SIGTERM
   double rate = 50, burst = 100;  // per-client calls per second, burst
   std::string log_level = "info";  // trace, debug, info, warn, error, critical, off

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -93,9 +94,40 @@ std::map<std::string, std::pair<dev_t, ino_t>> bound;
 std::mutex peers_mu;
 std::map<int, PeerCredentials> peers;
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77  // Linux 6.5; older kernels say ENOPROTOOPT and pidfd_open is used
+#endif
+
+// The peer's network namespace and cgroup, read and then shown to be the
+// connecting process's: a pidfd taken for the connection (SO_PEERPIDFD, else
+// pidfd_open right after accept) still refers to a live process after the
+// reads, so the pid was not handed to another process in between.
+void capture_peer(int conn, PeerCredentials& peer) {
+  int pidfd = -1;
+  socklen_t len = sizeof pidfd;
+  if (::getsockopt(conn, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0 || pidfd < 0)
+    pidfd = static_cast<int>(::syscall(SYS_pidfd_open, peer.pid, 0));
+  if (pidfd < 0) return;
+  const std::string proc = "/proc/" + std::to_string(peer.pid);
+  const int ns = ::open((proc + "/ns/net").c_str(), O_RDONLY | O_CLOEXEC);
+  std::string cgroup;
+  {
+    std::ifstream in(proc + "/cgroup");
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("0::", 0) == 0) cgroup = line.substr(3, 4096);
+  }
+  const bool alive = ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0;
+  ::close(pidfd);
+  if (ns < 0) return;
+  auto held = std::make_shared<const NamespaceFd>(ns);
+  if (!alive) return;
+  peer.netns = std::move(held);
+  peer.cgroup = std::move(cgroup);
+}
+
 class LocalAcceptor {
  public:
-  LocalAcceptor(int fd, ::grpc::Server* server) : fd_(fd), server_(server) {
+  LocalAcceptor(int fd, ::grpc::Server* server, LocalSocket role) : fd_(fd), server_(server), role_(role) {
     thread_ = std::thread([this] { loop(); });
   }
   ~LocalAcceptor() { stop(); }
@@ -121,15 +153,18 @@ class LocalAcceptor {
         ::close(c);
         continue;
       }
+      PeerCredentials peer{cred.pid, cred.uid, cred.gid, role_, nullptr, {}};
+      capture_peer(c, peer);
       {
         std::lock_guard lock(peers_mu);
-        peers[c] = PeerCredentials{cred.pid, cred.uid, cred.gid};
+        peers[c] = std::move(peer);
       }
       ::grpc::AddInsecureChannelFromFd(server_, c);
     }
   }
   int fd_;
   ::grpc::Server* server_;
+  LocalSocket role_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
@@ -137,7 +172,7 @@ class LocalAcceptor {
 std::mutex acceptors_mu;
 std::map<std::string, std::unique_ptr<LocalAcceptor>> acceptors;
 
-// A listening Unix socket at `path` (mode 0660).
+// A listening Unix socket at `path` (its mode is set by the caller).
 Result<int> listen_unix(const std::string& path) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return make_error(Errc::internal, "socket(AF_UNIX): " + std::string(std::strerror(errno)), "", errno);
@@ -170,20 +205,65 @@ int wait_signal(const sigset_t& set) {
   return sig;
 }
 
+namespace {
+
+// A local socket of the server: bound under a temporary name, then moved
+// into place once the health service says NOT_SERVING.
+struct LocalPlace {
+  std::string address;  // "unix:/PATH"
+  fs::path path;
+  std::string starting;
+  mode_t mode;
+  LocalSocket role;
+  int fd = -1;  // peer_credentials: the listening socket
+};
+
+Result<fs::path> unix_path(const std::string& address, const char* option) {
+  if (address.rfind("unix:", 0) != 0 || address.size() <= 5)
+    return make_error(Errc::invalid_argument, std::string(option) + " '" + address + "' is not a unix: address",
+                      "give the local socket as unix:/PATH");
+  return fs::path(address.substr(5));
+}
+
+void close_places(std::vector<LocalPlace>& places) {
+  for (auto& p : places)
+    if (p.fd >= 0) {
+      ::close(p.fd);
+      ::unlink(p.starting.c_str());
+      p.fd = -1;
+    }
+}
+
+}  // namespace
+
 Result<std::unique_ptr<::grpc::Server>> start_server(const ListenOptions& o,
                                                      const std::vector<::grpc::Service*>& services) {
-  if (o.listen.rfind("unix:", 0) != 0 || o.listen.size() <= 5)
-    return make_error(Errc::invalid_argument, "listen '" + o.listen + "' is not a unix: address",
-                      "give the local socket as unix:/PATH");
-  const fs::path path = o.listen.substr(5);
-  QOCNET_TRY(prepare_socket(path));
-  const std::string starting = path.string() + ".starting";
-  QOCNET_TRY(make_way(starting));
+  std::vector<LocalPlace> places;
+  {
+    QOCNET_ASSIGN(path, unix_path(o.listen, "listen"));
+    places.push_back(LocalPlace{o.listen, path, path.string() + ".starting", o.listen_mode, LocalSocket::main});
+  }
+  if (!o.process_listen.empty()) {
+    if (!o.peer_credentials)
+      return make_error(Errc::invalid_argument, "a process socket needs peer credentials",
+                        "serve it with ListenOptions::peer_credentials");
+    QOCNET_ASSIGN(path, unix_path(o.process_listen, "process-listen"));
+    if (path == places.front().path)
+      return make_error(Errc::invalid_argument, "the process socket and the main socket are both " + path.string(),
+                        "give the process socket its own path (e.g. unix:/run/qocnet/process/qocnet.sock)");
+    places.push_back(LocalPlace{o.process_listen, path, path.string() + ".starting", o.process_mode,
+                                LocalSocket::process});
+  }
+  for (const auto& p : places) {
+    QOCNET_TRY(prepare_socket(p.path));
+    QOCNET_TRY(make_way(p.starting));
+  }
 
   ::grpc::EnableDefaultHealthCheckService(true);
   ::grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   ::grpc::ServerBuilder builder;
-  if (!o.peer_credentials) builder.AddListeningPort("unix:" + starting, ::grpc::InsecureServerCredentials());
+  if (!o.peer_credentials)
+    builder.AddListeningPort("unix:" + places.front().starting, ::grpc::InsecureServerCredentials());
   int tcp_port = 0;
   if (!o.tcp.empty()) {
     ::grpc::SslServerCredentialsOptions ssl(o.tls_ca.empty()       ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
@@ -202,34 +282,42 @@ Result<std::unique_ptr<::grpc::Server>> start_server(const ListenOptions& o,
                       "cannot listen on " + o.listen + (o.tcp.empty() ? "" : " and " + o.tcp),
                       "check that the address is free and valid, and the TLS files are PEM");
   server->GetHealthCheckService()->SetServingStatus(false);
-  int local_fd = -1;
-  if (o.peer_credentials) {
-    auto fd = listen_unix(starting);
-    if (!fd) {
-      server->Shutdown();
-      return std::move(fd).error();
+  if (o.peer_credentials)
+    for (auto& p : places) {
+      auto fd = listen_unix(p.starting);
+      if (!fd) {
+        close_places(places);
+        server->Shutdown();
+        return std::move(fd).error();
+      }
+      p.fd = *fd;
     }
-    local_fd = *fd;
+  for (std::size_t k = 0; k < places.size(); ++k) {
+    auto& p = places[k];
+    ::chmod(p.starting.c_str(), p.mode);
+    // RENAME_NOREPLACE: whatever appeared at the path meanwhile stays.
+    if (::renameat2(AT_FDCWD, p.starting.c_str(), AT_FDCWD, p.path.c_str(), RENAME_NOREPLACE) != 0) {
+      const int err = errno;
+      for (std::size_t m = 0; m < k; ++m) ::unlink(places[m].path.c_str());
+      ::unlink(p.starting.c_str());
+      close_places(places);
+      server->Shutdown();
+      return make_error(Errc::already_exists, "cannot move the socket into place at " + p.path.string() + ": " +
+                                                  std::strerror(err),
+                        "something appeared at that path while qocnet started; remove it or choose another", err);
+    }
   }
-  ::chmod(starting.c_str(), 0660);
-  // RENAME_NOREPLACE: whatever appeared at the path meanwhile stays.
-  if (::renameat2(AT_FDCWD, starting.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
-    const int err = errno;
-    ::unlink(starting.c_str());
-    if (local_fd >= 0) ::close(local_fd);
-    server->Shutdown();
-    return make_error(Errc::already_exists, "cannot move the socket into place at " + path.string() + ": " +
-                                                std::strerror(err),
-                      "something appeared at that path while qocnet started; remove it or choose another", err);
-  }
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0) {
-    std::lock_guard lock(bound_mu);
-    bound[path.string()] = {st.st_dev, st.st_ino};
-  }
-  if (local_fd >= 0) {
-    std::lock_guard lock(acceptors_mu);
-    acceptors[o.listen] = std::make_unique<LocalAcceptor>(local_fd, server.get());
+  for (auto& p : places) {
+    struct stat st {};
+    if (::lstat(p.path.c_str(), &st) == 0) {
+      std::lock_guard lock(bound_mu);
+      bound[p.path.string()] = {st.st_dev, st.st_ino};
+    }
+    if (p.fd >= 0) {
+      std::lock_guard lock(acceptors_mu);
+      acceptors[p.address] = std::make_unique<LocalAcceptor>(p.fd, server.get(), p.role);
+      p.fd = -1;
+    }
   }
   return server;
 }
@@ -248,11 +336,13 @@ std::optional<PeerCredentials> local_peer(const std::string& peer) {
   return it->second;
 }
 
-void stop_accepting(const ListenOptions& o) {
+namespace {
+
+void stop_accepting_at(const std::string& address) {
   std::unique_ptr<LocalAcceptor> a;
   {
     std::lock_guard lock(acceptors_mu);
-    auto it = acceptors.find(o.listen);
+    auto it = acceptors.find(address);
     if (it == acceptors.end()) return;
     a = std::move(it->second);
     acceptors.erase(it);
@@ -260,10 +350,10 @@ void stop_accepting(const ListenOptions& o) {
   a->stop();
 }
 
-void remove_socket(const ListenOptions& o) {
-  stop_accepting(o);
-  if (o.listen.rfind("unix:", 0) != 0) return;
-  const std::string path = o.listen.substr(5);
+void remove_socket_at(const std::string& address) {
+  stop_accepting_at(address);
+  if (address.rfind("unix:", 0) != 0) return;
+  const std::string path = address.substr(5);
   std::lock_guard lock(bound_mu);
   auto it = bound.find(path);
   if (it == bound.end()) return;
@@ -273,6 +363,22 @@ void remove_socket(const ListenOptions& o) {
       st.st_ino == it->second.second)
     ::unlink(path.c_str());
   bound.erase(it);
+}
+
+}  // namespace
+
+void stop_accepting(const ListenOptions& o) {
+  stop_accepting_at(o.listen);
+  if (!o.process_listen.empty()) stop_accepting_at(o.process_listen);
+}
+
+void remove_socket(const ListenOptions& o) {
+  remove_socket_at(o.listen);
+  if (!o.process_listen.empty()) remove_socket_at(o.process_listen);
+}
+
+NamespaceFd::~NamespaceFd() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace qocnet::grpc_api

@@ -5,6 +5,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
+#include <sys/types.h>
 
 #include <memory>
 #include <optional>
@@ -17,6 +18,12 @@ namespace qocnet::grpc_api {
 
 struct ListenOptions {
   std::string listen;                     // "unix:/PATH"
+  // qocnetd: a second local socket, for computation processes (containers
+  // get it bind-mounted). Its connections are marked LocalSocket::process;
+  // the services decide what such a caller may do. Needs peer_credentials.
+  std::string process_listen;             // "unix:/PATH", empty: none
+  mode_t listen_mode = 0600;              // the main socket: its owner (root) only
+  mode_t process_mode = 0666;             // the process socket: anyone who can reach the file
   std::string tcp;                        // "HOST:PORT", empty: none
   std::string tls_cert, tls_key, tls_ca;  // PEM files; tls_ca: require client certificates
   // tls_ca: request client certificates and verify those presented, but let
@@ -28,12 +35,34 @@ struct ListenOptions {
   bool peer_credentials = false;
 };
 
+// Which local socket a connection came in on.
+enum class LocalSocket { main, process };
+
+// A network namespace held open (the peer's, taken when it connected).
+class NamespaceFd {
+ public:
+  explicit NamespaceFd(int fd) : fd_(fd) {}
+  ~NamespaceFd();
+  NamespaceFd(const NamespaceFd&) = delete;
+  NamespaceFd& operator=(const NamespaceFd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
 // The credentials of a call's peer on a local socket served with
 // peer_credentials (the `peer` is the call's ctx->peer()); none for others.
 struct PeerCredentials {
   pid_t pid;
   uid_t uid;
   gid_t gid;
+  LocalSocket socket = LocalSocket::main;
+  // The peer's network namespace, opened when it connected and checked to be
+  // the connecting process's (a pidfd of it was still alive afterwards, so
+  // the pid was not reused meanwhile). Null if that could not be shown.
+  std::shared_ptr<const NamespaceFd> netns;
+  std::string cgroup;  // its cgroup v2 path, read with netns (empty if unknown)
 };
 std::optional<PeerCredentials> local_peer(const std::string& peer);
 

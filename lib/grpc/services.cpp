@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "convert.hpp"
+#include "server.hpp"
 
 namespace qocnet::grpc_api {
 
@@ -62,18 +63,23 @@ std::string peer_identity(const ::grpc::CallbackServerContext* ctx) {
   return "peer " + peer.substr(0, 128);
 }
 
-::grpc::Status operator_allowed(const ::grpc::CallbackServerContext* ctx) {
-  const std::string peer = ctx->peer();
-  if (peer.rfind("unix:", 0) == 0) return ::grpc::Status::OK;
-  auto auth = ctx->auth_context();
-  if (auth && auth->IsPeerAuthenticated()) return ::grpc::Status::OK;
+::grpc::Status operator_allowed(const ::grpc::CallbackServerContext* ctx, const TenancyConfig& tenancy) {
+  if (caller_role(ctx, tenancy) == Role::operator_role) return ::grpc::Status::OK;
+  if (auto local = local_peer(ctx->peer()); local && local->socket == LocalSocket::process)
+    return {::grpc::StatusCode::PERMISSION_DENIED,
+            "operator calls are not served on the process socket; fix: call over qocnetd's operator socket "
+            "(--listen, default unix:/run/qocnet/qocnet.sock, root only)"};
   return {::grpc::StatusCode::PERMISSION_DENIED,
-          "operator calls (ControlService) from " + peer +
-              " need the local socket or a verified client certificate; fix: call over "
-              "unix:/run/qocnet/qocnet.sock, or start qocnetd with --tls-ca so clients present certificates"};
+          "operator calls (ControlService) from " + ctx->peer().substr(0, 128) +
+              " need the operator socket or a client certificate listed in qocnetd's operators; fix: call over "
+              "unix:/run/qocnet/qocnet.sock, or present a certificate that --tls-ca verifies and `operators` lists"};
 }
 
 namespace {
+
+const TenancyConfig kNoTenancy;
+
+const TenancyConfig& tenancy_of(const AccessPolicy& access) { return access.tenancy ? *access.tenancy : kNoTenancy; }
 
 // Over the limit: RESOURCE_EXHAUSTED naming who was charged.
 ::grpc::Status over_limit(const AccessPolicy& access, const std::string& who) {
@@ -89,14 +95,14 @@ namespace {
 struct Caller {
   enum Kind { operator_call, anyone, process } kind = anyone;
   const std::string* name = nullptr;   // process calls
-  const std::string* token = nullptr;  // process calls
 };
 
-// A process call's name and token, checked; the bucket to charge on success.
-Status verify_process(const Controller& ctl, const Caller& caller) {
+// A process call's name and token (call metadata), checked; the bucket to
+// charge on success.
+Status verify_process(const ::grpc::CallbackServerContext* ctx, const Controller& ctl, const Caller& caller) {
   if (caller.name->empty()) return bad_field("name", "is empty", "give the process's registered name");
-  if (caller.token->empty()) return bad_field("token", "is empty", "send the token RegisterProcess returned");
-  return ctl.check_token(*caller.name, *caller.token);
+  QOCNET_ASSIGN(token, call_token(ctx));
+  return ctl.check_token(*caller.name, token);
 }
 
 // Who may call and how often, before the request reaches the controller.
@@ -104,9 +110,9 @@ Status verify_process(const Controller& ctl, const Caller& caller) {
                      const google::protobuf::Message& request, const Caller& caller) {
   auto charge = [&](const std::string& who) { return !access.limiter || access.limiter->allow(who); };
   ::grpc::Status refused = to_status(check_request(request));
-  if (refused.ok() && caller.kind == Caller::operator_call) refused = operator_allowed(ctx);
+  if (refused.ok() && caller.kind == Caller::operator_call) refused = operator_allowed(ctx, tenancy_of(access));
   if (refused.ok() && caller.kind == Caller::process) {
-    const Status verified = verify_process(ctl, caller);
+    const Status verified = verify_process(ctx, ctl, caller);
     if (verified) {
       const std::string who = "process " + *caller.name;
       return charge(who) ? ::grpc::Status::OK : over_limit(access, who);
@@ -477,8 +483,8 @@ namespace {
 template <class F>
 ::grpc::ServerUnaryReactor* run_process(::grpc::CallbackServerContext* ctx, const AccessPolicy& access,
                                         const Controller& ctl, const google::protobuf::Message& request,
-                                        const std::string& name, const std::string& token, F&& body) {
-  return run(ctx, access, ctl, request, Caller{Caller::process, &name, &token}, std::forward<F>(body));
+                                        const std::string& name, F&& body) {
+  return run(ctx, access, ctl, request, Caller{Caller::process, &name}, std::forward<F>(body));
 }
 
 Result<std::optional<StreamId>> optional_stream(const v1::StreamId& s, bool present) {
@@ -493,15 +499,21 @@ Result<std::optional<StreamId>> optional_stream(const v1::StreamId& s, bool pres
                                                            const v1::RegisterProcessRequest* req,
                                                            v1::RegisterProcessResponse* resp) {
   return run(ctx, access_, ctl_, *req, Caller{Caller::anyone}, [&]() -> Status {
-    QOCNET_ASSIGN(spec, from_proto(req->process(), "process"));
-    std::vector<StreamId> streams;
+    QOCNET_TRY(check_process_name(req->name(), "name"));
+    if (req->udp_port() > 65535)
+      return bad_field("udp_port", "is " + std::to_string(req->udp_port()) + ", not in 0..65535",
+                       "give the UDP port the process receives on, or 0 for the sensor's destination port");
+    if (!req->interface().empty()) QOCNET_TRY(check_interface_name(req->interface(), "interface"));
+    Registration reg{req->name(), static_cast<std::uint16_t>(req->udp_port()), req->interface(), {}};
     if (req->streams().empty()) return empty_field("streams", "list the streams the process consumes");
     for (int i = 0; i < req->streams_size(); ++i) {
       QOCNET_ASSIGN(id, from_proto(req->streams(i), "streams[" + std::to_string(i) + "]"));
-      streams.push_back(id);
+      reg.streams.push_back(id);
     }
-    QOCNET_ASSIGN(r, ctl_.register_process(spec, streams, req->required()));
+    QOCNET_ASSIGN(spec, registration_spec(ctx, tenancy_of(access_), reg));
+    QOCNET_ASSIGN(r, ctl_.register_process(spec, reg.streams, req->required()));
     *resp = std::move(r);
+    to_proto(spec, resp->mutable_process());
     return {};
   });
 }
@@ -510,14 +522,14 @@ Result<std::optional<StreamId>> optional_stream(const v1::StreamId& s, bool pres
                                                              const v1::UnregisterProcessRequest* req,
                                                              v1::UnregisterProcessResponse* resp) {
   (void)resp;
-  return run_process(ctx, access_, ctl_, *req, req->name(), req->token(),
+  return run_process(ctx, access_, ctl_, *req, req->name(),
                      [&]() -> Status { return ctl_.unregister_process(req->name()); });
 }
 
 ::grpc::ServerUnaryReactor* QocServiceImpl::ReportRequirement(::grpc::CallbackServerContext* ctx,
                                                              const v1::ReportRequirementRequest* req,
                                                              v1::ReportRequirementResponse* resp) {
-  return run_process(ctx, access_, ctl_, *req, req->name(), req->token(), [&]() -> Status {
+  return run_process(ctx, access_, ctl_, *req, req->name(), [&]() -> Status {
     QOCNET_ASSIGN(stream, optional_stream(req->stream(), req->has_stream()));
     QOCNET_ASSIGN(policies, ctl_.report_requirement(req->name(), stream, req->required()));
     for (auto& p : policies) *resp->add_policies() = std::move(p);
@@ -528,7 +540,7 @@ Result<std::optional<StreamId>> optional_stream(const v1::StreamId& s, bool pres
 ::grpc::ServerUnaryReactor* QocServiceImpl::ReportMeasuredQoc(::grpc::CallbackServerContext* ctx,
                                                              const v1::ReportMeasuredQocRequest* req,
                                                              v1::ReportMeasuredQocResponse* resp) {
-  return run_process(ctx, access_, ctl_, *req, req->name(), req->token(), [&]() -> Status {
+  return run_process(ctx, access_, ctl_, *req, req->name(), [&]() -> Status {
     QOCNET_ASSIGN(stream, optional_stream(req->stream(), req->has_stream()));
     QOCNET_ASSIGN(r, ctl_.report_measured(req->name(), stream, req->measured()));
     *resp = std::move(r);
@@ -540,7 +552,7 @@ Result<std::optional<StreamId>> optional_stream(const v1::StreamId& s, bool pres
                                                                          const v1::WatchPolicyRequest* req) {
   auto* w = new Watch();
   w->process = req->name();
-  if (auto admitted = admit(ctx, access_, ctl_, *req, Caller{Caller::process, &req->name(), &req->token()});
+  if (auto admitted = admit(ctx, access_, ctl_, *req, Caller{Caller::process, &req->name()});
       !admitted.ok()) {
     w->close(std::move(admitted));
     return w;

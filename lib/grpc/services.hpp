@@ -11,6 +11,7 @@
 #include <string>
 
 #include "controller.hpp"
+#include "tenancy.hpp"
 #include "qocnet/v1/control.grpc.pb.h"
 #include "qocnet/v1/qoc.grpc.pb.h"
 
@@ -53,12 +54,14 @@ std::string peer_identity(const ::grpc::CallbackServerContext* ctx);
 
 // Who may do what (docs/SERVICE.md, Security).
 struct AccessPolicy {
-  RateLimiter* limiter = nullptr;  // null: no limit
+  RateLimiter* limiter = nullptr;         // null: no limit
+  const TenancyConfig* tenancy = nullptr;  // null: no tenants, no certificate operators
 };
 
-// Operator calls come over the local Unix socket or over TLS with a verified
-// client certificate; anything else is PERMISSION_DENIED.
-::grpc::Status operator_allowed(const ::grpc::CallbackServerContext* ctx);
+// Operator calls need the operator role (tenancy.hpp): the main local socket,
+// or TLS with a client certificate listed as an operator's; anything else,
+// the process socket included, is PERMISSION_DENIED.
+::grpc::Status operator_allowed(const ::grpc::CallbackServerContext* ctx, const TenancyConfig& tenancy);
 
 class ControlServiceImpl final : public v1::ControlService::CallbackService {
  public:

@@ -196,29 +196,23 @@ TEST_CASE("every rejected call names its problem and changes nothing", "[daemon]
   }
   SECTION("PERMISSION_DENIED for a token that is not the process's") {
     auto q = d.qoc();
-    v1::RegisterProcessRequest reg;
-    *reg.mutable_process() = process_msg(1);
-    *reg.add_streams() = stream_msg();
-    reg.set_required(0.9);
-    v1::RegisterProcessResponse regr;
-    REQUIRE_GRPC_OK(q->RegisterProcess(ctx().get(), reg, &regr));
+    auto reg = register_from((*t)->procs[1], d.process_address(), registration(1, stream_msg(), 0.9));
+    REQUIRE_GRPC_OK(reg.status);
+    const auto& regr = reg.response;
     const std::string registered = snapshot(d);
     v1::ReportRequirementRequest rr;
     rr.set_name("proc1");
-    rr.set_token(regr.token() + "x");
     rr.set_required(0.5);
     v1::ReportRequirementResponse rresp;
-    REQUIRE_GRPC_CODE(q->ReportRequirement(ctx().get(), rr, &rresp), PERMISSION_DENIED, "token");
+    REQUIRE_GRPC_CODE(q->ReportRequirement(ctx(regr.token() + "x").get(), rr, &rresp), PERMISSION_DENIED, "token");
     // proc0 was added by an operator: it has no token, so no report is taken.
     rr.set_name("proc0");
-    rr.set_token(regr.token());
-    REQUIRE_GRPC_CODE(q->ReportRequirement(ctx().get(), rr, &rresp), PERMISSION_DENIED, "token");
+    REQUIRE_GRPC_CODE(q->ReportRequirement(ctx(regr.token()).get(), rr, &rresp), PERMISSION_DENIED, "token");
     CHECK(snapshot(d) == registered);
     v1::UnregisterProcessRequest un;
     un.set_name("proc1");
-    un.set_token(regr.token());
     v1::UnregisterProcessResponse unr;
-    REQUIRE_GRPC_OK(q->UnregisterProcess(ctx().get(), un, &unr));
+    REQUIRE_GRPC_OK(q->UnregisterProcess(ctx(regr.token()).get(), un, &unr));
   }
   CHECK(snapshot(d) == before);
 }
@@ -231,12 +225,10 @@ TEST_CASE("registration, requirements and the closed loop, policy streams follow
   auto q = d.qoc();
   std::vector<std::string> tokens;
   for (int i = 0; i < 3; ++i) {
-    v1::RegisterProcessRequest reg;
-    *reg.mutable_process() = process_msg(i);
-    *reg.add_streams() = stream_msg();
-    reg.set_required(i == 0 ? 0.99 : i == 1 ? 0.9 : 0.0);
-    v1::RegisterProcessResponse r;
-    REQUIRE_GRPC_OK(q->RegisterProcess(ctx().get(), reg, &r));
+    auto reg = register_from((*t)->procs[static_cast<std::size_t>(i)], d.process_address(),
+                             registration(i, stream_msg(), i == 0 ? 0.99 : i == 1 ? 0.9 : 0.0));
+    REQUIRE_GRPC_OK(reg.status);
+    const auto& r = reg.response;
     REQUIRE(r.policies_size() == 1);
     tokens.push_back(r.token());
     if (i == 2) CHECK(r.policies(0).policy().kind() == v1::POLICY_KIND_KEEP);
@@ -255,7 +247,7 @@ TEST_CASE("registration, requirements and the closed loop, policy streams follow
   ::grpc::ClientContext watch_ctx;
   v1::WatchPolicyRequest wr;
   wr.set_name("proc1");
-  wr.set_token(tokens[1]);
+  watch_ctx.AddMetadata("authorization", "Bearer " + tokens[1]);
   auto reader = q->WatchPolicy(&watch_ctx, wr);
   v1::PolicyUpdate u;
   REQUIRE(reader->Read(&u));
@@ -265,10 +257,9 @@ TEST_CASE("registration, requirements and the closed loop, policy streams follow
   // Measured below its requirement: tightened (less loss); well above: loosened.
   v1::ReportMeasuredQocRequest m;
   m.set_name("proc1");
-  m.set_token(tokens[1]);
   m.set_measured(0.7);
   v1::ReportMeasuredQocResponse mr;
-  REQUIRE_GRPC_OK(q->ReportMeasuredQoc(ctx().get(), m, &mr));
+  REQUIRE_GRPC_OK(q->ReportMeasuredQoc(ctx(tokens[1]).get(), m, &mr));
   CHECK(mr.action() == v1::LOOP_ACTION_TIGHTENED);
   CHECK(mr.policy().target() > 0.9);
   CHECK(mr.policy().policy().drop() < first_drop);
@@ -276,11 +267,11 @@ TEST_CASE("registration, requirements and the closed loop, policy streams follow
   CHECK(u.reason() == "measured");
   CHECK(u.policy().policy().drop() == Approx(mr.policy().policy().drop()));
   m.set_measured(1.0);
-  for (int i = 0; i < 3; ++i) REQUIRE_GRPC_OK(q->ReportMeasuredQoc(ctx().get(), m, &mr));
+  for (int i = 0; i < 3; ++i) REQUIRE_GRPC_OK(q->ReportMeasuredQoc(ctx(tokens[1]).get(), m, &mr));
   CHECK(mr.action() == v1::LOOP_ACTION_LOOSENED);
   CHECK(mr.policy().target() < 0.9);
   m.set_measured(1.5);
-  REQUIRE_GRPC_CODE(q->ReportMeasuredQoc(ctx().get(), m, &mr), INVALID_ARGUMENT, "measured");
+  REQUIRE_GRPC_CODE(q->ReportMeasuredQoc(ctx(tokens[1]).get(), m, &mr), INVALID_ARGUMENT, "measured");
 
   // The strictest process leaves: the effective policy loosens to the next one.
   v1::GetEffectivePolicyRequest er;
@@ -296,9 +287,8 @@ TEST_CASE("registration, requirements and the closed loop, policy streams follow
   CHECK(e1.policy().drop() == Approx(0.005).margin(1e-6));
   v1::UnregisterProcessRequest un;
   un.set_name("proc0");
-  un.set_token(tokens[0]);
   v1::UnregisterProcessResponse unr;
-  REQUIRE_GRPC_OK(q->UnregisterProcess(ctx().get(), un, &unr));
+  REQUIRE_GRPC_OK(q->UnregisterProcess(ctx(tokens[0]).get(), un, &unr));
   REQUIRE_GRPC_OK(d.control()->GetEffectivePolicy(ctx().get(), er, &e2));
   CHECK(e2.policy().drop() > e1.policy().drop());
   watch_ctx.TryCancel();
@@ -311,20 +301,45 @@ TEST_CASE("a client over its rate limit gets RESOURCE_EXHAUSTED, metrics answer"
   REQUIRE_OK(t);
   const std::string cfg = "/tmp/" + testbed::unique_name("cfg") + ".yaml";
   const int metrics_port = 30000 + (::getpid() % 20000);
-  std::ofstream(cfg) << "rate_limit: {per_second: 2, burst: 5}\nmetrics: 127.0.0.1:" << metrics_port << "\n";
+  const int health_port = metrics_port + 1;
+  std::ofstream(cfg) << "rate_limit: {per_second: 2, burst: 5}\nmetrics: 127.0.0.1:" << metrics_port
+                     << "\nhealth: 127.0.0.1:" << health_port << "\n" << kRootTenant;
   Daemon d((*t)->edge, {"--no-pin", "--config", cfg});
-  REQUIRE(d.wait_serving());
-  // Prometheus metrics and /healthz on the opt-in port (inside the namespace).
-  auto fetch = [&](const std::string& path) {
+  // Prometheus metrics and the health endpoint on opt-in ports (inside the
+  // namespace): "STATUS BODY".
+  auto fetch = [&](int port, const std::string& path) {
     auto r = testbed::run({"nsenter", "--net=" + (*t)->edge.path(), "/usr/bin/python3", "-c",
-                           "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
-                           "'http://127.0.0.1:" + std::to_string(metrics_port) + path + "', timeout=5).read().decode())"});
+                           "import sys, urllib.request, urllib.error\n"
+                           "try:\n"
+                           "  r = urllib.request.urlopen('http://127.0.0.1:" + std::to_string(port) + path +
+                               "', timeout=5); sys.stdout.write(str(r.status) + ' ' + r.read().decode())\n"
+                           "except urllib.error.HTTPError as e:\n"
+                           "  sys.stdout.write(str(e.code) + ' ' + e.read().decode())\n"});
     INFO(describe(r));
     REQUIRE(r.ok());
     return *r;
   };
-  CHECK_THAT(fetch("/metrics"), Catch::Contains("qocnet_up 1") && Catch::Contains("qocnet_policy_generation"));
-  CHECK_THAT(fetch("/healthz"), Catch::Contains("qocnet_serving 1"));
+  REQUIRE(d.wait_listening());
+  // Before the datapath serves, /healthz says 503 (the compile takes seconds);
+  // /livez says the process is alive.
+  std::string early;
+  for (int i = 0; i < 100 && early.rfind("503", 0) != 0 && early.rfind("200", 0) != 0; ++i) {
+    auto r = testbed::run({"nsenter", "--net=" + (*t)->edge.path(), "/usr/bin/python3", "-c",
+                           "import urllib.request, urllib.error, sys\n"
+                           "try: urllib.request.urlopen('http://127.0.0.1:" + std::to_string(health_port) +
+                               "/healthz', timeout=1); print(200)\n"
+                           "except urllib.error.HTTPError as e: print(e.code)\n"
+                           "except Exception: print('none')\n"});
+    if (r) early = *r;
+  }
+  CHECK_THAT(early, Catch::StartsWith("503"));
+  REQUIRE(d.wait_serving());
+  CHECK(fetch(health_port, "/healthz") == "200 serving\n");
+  CHECK(fetch(health_port, "/livez") == "200 alive\n");
+  CHECK_THAT(fetch(health_port, "/other"), Catch::StartsWith("404"));
+  CHECK_THAT(fetch(metrics_port, "/metrics"), Catch::Contains("qocnet_up 1") &&
+                                                  Catch::Contains("qocnet_policy_generation") &&
+                                                  Catch::Contains("qocnet_serving 1"));
   auto c = d.control();
   int ok = 0, limited = 0;
   for (int i = 0; i < 12; ++i) {
@@ -367,13 +382,24 @@ TEST_CASE("operator calls over TCP need a client certificate", "[daemon]") {
     CHECK_THAT(op, Catch::StartsWith("PERMISSION_DENIED") && Catch::Contains("client certificate"));
     CHECK_THAT(call(port, false, "unregister"), Catch::StartsWith("NOT_FOUND") && Catch::Contains("nobody"));
   }
-  {
-    // Mutual TLS: a client certificate signed by the CA is an operator.
-    Daemon d((*t)->edge, {"--no-pin", "--tcp", "127.0.0.1:" + std::to_string(port + 1), "--tls-cert",
+  for (const std::string listed : {"someone-else", "client"}) {
+    // Mutual TLS: a client certificate signed by the CA is an operator only
+    // if `operators` names it; otherwise its calls are a process's.
+    INFO("operators: [" << listed << "]");
+    const std::string cfg = dir + "/operators-" + listed + ".yaml";
+    std::ofstream(cfg) << "operators: [" << listed << "]\n" << kRootTenant;
+    const int p = port + (listed == "client" ? 1 : 3);
+    Daemon d((*t)->edge, {"--no-pin", "--config", cfg, "--tcp", "127.0.0.1:" + std::to_string(p), "--tls-cert",
                           dir + "/server.pem", "--tls-key", dir + "/server.key", "--tls-ca", dir + "/ca.pem"});
     REQUIRE(d.wait_serving());
-    CHECK(call(port + 1, true, "list-processes") == "OK\n");
-    CHECK_THAT(call(port + 1, false, "list-processes"), Catch::StartsWith("UNAVAILABLE"));  // no handshake
+    if (listed == "client") {
+      CHECK(call(p, true, "list-processes") == "OK\n");
+    } else {
+      CHECK_THAT(call(p, true, "list-processes"),
+                 Catch::StartsWith("PERMISSION_DENIED") && Catch::Contains("operators"));
+      CHECK_THAT(call(p, true, "unregister"), Catch::StartsWith("NOT_FOUND") && Catch::Contains("nobody"));
+    }
+    CHECK_THAT(call(p, false, "list-processes"), Catch::StartsWith("UNAVAILABLE"));  // no handshake
   }
   // A non-loopback address without a CA is refused at start.
   auto refused = testbed::run({QOCNETD_PATH, "--no-pin", "--listen", "unix:" + dir + "/x.sock", "--tcp",

@@ -89,11 +89,10 @@ TEST_CASE("the sensor sends the strictest process's need, and less once it leave
                                       static_cast<std::uint16_t>(6000 + i), 32 << 20);
     REQUIRE_OK(s);
     rx.push_back(std::make_unique<ByteCounter>(std::move(*s)));
-    v1::RegisterProcessRequest reg;
-    *reg.mutable_process() = process_msg(i);
-    *reg.add_streams() = stream_msg();
-    v1::RegisterProcessResponse r;
-    REQUIRE_GRPC_OK(q->RegisterProcess(ctx().get(), reg, &r));
+    auto reg = register_from(topo.procs[static_cast<std::size_t>(i)], edge.process_address(),
+                             registration(i, stream_msg(), 0));
+    REQUIRE_GRPC_OK(reg.status);
+    const auto& r = reg.response;
     tokens.push_back(r.token());
   }
   v1::AddSensorRequest add;
@@ -160,10 +159,9 @@ TEST_CASE("the sensor sends the strictest process's need, and less once it leave
   for (int i = 0; i < 3; ++i) {
     v1::ReportRequirementRequest rr;
     rr.set_name("proc" + std::to_string(i));
-    rr.set_token(tokens[i]);
     rr.set_required(required[i]);
     v1::ReportRequirementResponse resp;
-    REQUIRE_GRPC_OK(q->ReportRequirement(ctx().get(), rr, &resp));
+    REQUIRE_GRPC_OK(q->ReportRequirement(ctx(tokens[i]).get(), rr, &resp));
     REQUIRE(resp.policies_size() == 1);
     CHECK(resp.policies(0).policy().drop() == Approx(loss[i]).margin(1e-9));
   }
@@ -190,9 +188,8 @@ TEST_CASE("the sensor sends the strictest process's need, and less once it leave
   // The strictest leaves: the sensor now sends 0.7 of the stream.
   v1::UnregisterProcessRequest un;
   un.set_name("proc0");
-  un.set_token(tokens[0]);
   v1::UnregisterProcessResponse un_resp;
-  REQUIRE_GRPC_OK(q->UnregisterProcess(ctx().get(), un, &un_resp));
+  REQUIRE_GRPC_OK(q->UnregisterProcess(ctx(tokens[0]).get(), un, &un_resp));
   auto p2 = wait_sensor_drop(0.3);
   CHECK(p2.kind() == v1::POLICY_KIND_DIFFERENTIAL);
   CHECK(p2.drop() == Approx(0.3).margin(1e-9));

@@ -100,7 +100,8 @@ try:
         control_pb2_grpc.ControlServiceStub(channel).ListProcesses(control_pb2.ListProcessesRequest(), timeout=5)
     else:
         qoc_pb2_grpc.QocServiceStub(channel).UnregisterProcess(
-            qoc_pb2.UnregisterProcessRequest(name="nobody", token="t"), timeout=5)
+            qoc_pb2.UnregisterProcessRequest(name="nobody"), timeout=5,
+            metadata=(("authorization", "Bearer t"),))
     print("OK")
 except grpc.RpcError as e:
     print(e.code().name, e.details())

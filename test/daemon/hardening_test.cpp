@@ -32,14 +32,13 @@ v1::StreamId stream_written(const std::string& source) {
   return s;
 }
 
-v1::RegisterProcessResponse register_process(const Daemon& d, int i, const v1::StreamId& stream, double required) {
-  v1::RegisterProcessRequest reg;
-  *reg.mutable_process() = process_msg(i);
-  *reg.add_streams() = stream;
-  reg.set_required(required);
-  v1::RegisterProcessResponse r;
-  REQUIRE_GRPC_OK(d.qoc()->RegisterProcess(ctx().get(), reg, &r));
-  return r;
+// Process i registers from its own namespace (the process socket).
+v1::RegisterProcessResponse register_process(const Daemon& d, const testbed::Topology& t, int i,
+                                             const v1::StreamId& stream, double required) {
+  auto r = register_from(t.procs[static_cast<std::size_t>(i)], d.process_address(),
+                         registration(i, stream, required));
+  REQUIRE_GRPC_OK(r.status);
+  return r.response;
 }
 
 std::map<std::string, v1::Policy> target_policies(const Daemon& d, const v1::StreamId& stream) {
@@ -64,10 +63,10 @@ TEST_CASE("one stream written two ways is one stream: a second registration keep
   for (auto [first, second] : {std::pair{"2001:db8::1", "2001:0db8:0:0::1"},
                                std::pair{"10.200.0.1", "::ffff:10.200.0.1"}}) {
     INFO(first << " then " << second);
-    auto r0 = register_process(d, 0, stream_written(first), 0.99);
+    auto r0 = register_process(d, **t, 0, stream_written(first), 0.99);
     REQUIRE(r0.policies_size() == 1);
     REQUIRE(r0.policies(0).policy().kind() == v1::POLICY_KIND_DIFFERENTIAL);
-    auto r1 = register_process(d, 1, stream_written(second), 0.0);
+    auto r1 = register_process(d, **t, 1, stream_written(second), 0.0);
     REQUIRE(r1.policies_size() == 1);
     CHECK(r1.policies(0).stream().source() == first);  // the canonical spelling
     auto policies = target_policies(d, stream_written(second));
@@ -77,18 +76,16 @@ TEST_CASE("one stream written two ways is one stream: a second registration keep
     // proc0's requirement, reported on the other spelling, is about its stream.
     v1::ReportRequirementRequest rr;
     rr.set_name("proc0");
-    rr.set_token(r0.token());
     *rr.mutable_stream() = stream_written(second);
     rr.set_required(0.9);
     v1::ReportRequirementResponse rresp;
-    REQUIRE_GRPC_OK(d.qoc()->ReportRequirement(ctx().get(), rr, &rresp));
+    REQUIRE_GRPC_OK(d.qoc()->ReportRequirement(ctx(r0.token()).get(), rr, &rresp));
     REQUIRE(rresp.policies_size() == 1);
     for (const auto& [name, token] : {std::pair{"proc0", r0.token()}, std::pair{"proc1", r1.token()}}) {
       v1::UnregisterProcessRequest un;
       un.set_name(name);
-      un.set_token(token);
       v1::UnregisterProcessResponse unr;
-      REQUIRE_GRPC_OK(d.qoc()->UnregisterProcess(ctx().get(), un, &unr));
+      REQUIRE_GRPC_OK(d.qoc()->UnregisterProcess(ctx(token).get(), un, &unr));
     }
   }
 }
@@ -105,7 +102,7 @@ long rss_kib(pid_t pid) {
 
 std::string temp_config(const std::string& text) {
   const std::string path = "/tmp/" + testbed::unique_name("cfg") + ".yaml";
-  std::ofstream(path) << text;
+  std::ofstream(path) << text << kRootTenant;
   return path;
 }
 
@@ -118,16 +115,15 @@ TEST_CASE("forged calls are charged to their caller, never to the process they n
   Daemon d((*t)->edge, {"--no-pin", "--port", "e0", "--config", cfg});
   REQUIRE(d.wait_serving());
   fs::remove(cfg);
-  auto reg = register_process(d, 0, stream_msg(), 0.9);
+  auto reg = register_process(d, **t, 0, stream_msg(), 0.9);
   auto q = d.qoc();
   v1::ReportRequirementRequest forged;
   forged.set_name("proc0");
-  forged.set_token(std::string(32, '0'));
   forged.set_required(0.5);
   int denied = 0, limited = 0;
   for (int i = 0; i < 12; ++i) {
     v1::ReportRequirementResponse r;
-    auto st = q->ReportRequirement(ctx().get(), forged, &r);
+    auto st = q->ReportRequirement(ctx(std::string(32, '0')).get(), forged, &r);
     denied += st.error_code() == ::grpc::StatusCode::PERMISSION_DENIED;
     if (st.error_code() == ::grpc::StatusCode::RESOURCE_EXHAUSTED) {
       ++limited;
@@ -138,10 +134,9 @@ TEST_CASE("forged calls are charged to their caller, never to the process they n
   CHECK(limited >= 6);  // the forger's own budget ran out
   // The process's own budget is untouched: its burst of calls all go through.
   v1::ReportRequirementRequest real = forged;
-  real.set_token(reg.token());
   for (int i = 0; i < 4; ++i) {
     v1::ReportRequirementResponse r;
-    REQUIRE_GRPC_OK(q->ReportRequirement(ctx().get(), real, &r));
+    REQUIRE_GRPC_OK(q->ReportRequirement(ctx(reg.token()).get(), real, &r));
   }
 }
 
@@ -156,9 +151,8 @@ TEST_CASE("over-long fields are refused naming the field and the limit",
   {
     v1::ReportRequirementRequest r;
     r.set_name(std::string(100 * 1024, 'n'));
-    r.set_token("t");
     v1::ReportRequirementResponse resp;
-    REQUIRE_GRPC_CODE(q->ReportRequirement(ctx().get(), r, &resp), INVALID_ARGUMENT,
+    REQUIRE_GRPC_CODE(q->ReportRequirement(ctx("t").get(), r, &resp), INVALID_ARGUMENT,
                       "name is 102400 bytes, more than the limit of 64");
     v1::AddSensorRequest s;
     s.mutable_sensor()->set_name("cam");
@@ -167,13 +161,11 @@ TEST_CASE("over-long fields are refused naming the field and the limit",
     v1::AddSensorResponse sr;
     REQUIRE_GRPC_CODE(c->AddSensor(ctx().get(), s, &sr), INVALID_ARGUMENT,
                       "sensor.streams[0].source is 200 bytes, more than the limit of 45");
-    v1::RegisterProcessRequest reg;
-    *reg.mutable_process() = process_msg(0);
-    reg.mutable_process()->set_mac(std::string(5000, 'f'));
-    *reg.add_streams() = stream_msg();
+    v1::RegisterProcessRequest reg = registration(0, stream_msg(), 0);
+    reg.set_interface(std::string(5000, 'f'));
     v1::RegisterProcessResponse rr;
     REQUIRE_GRPC_CODE(q->RegisterProcess(ctx().get(), reg, &rr), INVALID_ARGUMENT,
-                      "process.mac is 5000 bytes, more than the limit of 17");
+                      "interface is 5000 bytes, more than the limit of 15");
   }
 }
 
@@ -188,9 +180,9 @@ TEST_CASE("refused calls with fresh names cost the daemon no memory", "[daemon][
   for (int i = 0; i < 400; ++i) {
     v1::WatchPolicyRequest w;
     w.set_name(std::to_string(i) + std::string(100 * 1024, 'x'));
-    w.set_token("t");
     ::grpc::ClientContext wc;
     wc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    wc.AddMetadata("authorization", "Bearer t");
     auto reader = q->WatchPolicy(&wc, w);
     v1::PolicyUpdate u;
     while (reader->Read(&u)) {
@@ -198,9 +190,8 @@ TEST_CASE("refused calls with fresh names cost the daemon no memory", "[daemon][
     (void)reader->Finish();
     v1::ReportRequirementRequest r;
     r.set_name(std::to_string(i) + std::string(100 * 1024, 'y'));
-    r.set_token("t");
     v1::ReportRequirementResponse resp;
-    (void)q->ReportRequirement(ctx().get(), r, &resp);
+    (void)q->ReportRequirement(ctx("t").get(), r, &resp);
   }
   const long after = rss_kib(d.pid());
   INFO("qocnetd RSS " << before << " KiB before, " << after << " KiB after 800 calls with fresh 100 KiB names");
@@ -251,10 +242,9 @@ v1::ReportRequirementResponse report(const Daemon& d, const std::string& name, c
                                      double required) {
   v1::ReportRequirementRequest rr;
   rr.set_name(name);
-  rr.set_token(token);
   rr.set_required(required);
   v1::ReportRequirementResponse resp;
-  REQUIRE_GRPC_OK(d.qoc()->ReportRequirement(ctx().get(), rr, &resp));
+  REQUIRE_GRPC_OK(d.qoc()->ReportRequirement(ctx(token).get(), rr, &resp));
   REQUIRE(resp.policies_size() == 1);
   return resp;
 }
@@ -287,7 +277,7 @@ TEST_CASE("a registered process keeps its token across a qocnetd restart", "[dae
   {
     Daemon first((*t)->edge, args, "r1");
     REQUIRE(first.wait_serving());
-    token = register_process(first, 0, stream_msg(), 0.9).token();
+    token = register_process(first, **t, 0, stream_msg(), 0.9).token();
     REQUIRE(first.stop(SIGTERM) == 0);
   }
   // Only the token's hash is kept.
@@ -304,7 +294,7 @@ TEST_CASE("a registered process keeps its token across a qocnetd restart", "[dae
   wc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   v1::WatchPolicyRequest w;
   w.set_name("proc0");
-  w.set_token(token);
+  wc.AddMetadata("authorization", "Bearer " + token);
   auto reader = second.qoc()->WatchPolicy(&wc, w);
   v1::PolicyUpdate u;
   REQUIRE(reader->Read(&u));
@@ -315,21 +305,16 @@ TEST_CASE("a registered process keeps its token across a qocnetd restart", "[dae
   // Anyone else's token is still wrong, and the name is still taken.
   v1::ReportRequirementRequest wrong;
   wrong.set_name("proc0");
-  wrong.set_token(std::string(32, '0'));
   wrong.set_required(0.5);
   v1::ReportRequirementResponse wr;
-  REQUIRE_GRPC_CODE(second.qoc()->ReportRequirement(ctx().get(), wrong, &wr), PERMISSION_DENIED, "token");
-  v1::RegisterProcessRequest again;
-  *again.mutable_process() = process_msg(0);
-  *again.add_streams() = stream_msg();
-  v1::RegisterProcessResponse ar;
-  REQUIRE_GRPC_CODE(second.qoc()->RegisterProcess(ctx().get(), again, &ar), ALREADY_EXISTS, "proc0");
+  REQUIRE_GRPC_CODE(second.qoc()->ReportRequirement(ctx(std::string(32, '0')).get(), wrong, &wr), PERMISSION_DENIED, "token");
+  REQUIRE_GRPC_CODE(register_from((*t)->procs[0], second.process_address(), registration(0, stream_msg(), 0)).status,
+                    ALREADY_EXISTS, "proc0");
   // Unregistered, its token is gone from the state too.
   v1::UnregisterProcessRequest un;
   un.set_name("proc0");
-  un.set_token(token);
   v1::UnregisterProcessResponse unr;
-  REQUIRE_GRPC_OK(second.qoc()->UnregisterProcess(ctx().get(), un, &unr));
+  REQUIRE_GRPC_OK(second.qoc()->UnregisterProcess(ctx(token).get(), un, &unr));
   CHECK(slurp(state).find("proc0") == std::string::npos);
   CHECK(second.stop(SIGTERM) == 0);
   fs::remove(state);
@@ -348,7 +333,7 @@ TEST_CASE("a restarted edge is obeyed by the sensor agent, whatever generation i
   {
     Daemon first((*t)->edge, args, "r1");
     REQUIRE(first.wait_serving());
-    token = register_process(first, 0, stream_msg(), 0.9).token();
+    token = register_process(first, **t, 0, stream_msg(), 0.9).token();
     // Many changes: the first edge's generation climbs well above 1.
     for (double r : {0.95, 0.99, 0.9, 0.95, 0.99, 0.9, 0.95, 0.99})
       last_drop = report(first, "proc0", token, r).policies(0).policy().drop();
@@ -386,7 +371,7 @@ TEST_CASE("a generation of 2^64-1 sent to the sensor agent does not freeze it", 
   REQUIRE(sensor.wait_serving());
   auto edge_owner = edge_pushing_to(**t, sensor);
   Daemon& edge = *edge_owner;
-  const auto token = register_process(edge, 0, stream_msg(), 0.9).token();
+  const auto token = register_process(edge, **t, 0, stream_msg(), 0.9).token();
   const double first = report(edge, "proc0", token, 0.95).policies(0).policy().drop();
   REQUIRE(sensor_reaches(edge, first));
   v1::SetStreamPolicyRequest forged;
@@ -411,7 +396,7 @@ TEST_CASE("a stale edge's push is refused, a client's later order cannot hold th
   REQUIRE(sensor.wait_serving());
   auto edge_owner = edge_pushing_to(**t, sensor);
   Daemon& edge = *edge_owner;
-  const auto token = register_process(edge, 0, stream_msg(), 0.95).token();
+  const auto token = register_process(edge, **t, 0, stream_msg(), 0.95).token();
   const double first = report(edge, "proc0", token, 0.95).policies(0).policy().drop();
   REQUIRE(sensor_reaches(edge, first));
   v1::GetSensorStatusResponse status;
@@ -464,7 +449,7 @@ TEST_CASE("the sensor agent takes policies only from the edge", "[daemon][auth]"
   // The edge (root, the agent's own uid) is obeyed.
   auto edge_owner = edge_pushing_to(**t, sensor);
   Daemon& edge = *edge_owner;
-  const auto token = register_process(edge, 0, stream_msg(), 0.9).token();
+  const auto token = register_process(edge, **t, 0, stream_msg(), 0.9).token();
   const double drop = report(edge, "proc0", token, 0.95).policies(0).policy().drop();
   INFO(edge.log());
   CHECK(sensor_reaches(edge, drop));
@@ -498,7 +483,7 @@ TEST_CASE("a hung sensor stalls no other call, and its policy arrives once it re
   // Each push to the hung sensor waits for its 1 s deadline; meanwhile
   // processes keep changing their needs and operators keep asking.
   std::string token;
-  auto took = longest([&] { token = register_process(edge, 0, stream_msg(), 0.9).token(); });
+  auto took = longest([&] { token = register_process(edge, **t, 0, stream_msg(), 0.9).token(); });
   CHECK(took < milliseconds(500));
   std::atomic<bool> stop{false};
   std::atomic<int> reports{0};
@@ -509,11 +494,10 @@ TEST_CASE("a hung sensor stalls no other call, and its policy arrives once it re
     for (int i = 0; !stop; ++i) {
       v1::ReportRequirementRequest rr;
       rr.set_name("proc0");
-      rr.set_token(token);
       rr.set_required(i % 2 ? 0.9 : 0.95);
       v1::ReportRequirementResponse resp;
       ::grpc::Status st;
-      auto d = longest([&] { st = qoc->ReportRequirement(ctx().get(), rr, &resp); });
+      auto d = longest([&] { st = qoc->ReportRequirement(ctx(token).get(), rr, &resp); });
       if (!st.ok() && report_error.empty())
         report_error = std::to_string(st.error_code()) + ": " + st.error_message();
       slowest_report = std::max(slowest_report, d);

@@ -56,35 +56,36 @@ class Messages(unittest.TestCase):
         self.assertEqual(qc.policy_text(P(kind=types_pb2.POLICY_KIND_FRAME_AWARE, drop=0.3)), "frame_aware(0.3)")
 
     def test_register_request(self):
-        spec = qc.process("detector", "veth-det", "02:00:00:00:00:01", ip="10.1.0.2", udp_port=6000)
-        req = qc.register_request(spec, [STREAM, "[fd00::1]:1->:2"], required=0.9)
+        # No address in it: qocnetd takes the copies' destination from the
+        # caller's own veth.
+        req = qc.register_request("detector", [STREAM, "[fd00::1]:1->:2"], required=0.9, udp_port=6000)
         self.assertIsInstance(req, qoc_pb2.RegisterProcessRequest)
-        self.assertEqual(req.process.name, "detector")
-        self.assertEqual(req.process.port, "veth-det")
-        self.assertEqual(req.process.mac, "02:00:00:00:00:01")
-        self.assertEqual(req.process.ip, "10.1.0.2")
-        self.assertEqual(req.process.udp_port, 6000)
+        self.assertEqual((req.name, req.udp_port, req.interface), ("detector", 6000, ""))
         self.assertEqual([qc.stream_text(s) for s in req.streams], [STREAM, "[fd00::1]:1->:2"])
         self.assertAlmostEqual(req.required, 0.9)
+        self.assertEqual(qc.register_request("d", [STREAM], interface="eth1").interface, "eth1")
         with self.assertRaises(qc.QocError):
-            qc.register_request(spec, [])
+            qc.register_request("detector", [])
         with self.assertRaises(qc.QocError):
-            qc.process("p", "e1", "02:00:00:00:00:01", udp_port=70000)
+            qc.register_request("", [STREAM])
+        with self.assertRaises(qc.QocError):
+            qc.register_request("p", [STREAM], udp_port=70000)
 
     def test_requirement_and_measured_requests(self):
-        r = qc.requirement_request("detector", "tok", 0.8)
-        self.assertEqual((r.name, r.token), ("detector", "tok"))
+        r = qc.requirement_request("detector", 0.8)
+        self.assertEqual(r.name, "detector")
+        self.assertEqual(qc.token_metadata("tok"), (("authorization", "Bearer tok"),))
         self.assertAlmostEqual(r.required, 0.8)
         self.assertFalse(r.HasField("stream"))  # unset: every stream of the process
-        r = qc.requirement_request("detector", "tok", 0.8, STREAM)
+        r = qc.requirement_request("detector", 0.8, STREAM)
         self.assertEqual(qc.stream_text(r.stream), STREAM)
-        m = qc.measured_request("detector", "tok", 0.75, STREAM)
+        m = qc.measured_request("detector", 0.75, STREAM)
         self.assertIsInstance(m, qoc_pb2.ReportMeasuredQocRequest)
         self.assertAlmostEqual(m.measured, 0.75)
         self.assertEqual(m.stream.destination_port, 5000)
 
     def test_addresses(self):
-        self.assertEqual(qc.parse_address(qc.DEFAULT_ADDRESS), ("unix", "unix:/run/qocnet/qocnet.sock"))
+        self.assertEqual(qc.parse_address(qc.DEFAULT_ADDRESS), ("unix", "unix:/run/qocnet/process/qocnet.sock"))
         self.assertEqual(qc.parse_address("unix:///tmp/q.sock"), ("unix", "unix:/tmp/q.sock"))
         self.assertEqual(qc.parse_address("/tmp/q.sock"), ("unix", "unix:/tmp/q.sock"))
         self.assertEqual(qc.parse_address("tcp:10.0.0.5:7000"), ("tcp", "10.0.0.5:7000"))
@@ -117,6 +118,7 @@ class StubQoc(qoc_pb2_grpc.QocServiceServicer):
 
     def __init__(self):
         self.requests = []
+        self.tokens = []
         self.watching = threading.Event()
         self.release = threading.Event()
 
@@ -127,11 +129,13 @@ class StubQoc(qoc_pb2_grpc.QocServiceServicer):
 
     def RegisterProcess(self, request, context):
         self.requests.append(request)
+        self.tokens.append(dict(context.invocation_metadata()).get("authorization"))
         return qoc_pb2.RegisterProcessResponse(token="tok-1", policies=[self._policy(0.0)])
 
     def ReportRequirement(self, request, context):
         self.requests.append(request)
-        if request.token != "tok-1":
+        self.tokens.append(dict(context.invocation_metadata()).get("authorization"))
+        if dict(context.invocation_metadata()).get("authorization") != "Bearer tok-1":
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "token: not this process's")
         if request.required > 1:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "required: above the best achievable 1")
@@ -139,11 +143,13 @@ class StubQoc(qoc_pb2_grpc.QocServiceServicer):
 
     def ReportMeasuredQoc(self, request, context):
         self.requests.append(request)
+        self.tokens.append(dict(context.invocation_metadata()).get("authorization"))
         return qoc_pb2.ReportMeasuredQocResponse(policy=self._policy(0.005),
                                                  action=qoc_pb2.LOOP_ACTION_TIGHTENED)
 
     def WatchPolicy(self, request, context):
         self.requests.append(request)
+        self.tokens.append(dict(context.invocation_metadata()).get("authorization"))
         self.watching.set()
         for gen, reason in [(1, "registered"), (2, "requirement")]:
             yield qoc_pb2.PolicyUpdate(policy=self._policy(0.01 * gen), reason=reason, generation=gen)
@@ -151,6 +157,7 @@ class StubQoc(qoc_pb2_grpc.QocServiceServicer):
 
     def UnregisterProcess(self, request, context):
         self.requests.append(request)
+        self.tokens.append(dict(context.invocation_metadata()).get("authorization"))
         self.release.set()
         return qoc_pb2.UnregisterProcessResponse()
 
@@ -180,7 +187,7 @@ class Session(unittest.TestCase):
                 done.set()
 
         with qc.connect(self.address, timeout=5) as client:
-            policies = client.register(qc.process("detector", "veth-det", "02:00:00:00:00:01"), [STREAM])
+            policies = client.register("detector", [STREAM])
             self.assertEqual(client.token, "tok-1")
             self.assertEqual(qc.policy_text(policies[0].policy), "differential(0)")
             policies = client.report_requirement(0.9)
@@ -199,13 +206,15 @@ class Session(unittest.TestCase):
         self.assertEqual(kinds, ["RegisterProcessRequest", "ReportRequirementRequest",
                                  "ReportMeasuredQocRequest", "WatchPolicyRequest", "UnregisterProcessRequest"])
         for r in self.stub.requests[1:]:
-            self.assertEqual((r.name, r.token), ("detector", "tok-1"))
+            self.assertEqual(r.name, "detector")
+        # The token travels in the metadata of every call after registration.
+        self.assertEqual(self.stub.tokens, [None] + ["Bearer tok-1"] * 4)
         self.assertFalse(self.stub.requests[1].HasField("stream"))
         self.assertEqual(qc.stream_text(self.stub.requests[2].stream), STREAM)
 
     def test_refusals_carry_code_and_message(self):
         with qc.connect(self.address) as client:
-            client.register(qc.process("detector", "veth-det", "02:00:00:00:00:01"), [STREAM])
+            client.register("detector", [STREAM])
             with self.assertRaises(qc.QocError) as e:
                 client.report_requirement(1.5)
             self.assertEqual(e.exception.code, grpc.StatusCode.FAILED_PRECONDITION)
@@ -215,7 +224,7 @@ class Session(unittest.TestCase):
         address = f"unix:{self.dir.name}/nobody.sock"
         client = qc.connect(address, timeout=2)
         with self.assertRaises(qc.QocError) as e:
-            client.register(qc.process("detector", "veth-det", "02:00:00:00:00:01"), [STREAM])
+            client.register("detector", [STREAM])
         self.assertEqual(e.exception.code, grpc.StatusCode.UNAVAILABLE)
         self.assertIn(f"cannot reach qocnetd at {address}", str(e.exception))
         client.close()

@@ -9,10 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <filesystem>
 #include <fstream>
+#include <google/protobuf/text_format.h>
 #include <grpcpp/grpcpp.h>
 #include <sstream>
 #include <string>
@@ -28,6 +30,10 @@
 
 namespace qocnet::test {
 
+// A tenants entry admitting every root process to every stream: the default
+// of a test's qocnetd (append it to a test's own configuration).
+inline constexpr const char* kRootTenant = "tenants:\n  - {name: root, uid: 0, streams: [\"*\"]}\n";
+
 class Daemon {
  public:
   // Starts qocnetd in `ns` with `args` (besides --listen). Does not wait.
@@ -38,7 +44,19 @@ class Daemon {
     std::filesystem::create_directories(dir_);
     socket_ = dir_ + "/grpc.sock";
     log_ = dir_ + "/daemon.log";
+    process_socket_ = dir_ + "/process/grpc.sock";
     std::vector<std::string> argv{"nsenter", "--net=" + ns.path(), program, "--listen", "unix:" + socket_};
+    if (program == QOCNETD_PATH) {
+      argv.push_back("--process-listen");
+      argv.push_back("unix:" + process_socket_);
+      // Without a configuration of its own, the test's processes (root, in
+      // any namespace) may register any stream.
+      if (std::find(args.begin(), args.end(), "--config") == args.end()) {
+        std::ofstream(dir_ + "/tenants.yaml") << kRootTenant;
+        argv.push_back("--config");
+        argv.push_back(dir_ + "/tenants.yaml");
+      }
+    }
     argv.insert(argv.end(), args.begin(), args.end());
     start(argv);
   }
@@ -55,6 +73,8 @@ class Daemon {
 
   const std::string& socket() const { return socket_; }
   std::string address() const { return "unix:" + socket_; }
+  // qocnetd's process socket (QocService only; what containers reach).
+  std::string process_address() const { return "unix:" + process_socket_; }
   pid_t pid() const { return pid_; }
   std::string log() const {
     std::ifstream in(log_);
@@ -113,8 +133,13 @@ class Daemon {
   std::unique_ptr<v1::SensorService::Stub> sensor() const {
     return v1::SensorService::NewStub(::grpc::CreateChannel(address(), ::grpc::InsecureChannelCredentials()));
   }
+  // QocService over the process socket, as a process's own calls arrive.
   std::unique_ptr<v1::QocService::Stub> qoc() const {
-    return v1::QocService::NewStub(::grpc::CreateChannel(address(), ::grpc::InsecureChannelCredentials()));
+    return v1::QocService::NewStub(::grpc::CreateChannel(process_address(), ::grpc::InsecureChannelCredentials()));
+  }
+  std::unique_ptr<v1::ControlService::Stub> control_on_process_socket() const {
+    return v1::ControlService::NewStub(
+        ::grpc::CreateChannel(process_address(), ::grpc::InsecureChannelCredentials()));
   }
 
  private:
@@ -132,7 +157,7 @@ class Daemon {
       ::_exit(127);
     }
   }
-  std::string dir_, socket_, log_;
+  std::string dir_, socket_, process_socket_, log_;
   pid_t pid_ = -1;
 };
 
@@ -167,6 +192,63 @@ inline v1::StreamId stream_msg() {
   s.set_source_port(kSensorPort);
   s.set_destination_port(kServicePort);
   return s;
+}
+
+// A client context carrying a process's token, as QocService wants it.
+inline std::unique_ptr<::grpc::ClientContext> ctx(const std::string& token, int seconds = 10) {
+  auto c = ctx(seconds);
+  c->AddMetadata("authorization", "Bearer " + token);
+  return c;
+}
+
+// The tenants entries that let process i of `t` (in namespace t.procs[i])
+// register any stream: a qocnetd config fragment.
+inline std::string tenants_yaml(const testbed::Topology& t) {
+  std::string y = "tenants:\n";
+  for (std::size_t i = 0; i < t.procs.size(); ++i)
+    y += "  - {name: proc" + std::to_string(i) + ", netns: " + t.procs[i].name() + ", streams: [\"*\"]}\n";
+  return y;
+}
+
+// Writes `yaml` to a file under /tmp and returns the argument pair
+// {"--config", path}; the file goes with the test's Daemon directory clean-up
+// (it is small and uniquely named).
+inline std::vector<std::string> config_args(const std::string& yaml) {
+  const std::string path = "/tmp/" + testbed::unique_name("cfg") + ".yaml";
+  std::ofstream(path) << yaml;
+  return {"--config", path};
+}
+
+// What process i would ask for: its name, UDP port and the stream.
+inline v1::RegisterProcessRequest registration(int i, const v1::StreamId& stream, double required) {
+  v1::RegisterProcessRequest r;
+  r.set_name("proc" + std::to_string(i));
+  r.set_udp_port(static_cast<std::uint32_t>(6000 + i));
+  *r.add_streams() = stream;
+  r.set_required(required);
+  return r;
+}
+
+// A RegisterProcess made by a process inside `ns` (the register probe, run
+// with nsenter --net), as a container's call reaches qocnetd.
+struct Registered {
+  ::grpc::Status status;
+  v1::RegisterProcessResponse response;
+};
+inline Registered register_from(const testbed::Namespace& ns, const std::string& address,
+                                const v1::RegisterProcessRequest& req) {
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(req, &text);
+  auto out = testbed::run({"nsenter", "--net=" + ns.path(), QOCNET_REGISTER_PROBE, address, text});
+  if (!out) FAIL("register probe: " << out.error().to_string());
+  const auto nl1 = out->find('\n');
+  const auto nl2 = out->find('\n', nl1 + 1);
+  REQUIRE(nl2 != std::string::npos);
+  Registered r;
+  r.status = ::grpc::Status(static_cast<::grpc::StatusCode>(std::stoi(out->substr(0, nl1))),
+                            out->substr(nl1 + 1, nl2 - nl1 - 1));
+  REQUIRE(google::protobuf::TextFormat::ParseFromString(out->substr(nl2 + 1), &r.response));
+  return r;
 }
 
 inline v1::ProcessSpec process_msg(int i) {

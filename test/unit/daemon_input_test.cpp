@@ -65,12 +65,12 @@ TEST_CASE("over-long text fields of any request are refused naming the field and
     CHECK_THAT(st.error().message, Catch::Contains("name is 1048576 bytes, more than the limit of 64"));
   }
   {
-    v1::ReportRequirementRequest r;
+    v1::RegisterProcessRequest r;
     r.set_name("p");
-    r.set_token(std::string(65, 'f'));
+    r.set_interface(std::string(16, 'f'));
     auto st = check_request(r);
     REQUIRE_FALSE(st.ok());
-    CHECK_THAT(st.error().message, Catch::Contains("token is 65 bytes, more than the limit of 64"));
+    CHECK_THAT(st.error().message, Catch::Contains("interface is 16 bytes, more than the limit of 15"));
   }
   {
     v1::AddSensorRequest r;
@@ -105,9 +105,8 @@ TEST_CASE("over-long text fields of any request are refused naming the field and
   }
   {
     v1::RegisterProcessRequest r;
-    r.mutable_process()->set_name("p");
-    r.mutable_process()->set_port("e1");
-    r.mutable_process()->set_mac("02:00:00:00:00:01");
+    r.set_name("p");
+    r.set_interface("eth0");
     *r.add_streams() = v1::StreamId();
     CHECK(check_request(r).ok());
   }
@@ -240,8 +239,14 @@ int unix_socket(const fs::path& path, bool listening) {
   return fd;
 }
 
+ListenOptions local_only(const std::string& address) {
+  ListenOptions o;
+  o.listen = address;
+  return o;
+}
+
 Result<std::unique_ptr<::grpc::Server>> listen_at(const fs::path& path) {
-  return start_server(ListenOptions{"unix:" + path.string(), "", "", "", ""}, {});
+  return start_server(local_only("unix:" + path.string()), {});
 }
 
 }  // namespace
@@ -306,7 +311,7 @@ TEST_CASE("qocnetd's --listen replaces only a stale socket, never another file",
     INFO((r.ok() ? std::string() : r.error().to_string()));
     REQUIRE(r.ok());
     (*r)->Shutdown();
-    remove_socket(ListenOptions{"unix:" + sock.string(), "", "", "", ""});
+    remove_socket(local_only("unix:" + sock.string()));
     CHECK_FALSE(fs::exists(sock));
   }
   SECTION("a file put at the path after start is not removed at the end") {
@@ -315,7 +320,7 @@ TEST_CASE("qocnetd's --listen replaces only a stale socket, never another file",
     fs::remove(sock);
     std::ofstream(sock) << "new";
     (*r)->Shutdown();
-    remove_socket(ListenOptions{"unix:" + sock.string(), "", "", "", ""});
+    remove_socket(local_only("unix:" + sock.string()));
     CHECK(fs::is_regular_file(sock));
   }
 }

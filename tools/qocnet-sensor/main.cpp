@@ -27,7 +27,8 @@ using namespace qocnet::grpc_api;
 int main(int argc, char** argv) {
   CLI::App app{"qocnet-sensor: applies the edge's effective policy on the sensor's uplink (SensorService)"};
   std::string uplink, default_policy = "keep", log_level = "info", bpf_src;
-  ListenOptions lo{"unix:/run/qocnet/sensor.sock", "", "", "", ""};
+  ListenOptions lo;
+  lo.listen = "unix:/run/qocnet/sensor.sock";
   app.add_option("--uplink", uplink, "the interface toward the edge (TC egress)")->required();
   app.add_option("--listen", lo.listen, "local socket (default unix:/run/qocnet/sensor.sock)");
   app.add_option("--tcp", lo.tcp, "also listen on HOST:PORT with TLS (mutual TLS unless loopback)");

@@ -29,10 +29,12 @@
 #include "daemon_config.hpp"
 #include "daemon_state.hpp"
 #include "server.hpp"
+#include "health_http.hpp"
 #include "services.hpp"
 
 using namespace qocnet;
 using namespace qocnet::grpc_api;
+using qocnet::qocnetd::HealthEndpoint;
 
 namespace {
 
@@ -86,7 +88,8 @@ class EdgeMetrics : public prometheus::Collectable {
   Controller& ctl_;
 };
 
-// /healthz: qocnet_serving is 1 while the gRPC health service says SERVING.
+// qocnet_serving is 1 while the gRPC health service says SERVING (a gauge in
+// /metrics; probes use the health endpoint's /healthz, which answers 503).
 class Healthz : public prometheus::Collectable {
  public:
   explicit Healthz(const std::atomic<bool>& serving) : serving_(serving) {}
@@ -110,12 +113,19 @@ int main(int argc, char** argv) {
   std::vector<std::string> ports;
   bool keep = false, no_pin = false;
   app.add_option("--config", config_file, "YAML configuration (docs/SERVICE.md); flags override it");
-  app.add_option("--listen", listen, "local socket (default unix:/run/qocnet/qocnet.sock)");
+  std::string process_listen;
+  app.add_option("--listen", listen, "operator socket (default unix:/run/qocnet/qocnet.sock, mode 0600)");
+  app.add_option("--process-listen", process_listen,
+                 "process socket, QocService only, for containers (default unix:/run/qocnet/process/qocnet.sock; "
+                 "none: no process socket)");
   app.add_option("--tcp", tcp, "also listen on HOST:PORT with TLS (mutual TLS unless loopback)");
   app.add_option("--tls-cert", tls_cert, "server certificate (PEM)");
   app.add_option("--tls-key", tls_key, "server private key (PEM)");
   app.add_option("--tls-ca", tls_ca, "CA of client certificates: require and verify them (mTLS)");
-  app.add_option("--metrics", metrics, "serve Prometheus /metrics and /healthz on HOST:PORT");
+  app.add_option("--metrics", metrics, "serve Prometheus /metrics on HOST:PORT");
+  std::string health_listen;
+  app.add_option("--health", health_listen,
+                 "serve plain HTTP /healthz (200 serving, 503 not yet or stopping) and /livez on HOST:PORT");
   app.add_option("--pin-dir", pin_dir, "pin the datapath here (default /sys/fs/bpf/qocnet)");
   app.add_flag("--no-pin", no_pin, "do not pin (the datapath dies with the daemon)");
   app.add_flag("--keep-datapath", keep, "on SIGTERM leave the datapath forwarding (re-adopted on restart)");
@@ -143,11 +153,14 @@ int main(int argc, char** argv) {
     if (!had_pin) cfg.controller.edge.pin_dir = "/sys/fs/bpf/qocnet";
   }
   if (!listen.empty()) cfg.listen = listen;
+  if (process_listen == "none") cfg.process_listen.clear();
+  else if (!process_listen.empty()) cfg.process_listen = process_listen;
   if (!tcp.empty()) cfg.tcp = tcp;
   if (!tls_cert.empty()) cfg.tls_cert = tls_cert;
   if (!tls_key.empty()) cfg.tls_key = tls_key;
   if (!tls_ca.empty()) cfg.tls_ca = tls_ca;
   if (!metrics.empty()) cfg.metrics = metrics;
+  if (!health_listen.empty()) cfg.health = health_listen;
   if (!pin_dir.empty()) cfg.controller.edge.pin_dir = pin_dir;
   if (no_pin) cfg.controller.edge.pin_dir.clear();
   if (keep) cfg.keep_datapath = true;
@@ -186,9 +199,18 @@ int main(int argc, char** argv) {
 
   Controller ctl(cfg.controller);
   RateLimiter limiter(cfg.rate, cfg.burst);
-  ControlServiceImpl control(ctl, AccessPolicy{&limiter});
-  QocServiceImpl qoc(ctl, AccessPolicy{&limiter});
-  const ListenOptions listen_opts{cfg.listen, cfg.tcp, cfg.tls_cert, cfg.tls_key, cfg.tls_ca};
+  ControlServiceImpl control(ctl, AccessPolicy{&limiter, &cfg.tenancy});
+  QocServiceImpl qoc(ctl, AccessPolicy{&limiter, &cfg.tenancy});
+  ListenOptions listen_opts;
+  listen_opts.listen = cfg.listen;
+  listen_opts.process_listen = cfg.process_listen;
+  listen_opts.tcp = cfg.tcp;
+  listen_opts.tls_cert = cfg.tls_cert;
+  listen_opts.tls_key = cfg.tls_key;
+  listen_opts.tls_ca = cfg.tls_ca;
+  // Every local connection is accepted by qocnetd: its credentials and
+  // namespace decide what it may do (docs/SECURITY.md).
+  listen_opts.peer_credentials = true;
   auto started = start_server(listen_opts, {&control, &qoc});
   if (!started) {
     spdlog::error("event=listen_failed address={} error=\"{}\"", cfg.listen, started.error().to_string());
@@ -196,8 +218,9 @@ int main(int argc, char** argv) {
   }
   auto server = std::move(started).value();
   auto* health = server->GetHealthCheckService();
-  spdlog::info("event=listening address={} tcp={} mtls={} rate_limit={}/s", cfg.listen,
-               cfg.tcp.empty() ? "-" : cfg.tcp, cfg.tls_ca.empty() ? "no" : "yes", cfg.rate);
+  spdlog::info("event=listening address={} process_address={} tcp={} mtls={} tenants={} rate_limit={}/s",
+               cfg.listen, cfg.process_listen.empty() ? "-" : cfg.process_listen, cfg.tcp.empty() ? "-" : cfg.tcp,
+               cfg.tls_ca.empty() ? "no" : "yes", cfg.tenancy.tenants.size(), cfg.rate);
 
   std::atomic<bool> serving{false};
   std::unique_ptr<prometheus::Exposer> exposer;
@@ -207,12 +230,23 @@ int main(int argc, char** argv) {
     try {
       exposer = std::make_unique<prometheus::Exposer>(cfg.metrics);
       exposer->RegisterCollectable(edge_metrics, "/metrics");
-      exposer->RegisterCollectable(healthz, "/healthz");
+      exposer->RegisterCollectable(healthz, "/metrics");
       spdlog::info("event=metrics address={}", cfg.metrics);
     } catch (const std::exception& e) {
       spdlog::error("event=metrics_failed address={} error=\"{}\"", cfg.metrics, e.what());
       return 1;
     }
+  }
+
+  std::unique_ptr<HealthEndpoint> health_http;
+  if (!cfg.health.empty()) {
+    auto h = HealthEndpoint::start(cfg.health, [&serving] { return serving.load(); });
+    if (!h) {
+      spdlog::error("event=health_failed address={} error=\"{}\"", cfg.health, h.error().to_string());
+      return 1;
+    }
+    health_http = std::move(h).value();
+    spdlog::info("event=health address={}", cfg.health);
   }
 
   std::atomic<bool> failed{false};
