@@ -18,7 +18,13 @@
 //      health service answering SERVING, (a) cold: a pin dir with nothing in
 //      it, so the datapath is compiled, and (b) warm: the pins a
 //      --keep-datapath run left in that dir, re-adopted with no compile.
-//      --restarts pairs, cold then warm; medians and warm / cold.
+//      --restarts pairs, cold then warm; medians and warm / cold. Before
+//      them, --help-runs starts of `qocnetctl --help` and `qocnetd --help`
+//      (fork -> exit, peak RSS from wait4): what loading the program costs
+//      before it does anything. With --baseline-qocnetd (and
+//      --baseline-qocnetctl), another build's programs are measured the same
+//      way in the same run, interleaved (the order alternates every round),
+//      and both are reported side by side.
 //   3. the daemon's memory: VmRSS and VmHWM of /proc/<pid>/status once it
 //      serves, after the policy changes, and for every cold and warm daemon.
 //   4. a hung sensor: --sensor-calls SetPolicy calls (each changes the
@@ -44,6 +50,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -97,6 +104,9 @@ struct Options {
   std::string only;
   bool no_tmpfs = false;
   std::string qocnetd = QOCNETD_PATH;
+  std::string qocnetctl = QOCNETCTL_PATH;
+  std::string baseline_qocnetd, baseline_qocnetctl;  // another build, measured beside
+  int help_runs = 10;
   bool jsonl = false;
 };
 
@@ -437,6 +447,15 @@ struct RestartResult {
   std::vector<double> cold_rss, cold_hwm, warm_rss, warm_hwm;
   std::vector<double> compile_s;  // as the cold daemon reports it
   int warm_compiled = 0;          // warm starts that were not adopted or compiled
+  // `<program> --help`, fork -> exit: seconds and peak RSS (MiB).
+  std::vector<double> ctl_help_s, ctl_help_mib, d_help_s, d_help_mib;
+};
+
+// One build's programs: the bench's own, or --baseline-*.
+struct Build {
+  std::string label;  // "" or "baseline"
+  std::string qocnetd, qocnetctl;
+  RestartResult r;
 };
 
 // ------------------------------------------------------------ the phases --
@@ -514,15 +533,37 @@ LatencyResult run_latency(const Options& o, const tb::Topology& t, const std::st
   return r;
 }
 
-RestartResult run_restarts(const Options& o, const tb::Topology& t, const std::string& config) {
-  RestartResult r;
-  for (int i = 0; i < o.restarts; ++i) {
+// Runs `program --help` with its output discarded; the seconds from fork to
+// its exit and its peak RSS in MiB.
+std::pair<double, double> run_help(const std::string& program) {
+  const auto t0 = Clock::now();
+  const pid_t pid = ::fork();
+  if (pid < 0) throw BenchError(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::execl(program.c_str(), program.c_str(), "--help", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int st = 0;
+  rusage ru{};
+  if (::wait4(pid, &st, 0, &ru) != pid) throw BenchError(std::string("wait4: ") + std::strerror(errno));
+  const double s = seconds_since(t0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    throw BenchError(program + " --help failed (status " + std::to_string(st) + ")");
+  return {s, static_cast<double>(ru.ru_maxrss) / 1024.0};
+}
+
+// One cold/warm pair of `qocnetd` into `r`.
+void restart_pair(const std::string& qocnetd, const tb::Topology& t, const std::string& config, RestartResult& r) {
+  {
     check_stop();
     PinDir pins(t.edge);
     {
       // Cold: nothing pinned in the dir yet. Configured, then stopped with
       // the datapath kept for the warm start.
-      Daemon cold(o.qocnetd, t.edge, {"--config", config, "--pin-dir", pins.path, "--keep-datapath", "--port", "e0"});
+      Daemon cold(qocnetd, t.edge, {"--config", config, "--pin-dir", pins.path, "--keep-datapath", "--port", "e0"});
       r.cold_s.push_back(cold.wait_serving());
       const Memory m = memory_of(cold.pid());
       r.cold_rss.push_back(m.rss_mib);
@@ -536,7 +577,7 @@ RestartResult run_restarts(const Options& o, const tb::Topology& t, const std::s
     {
       // Warm: the same pin dir; stopped without --keep-datapath, so it
       // detaches and removes the pins.
-      Daemon warm(o.qocnetd, t.edge, {"--config", config, "--pin-dir", pins.path, "--port", "e0"});
+      Daemon warm(qocnetd, t.edge, {"--config", config, "--pin-dir", pins.path, "--port", "e0"});
       r.warm_s.push_back(warm.wait_serving());
       const Memory m = memory_of(warm.pid());
       r.warm_rss.push_back(m.rss_mib);
@@ -550,10 +591,36 @@ RestartResult run_restarts(const Options& o, const tb::Topology& t, const std::s
                          " processes, not 2");
       if (warm.stop(SIGTERM) != 0) throw BenchError("the warm qocnetd did not stop cleanly:\n" + warm.log());
     }
-    std::fprintf(stderr, "%s: restart %d/%d: cold %.3f s, warm %.3f s\n", kProg, i + 1, o.restarts,
-                 r.cold_s.back(), r.warm_s.back());
   }
-  return r;
+}
+
+// --help starts, then cold/warm pairs, of every build, interleaved: round i
+// takes the builds in turn, in reverse order every other round.
+void run_restarts(const Options& o, const tb::Topology& t, const std::string& config, std::vector<Build>& builds) {
+  auto order = [&](int round) {
+    std::vector<Build*> v;
+    for (auto& b : builds) v.push_back(&b);
+    if (round % 2 == 1) std::reverse(v.begin(), v.end());
+    return v;
+  };
+  for (int i = 0; i < o.help_runs; ++i) {
+    check_stop();
+    for (Build* b : order(i)) {
+      auto [cs, cm] = run_help(b->qocnetctl);
+      b->r.ctl_help_s.push_back(cs);
+      b->r.ctl_help_mib.push_back(cm);
+      auto [ds, dm] = run_help(b->qocnetd);
+      b->r.d_help_s.push_back(ds);
+      b->r.d_help_mib.push_back(dm);
+    }
+  }
+  for (int i = 0; i < o.restarts; ++i)
+    for (Build* b : order(i)) {
+      restart_pair(b->qocnetd, t, config, b->r);
+      std::fprintf(stderr, "%s: restart %d/%d%s: cold %.3f s, warm %.3f s\n", kProg, i + 1, o.restarts,
+                   b->label.empty() ? "" : (" (" + b->label + ")").c_str(), b->r.cold_s.back(),
+                   b->r.warm_s.back());
+    }
 }
 
 // A Unix socket that takes connections (the kernel's backlog) and never
@@ -652,26 +719,45 @@ int main(int argc, char** argv) {
   app.add_flag("--no-tmpfs-run", o.no_tmpfs,
                "skip the second series of changes, by a daemon whose /run/qocnet is a tmpfs");
   app.add_option("--qocnetd", o.qocnetd, "the qocnetd to run (default: the one built with the bench)");
+  app.add_option("--qocnetctl", o.qocnetctl, "the qocnetctl whose --help start is timed (default: the one built with the bench)");
+  app.add_option("--baseline-qocnetd", o.baseline_qocnetd,
+                 "another build's qocnetd: its starts are measured interleaved with --qocnetd's");
+  app.add_option("--baseline-qocnetctl", o.baseline_qocnetctl,
+                 "another build's qocnetctl (needed with --baseline-qocnetd)");
+  app.add_option("--help-runs", o.help_runs, "`qocnetctl --help` and `qocnetd --help` starts per build")
+      ->transform(integer_in(1, 10000));
   app.add_flag("--jsonl", o.jsonl, "also print the results as JSON lines (scripts/bench)");
   if (const int status = parse_command_line(app, argc, argv); status >= 0) return status;
   if (!require_root(kProg, "it starts qocnetd in network namespaces it creates, with pins under /sys/fs/bpf",
                     argv[0]))
     return 1;
-  if (::access(o.qocnetd.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "%s: cannot run %s: %s (build the qocnetd target, or give --qocnetd)\n", kProg,
-                 o.qocnetd.c_str(), std::strerror(errno));
+  if (o.baseline_qocnetd.empty() != o.baseline_qocnetctl.empty()) {
+    std::fprintf(stderr, "%s: give --baseline-qocnetd and --baseline-qocnetctl together (one build's programs)\n",
+                 kProg);
     return 1;
   }
+  for (const auto& [path, how] : {std::pair{o.qocnetd, "build the qocnetd target, or give --qocnetd"},
+                                  {o.qocnetctl, "build the qocnetctl target, or give --qocnetctl"},
+                                  {o.baseline_qocnetd, "check --baseline-qocnetd"},
+                                  {o.baseline_qocnetctl, "check --baseline-qocnetctl"}})
+    if (!path.empty() && ::access(path.c_str(), X_OK) != 0) {
+      std::fprintf(stderr, "%s: cannot run %s: %s (%s)\n", kProg, path.c_str(), std::strerror(errno), how);
+      return 1;
+    }
   stop_on_signals();
 
   const Machine m = machine();
   std::printf("%s: %u CPUs (%s), kernel %s, load %s\n", kProg, m.nproc, m.cpu.c_str(), m.kernel.c_str(),
               m.loadavg.c_str());
   std::printf("  qocnetd: %s\n", o.qocnetd.c_str());
+  if (!o.baseline_qocnetd.empty())
+    std::printf("  baseline: %s, %s\n", o.baseline_qocnetd.c_str(), o.baseline_qocnetctl.c_str());
   std::fflush(stdout);
 
   std::optional<LatencyResult> lat, lat_tmpfs;
-  std::optional<RestartResult> rst;
+  std::vector<Build> builds{{"", o.qocnetd, o.qocnetctl, {}}};
+  if (!o.baseline_qocnetd.empty()) builds.push_back({"baseline", o.baseline_qocnetd, o.baseline_qocnetctl, {}});
+  bool restarted = false;
   std::optional<SensorResult> sen;
   const std::string config = "/tmp/" + tb::unique_name("dcfg") + ".yaml";
   try {
@@ -686,7 +772,10 @@ int main(int argc, char** argv) {
       lat = run_latency(o, *topo, config, false, o.observe);
       if (!o.no_tmpfs) lat_tmpfs = run_latency(o, *topo, config, true, 0);
     }
-    if (o.only.empty() || o.only == "restart") rst = run_restarts(o, *topo, config);
+    if (o.only.empty() || o.only == "restart") {
+      run_restarts(o, *topo, config, builds);
+      restarted = true;
+    }
     if (o.only.empty() || o.only == "sensor") sen = run_hung_sensor(o, *topo, config);
   } catch (const Interrupted&) {
     ::unlink(config.c_str());
@@ -741,9 +830,17 @@ int main(int argc, char** argv) {
     out.add(b, "rss after policy changes", lat->after.rss_mib, "MiB", 1);
     out.add(b, "hwm after policy changes", lat->after.hwm_mib, "MiB", 1);
   }
-  if (rst) {
+  for (const Build& bd : restarted ? builds : std::vector<Build>{}) {
+    const RestartResult* rst = &bd.r;
+    // The bench's own build keeps the metric names; another's gets a suffix.
+    const std::string sfx = bd.label.empty() ? "" : ", " + bd.label;
     const double cold = median(rst->cold_s), warm = median(rst->warm_s);
-    std::printf("\n  Start, fork+exec -> health SERVING, %d pair(s), medians:\n", o.restarts);
+    std::printf("\n  Start%s (%s), medians:\n", bd.label.empty() ? "" : (", " + bd.label).c_str(), bd.qocnetd.c_str());
+    std::printf("    qocnetctl --help, fork -> exit (%d runs): %.1f ms, peak RSS %.1f MiB\n", o.help_runs,
+                1000 * median(rst->ctl_help_s), median(rst->ctl_help_mib));
+    std::printf("    qocnetd --help, fork -> exit (%d runs): %.1f ms, peak RSS %.1f MiB\n", o.help_runs,
+                1000 * median(rst->d_help_s), median(rst->d_help_mib));
+    std::printf("    fork+exec -> health SERVING, %d pair(s):\n", o.restarts);
     std::printf("    cold (compiles): %.3f s (", cold);
     for (std::size_t i = 0; i < rst->cold_s.size(); ++i) std::printf("%s%.3f", i ? " " : "", rst->cold_s[i]);
     std::printf("), compile as qocnetd reports it %.3f s\n", median(rst->compile_s));
@@ -753,16 +850,30 @@ int main(int argc, char** argv) {
     std::printf("    warm / cold = %.3f; target <= 0.1: %s\n", warm / cold, verdict(warm / cold <= 0.1));
     std::printf("    qocnetd memory once serving: cold %.1f MiB RSS (HWM %.1f), re-adopted %.1f MiB RSS (HWM %.1f)\n",
                 median(rst->cold_rss), median(rst->cold_hwm), median(rst->warm_rss), median(rst->warm_hwm));
-    out.add(b, "cold start", cold, "s", 4);
-    out.add(b, "warm start", warm, "s", 4);
-    out.compare(b, "warm start", "cold start");
-    out.add(b, "cold compile", median(rst->compile_s), "s", 4);
-    out.add(b, "warm starts that compiled", rst->warm_compiled, "starts", 0);
-    out.add(b, "rss cold", median(rst->cold_rss), "MiB", 1);
-    out.add(b, "hwm cold", median(rst->cold_hwm), "MiB", 1);
-    out.add(b, "rss re-adopted", median(rst->warm_rss), "MiB", 1);
-    out.add(b, "hwm re-adopted", median(rst->warm_hwm), "MiB", 1);
-    out.compare(b, "rss re-adopted", "rss cold");
+    out.add(b, "qocnetctl --help" + sfx, median(rst->ctl_help_s), "s", 4);
+    out.add(b, "qocnetctl --help peak rss" + sfx, median(rst->ctl_help_mib), "MiB", 1);
+    out.add(b, "qocnetd --help" + sfx, median(rst->d_help_s), "s", 4);
+    out.add(b, "qocnetd --help peak rss" + sfx, median(rst->d_help_mib), "MiB", 1);
+    out.add(b, "cold start" + sfx, cold, "s", 4);
+    out.add(b, "warm start" + sfx, warm, "s", 4);
+    out.compare(b, "warm start" + sfx, "cold start" + sfx);
+    out.add(b, "cold compile" + sfx, median(rst->compile_s), "s", 4);
+    out.add(b, "warm starts that compiled" + sfx, rst->warm_compiled, "starts", 0);
+    out.add(b, "rss cold" + sfx, median(rst->cold_rss), "MiB", 1);
+    out.add(b, "hwm cold" + sfx, median(rst->cold_hwm), "MiB", 1);
+    out.add(b, "rss re-adopted" + sfx, median(rst->warm_rss), "MiB", 1);
+    out.add(b, "hwm re-adopted" + sfx, median(rst->warm_hwm), "MiB", 1);
+    out.compare(b, "rss re-adopted" + sfx, "rss cold" + sfx);
+    if (!bd.label.empty()) {
+      const RestartResult& me = builds.front().r;
+      std::printf("    this build / %s: qocnetctl --help %.2f, qocnetd --help %.2f, cold %.2f, warm %.2f; "
+                  "warm / cold %.3f against %.3f\n",
+                  bd.label.c_str(), median(me.ctl_help_s) / median(rst->ctl_help_s),
+                  median(me.d_help_s) / median(rst->d_help_s), median(me.cold_s) / cold, median(me.warm_s) / warm,
+                  median(me.warm_s) / median(me.cold_s), warm / cold);
+      for (const char* metric : {"qocnetctl --help", "qocnetd --help", "cold start", "warm start"})
+        out.compare(b, metric, metric + sfx);
+    }
   }
   if (sen) {
     std::printf("\n  Control calls with a hung sensor (accepts, never answers; 1 s push deadline), %d of each:\n",
