@@ -6,42 +6,81 @@
 #include <cerrno>
 #include <cstring>
 
-namespace qocnet::detail {
+namespace qocnet {
 
 namespace {
 const std::uint8_t kV4Mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 }  // namespace
 
-Result<qoc_stream_key> stream_key_of(const StreamId& s) {
-  qoc_stream_key k{};
+Result<StreamKey> stream_key(const StreamId& s) {
+  StreamKey k;
   in_addr a4{};
   in6_addr a6{};
   if (::inet_pton(AF_INET, s.source.c_str(), &a4) == 1) {
-    std::memcpy(k.saddr, kV4Mapped, 12);
-    std::memcpy(&k.saddr[12], &a4, 4);
+    std::memcpy(k.address.data(), kV4Mapped, 12);
+    std::memcpy(&k.address[12], &a4, 4);
   } else if (::inet_pton(AF_INET6, s.source.c_str(), &a6) == 1) {
-    std::memcpy(k.saddr, &a6, 16);
+    std::memcpy(k.address.data(), &a6, 16);
   } else {
     return make_error(Errc::invalid_argument,
-                      "stream source '" + s.source + "' is not an IPv4 or IPv6 address",
+                      "stream source '" + s.source.substr(0, 64) + "' is not an IPv4 or IPv6 address",
                       "name the sensor's address, e.g. 10.0.0.1");
   }
-  if (s.source_port == 0 || s.destination_port == 0)
-    return make_error(Errc::invalid_argument, "stream " + to_string(s) + " has a zero port",
-                      "give the sensor's UDP source and destination ports");
-  k.sport = htons(s.source_port);
-  k.dport = htons(s.destination_port);
+  k.source_port = s.source_port;
+  k.destination_port = s.destination_port;
   return k;
 }
 
-StreamId stream_id_of(const qoc_stream_key& k) {
+StreamId stream_id_of(const StreamKey& k) {
   char buf[INET6_ADDRSTRLEN] = {};
-  if (std::memcmp(k.saddr, kV4Mapped, 12) == 0)
-    ::inet_ntop(AF_INET, &k.saddr[12], buf, sizeof buf);
+  if (std::memcmp(k.address.data(), kV4Mapped, 12) == 0)
+    ::inet_ntop(AF_INET, &k.address[12], buf, sizeof buf);
   else
-    ::inet_ntop(AF_INET6, k.saddr, buf, sizeof buf);
-  return StreamId{buf, ntohs(k.sport), ntohs(k.dport)};
+    ::inet_ntop(AF_INET6, k.address.data(), buf, sizeof buf);
+  return StreamId{buf, k.source_port, k.destination_port};
 }
+
+std::string to_string(const StreamKey& k) { return to_string(stream_id_of(k)); }
+
+bool same_stream(const StreamId& a, const StreamId& b) {
+  auto ka = stream_key(a);
+  auto kb = stream_key(b);
+  return ka && kb && *ka == *kb;
+}
+
+}  // namespace qocnet
+
+namespace qocnet::detail {
+
+
+qoc_stream_key kernel_key(const StreamKey& key) {
+  qoc_stream_key k{};
+  std::memcpy(k.saddr, key.address.data(), 16);
+  k.sport = htons(key.source_port);
+  k.dport = htons(key.destination_port);
+  return k;
+}
+
+StreamKey stream_key_of(const qoc_stream_key& k) {
+  StreamKey key;
+  std::memcpy(key.address.data(), k.saddr, 16);
+  key.source_port = ntohs(k.sport);
+  key.destination_port = ntohs(k.dport);
+  return key;
+}
+
+Result<qoc_stream_key> stream_key_of(const StreamId& s) {
+  auto key = qocnet::stream_key(s);
+  if (!key)
+    return make_error(Errc::invalid_argument, "stream source '" + s.source + "' is not an IPv4 or IPv6 address",
+                      "name the sensor's address, e.g. 10.0.0.1");
+  if (s.source_port == 0 || s.destination_port == 0)
+    return make_error(Errc::invalid_argument, "stream " + to_string(s) + " has a zero port",
+                      "give the sensor's UDP source and destination ports");
+  return kernel_key(*key);
+}
+
+StreamId stream_id_of(const qoc_stream_key& k) { return qocnet::stream_id_of(stream_key_of(k)); }
 
 std::string key_bytes_of(const qoc_stream_key& k) {
   return std::string(reinterpret_cast<const char*>(&k), sizeof k);

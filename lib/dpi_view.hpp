@@ -16,6 +16,9 @@ namespace qocnet::detail {
 
 // The map key of a stream; invalid_argument names a bad address or port.
 Result<qoc_stream_key> stream_key_of(const StreamId& stream);
+// StreamKey <-> the datapath's key (ports in network order, padding zero).
+qoc_stream_key kernel_key(const StreamKey& key);
+StreamKey stream_key_of(const qoc_stream_key& key);
 // The stream a key stands for (IPv4-mapped addresses as dotted quads).
 StreamId stream_id_of(const qoc_stream_key& key);
 // The key's raw bytes (for ordered containers).

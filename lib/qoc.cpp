@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "control/policy_engine.hpp"
+
 namespace qocnet {
 
 const char* to_string(PolicyKind k) noexcept {
@@ -201,30 +203,13 @@ double QocTable::max_loss(PolicyKind kind, double required) const {
   return x0;  // met at every sample: not extrapolated past the last one
 }
 
+// The decisions live in the policy engine (lib/control/policy_engine.hpp),
+// shared by the Edge and qocnetd's control core.
 Result<Policy> choose_policy(const QocTable& table, double required) {
-  if (!(required <= table.lossless()))
-    return make_error(Errc::failed_precondition,
-                      "no policy meets " + table.metric() + " >= " + std::to_string(required) +
-                          ": the best achievable is " + std::to_string(table.lossless()) +
-                          " with keep (no loss)",
-                      "ask for at most " + std::to_string(table.lossless()));
-  Policy best = Policy::keep();
-  for (const auto& [kind, curve] : table.curves()) {
-    const double loss = table.max_loss(kind, required);
-    if (loss > best.drop) best = Policy{kind, loss};
-  }
-  return best;
+  return control::choose_policy(table, required);
 }
 
-Policy effective_policy(const std::vector<Policy>& policies) {
-  if (policies.empty()) return Policy::keep();
-  Policy eff = policies.front();
-  for (const auto& p : policies) {
-    if (p.kind == PolicyKind::keep || p.kind != eff.kind) return Policy::keep();
-    if (p.drop < eff.drop) eff = p;
-  }
-  return eff.drop > 0 ? eff : Policy::keep();
-}
+Policy effective_policy(const std::vector<Policy>& policies) { return control::effective_policy(policies); }
 
 Bandwidth bandwidth(double stream_bytes, std::size_t processes, const Policy& effective) {
   Bandwidth b;

@@ -5,6 +5,7 @@
 #include <optional>
 #include <cstring>
 
+#include "control/policy_engine.hpp"
 #include "dpi_view.hpp"
 #include "edge_impl.hpp"
 #include "preflight.hpp"
@@ -346,7 +347,7 @@ Result<Policy> Edge::report_qoc(std::string_view process, const StreamId& stream
     std::lock_guard<std::mutex> lock(impl_->mu);
     return impl_->qoc_table;
   }();
-  QOCNET_ASSIGN(policy, choose_policy(table, required));
+  QOCNET_ASSIGN(policy, control::choose_policy(table, required));
   QOCNET_TRY(set_policy(process, stream, policy));
   return policy;
 }
@@ -363,7 +364,7 @@ Result<const std::vector<Edge::Impl::TargetEntry>*> Edge::Impl::targets_of(const
 Policy Edge::Impl::effective_of(const std::vector<TargetEntry>& list) {
   std::vector<Policy> ps;
   for (const auto& t : list) ps.push_back(t.policy);
-  return qocnet::effective_policy(ps);
+  return control::effective_policy(ps);
 }
 
 Result<Policy> Edge::effective_policy(const StreamId& stream) const {

@@ -33,14 +33,6 @@ Error unknown_process(const std::string& name) {
 
 }  // namespace
 
-Policy edge_share(const Policy& wanted, const Policy& sensor) {
-  if (sensor.kind == PolicyKind::keep || sensor.drop <= 0) return wanted;
-  if (wanted.kind != sensor.kind || wanted.drop <= sensor.drop || sensor.drop >= 1)
-    return Policy::keep();
-  const double p = 1.0 - (1.0 - wanted.drop) / (1.0 - sensor.drop);
-  return Policy{wanted.kind, std::clamp(p, 0.0, 1.0)};
-}
-
 Controller::Controller(ControllerOptions options)
     : options_(std::move(options)), table_(options_.table ? *options_.table : QocTable::paper_default()) {}
 
@@ -272,7 +264,7 @@ Status Controller::apply_edge(const StreamId& stream) {
   if (SensorEntry* sensor = sensor_of(stream))
     if (auto it = sensor->applied.find(key_of(stream)); it != sensor->applied.end()) at_sensor = it->second;
   for (const auto& name : targets) {
-    const Policy share = edge_share(demand(name, stream).wanted, at_sensor);
+    const Policy share = control::edge_share(demand(name, stream).wanted, at_sensor);
     const auto key = std::make_pair(name, key_of(stream));
     if (auto it = applied_.find(key); it != applied_.end() && it->second == share) continue;
     QOCNET_TRY(edge_->set_policy(name, stream, share));
@@ -285,7 +277,7 @@ Status Controller::apply_stream(const StreamId& stream, const char* reason) {
   QOCNET_ASSIGN(targets, targets_of(stream));
   std::vector<Policy> wanted;
   for (const auto& name : targets) wanted.push_back(demand(name, stream).wanted);
-  const Policy effective = targets.empty() ? Policy::keep() : effective_policy(wanted);
+  const Policy effective = control::effective_policy(wanted);
   const std::uint64_t generation = ++generation_;
   if (SensorEntry* sensor = sensor_of(stream)) {
     const StreamKey key = key_of(stream);
@@ -301,11 +293,7 @@ Status Controller::apply_stream(const StreamId& stream, const char* reason) {
   return {};
 }
 
-Result<Policy> Controller::policy_for(double target) const {
-  if (target <= 0) return Policy::keep();
-  if (target >= table_.lossless()) return Policy::keep();
-  return choose_policy(table_, target);
-}
+Result<Policy> Controller::policy_for(double target) const { return control::policy_for(table_, target); }
 
 v1::StreamPolicy Controller::stream_policy(const Demand& d) const {
   v1::StreamPolicy sp;
@@ -525,7 +513,7 @@ Result<v1::StatsUpdate> Controller::stats() const {
         wanted.push_back(d ? d->wanted : t.policy);
       }
     }
-    const Policy eff = wanted.empty() ? Policy::keep() : effective_policy(wanted);
+    const Policy eff = control::effective_policy(wanted);
     to_proto(eff, r->mutable_effective());
     double full = 0;
     for (auto b : st.bytes) full += static_cast<double>(b);
@@ -671,24 +659,16 @@ Result<v1::ReportMeasuredQocResponse> Controller::report_measured(const std::str
                       "name the stream the measurement is about");
   }
   v1::ReportMeasuredQocResponse resp;
-  resp.set_action(v1::LOOP_ACTION_HELD);
-  if (d->required > 0) {
-    const auto& loop = options_.loop;
-    double target = d->target;
-    if (measured < d->required) {
-      target = std::min(table_.lossless(), target + loop.gain * (d->required - measured) + 0.005);
-      resp.set_action(v1::LOOP_ACTION_TIGHTENED);
-    } else if (measured > d->required + loop.margin) {
-      target = std::max(d->required - loop.floor, target - loop.gain * (measured - d->required - loop.margin));
-      resp.set_action(target < d->target ? v1::LOOP_ACTION_LOOSENED : v1::LOOP_ACTION_HELD);
-    }
-    if (target != d->target) {
-      QOCNET_ASSIGN(policy, policy_for(target));
-      d->target = target;
-      const bool changed = !(policy == d->wanted);
-      d->wanted = policy;
-      if (changed) QOCNET_TRY(apply_stream(d->stream, "measured"));
-    }
+  const control::LoopStep step = control::loop_step(options_.loop, table_.lossless(), d->required, d->target, measured);
+  resp.set_action(step.action == control::LoopAction::tightened  ? v1::LOOP_ACTION_TIGHTENED
+                  : step.action == control::LoopAction::loosened ? v1::LOOP_ACTION_LOOSENED
+                                                                 : v1::LOOP_ACTION_HELD);
+  if (step.target != d->target) {
+    QOCNET_ASSIGN(policy, policy_for(step.target));
+    d->target = step.target;
+    const bool changed = !(policy == d->wanted);
+    d->wanted = policy;
+    if (changed) QOCNET_TRY(apply_stream(d->stream, "measured"));
   }
   *resp.mutable_policy() = stream_policy(*d);
   return resp;

@@ -36,6 +36,7 @@
 #include "qocnet/qoc.hpp"
 #include "qocnet/v1/control.pb.h"
 #include "qocnet/v1/qoc.pb.h"
+#include "control/policy_engine.hpp"
 #include "convert.hpp"
 #include "sensor_pusher.hpp"
 #include "stream_writer.hpp"
@@ -54,12 +55,8 @@ struct StreamConfig {
   std::map<std::string, Policy> policies;  // by process
 };
 
-// Closed loop on measured QoC (docs/SERVICE.md).
-struct LoopConfig {
-  double margin = 0.03;  // measured > required + margin: loosen
-  double gain = 0.5;     // correction per report, times the error
-  double floor = 0.2;    // the target never goes below required - floor
-};
+// Closed loop on measured QoC (docs/SERVICE.md): the policy engine's.
+using LoopConfig = control::LoopConfig;
 
 struct ControllerOptions {
   EdgeOptions edge;
@@ -75,10 +72,6 @@ struct ControllerOptions {
   // Tokens (hashed) and the edge epoch across restarts; empty: not kept.
   std::filesystem::path state_file;
 };
-
-// A policy that the edge applies on top of what the sensor already dropped, so
-// that the process ends up with `wanted` (see above). Exposed for tests.
-Policy edge_share(const Policy& wanted, const Policy& sensor);
 
 // A process's policy stream (QocService.WatchPolicy).
 class Watch : public QueueWriter<v1::PolicyUpdate> {

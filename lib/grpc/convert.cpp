@@ -143,46 +143,6 @@ Status check_message(const google::protobuf::Message& m, const std::string& pref
 
 Status check_request(const google::protobuf::Message& request) { return check_message(request, "", 0); }
 
-namespace {
-
-constexpr std::uint8_t kV4Mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-}  // namespace
-
-Result<StreamKey> stream_key(const StreamId& s) {
-  StreamKey k;
-  in_addr a4{};
-  in6_addr a6{};
-  if (::inet_pton(AF_INET, s.source.c_str(), &a4) == 1) {
-    std::memcpy(k.address.data(), kV4Mapped, 12);
-    std::memcpy(&k.address[12], &a4, 4);
-  } else if (::inet_pton(AF_INET6, s.source.c_str(), &a6) == 1) {
-    std::memcpy(k.address.data(), &a6, 16);
-  } else {
-    return make_error(Errc::invalid_argument,
-                      "stream source '" + s.source.substr(0, 64) + "' is not an IPv4 or IPv6 address",
-                      "name the sensor's address, e.g. 10.0.0.1");
-  }
-  k.source_port = s.source_port;
-  k.destination_port = s.destination_port;
-  return k;
-}
-
-bool same_stream(const StreamId& a, const StreamId& b) {
-  auto ka = stream_key(a);
-  auto kb = stream_key(b);
-  return ka && kb && *ka == *kb;
-}
-
-StreamId stream_id_of(const StreamKey& k) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (std::memcmp(k.address.data(), kV4Mapped, 12) == 0)
-    ::inet_ntop(AF_INET, &k.address[12], buf, sizeof buf);
-  else
-    ::inet_ntop(AF_INET6, k.address.data(), buf, sizeof buf);
-  return StreamId{buf, k.source_port, k.destination_port};
-}
-
 void to_proto(const StreamId& s, v1::StreamId* out) {
   out->set_source(s.source);
   out->set_source_port(s.source_port);

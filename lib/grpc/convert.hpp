@@ -55,22 +55,11 @@ PortCounters from_proto(const v1::PortCounters& in);
 // A request's PortPair, checked: both names set. The error names the field.
 Result<PortPair> from_proto(const v1::PortPair& in, const char* field = "pair");
 
-// A stream's identity as a value: the source address's 16 bytes (IPv4 as
-// IPv4-mapped IPv6, like the datapath's key) and the two ports. Every
-// spelling of one address ("2001:db8::1", "2001:0db8:0:0::1", "::ffff:10.0.0.1"
-// for 10.0.0.1) is one key; the daemon keys its maps by it, never by text.
-struct StreamKey {
-  std::array<std::uint8_t, 16> address{};
-  std::uint16_t source_port = 0;
-  std::uint16_t destination_port = 0;
-  auto operator<=>(const StreamKey&) const = default;
-};
-// invalid_argument names a source that is not an IP address.
-Result<StreamKey> stream_key(const StreamId& s);
-// True if both name one stream (whatever the spelling of the address).
-bool same_stream(const StreamId& a, const StreamId& b);
-// The canonical StreamId of a key (inet_ntop's text, IPv4-mapped as IPv4).
-StreamId stream_id_of(const StreamKey& k);
+// The stream key type is the library's (qocnet::StreamKey, qocnet/edge.hpp).
+using qocnet::same_stream;
+using qocnet::stream_id_of;
+using qocnet::stream_key;
+using qocnet::StreamKey;
 
 void to_proto(const StreamId& s, v1::StreamId* out);
 // Checked and canonical (see StreamKey): two spellings give one StreamId.

@@ -1,4 +1,4 @@
-#include "daemon_state.hpp"
+#include "control/daemon_state.hpp"
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -17,7 +17,7 @@
 
 namespace fs = std::filesystem;
 
-namespace qocnet::grpc_api {
+namespace qocnet::control {
 
 namespace {
 
@@ -148,4 +148,4 @@ Status save_daemon_state(const fs::path& file, const DaemonState& s, bool durabl
   return {};
 }
 
-}  // namespace qocnet::grpc_api
+}  // namespace qocnet::control
