@@ -412,33 +412,6 @@ TEST_CASE("operator calls over TCP need a client certificate", "[daemon]") {
 
 namespace {
 
-// A datagram the DPI takes for MPEG-TS (one null packet, PID 0x1fff) with a
-// sequence number in its payload: the datapath replicates TS streams only.
-std::vector<std::uint8_t> ts_datagram(std::uint64_t seq) {
-  std::vector<std::uint8_t> d(188, 0xff);
-  d[0] = 0x47;
-  d[1] = 0x1f;
-  d[2] = 0xff;
-  d[3] = 0x10;
-  std::memcpy(&d[4], &seq, sizeof seq);
-  return d;
-}
-
-// Reads datagrams until `quiet` passes with none; their sequence numbers.
-std::vector<std::uint64_t> drain_ts(int fd, milliseconds quiet) {
-  std::vector<std::uint64_t> out;
-  std::uint8_t buf[2048];
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(quiet.count())) <= 0) return out;
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 12 || buf[0] != 0x47) continue;
-    std::uint64_t seq;
-    std::memcpy(&seq, &buf[4], sizeof seq);
-    out.push_back(seq);
-  }
-}
-
 // Sends numbered datagrams from the sensor to the service address until told
 // to stop; returns how many it sent.
 struct Sender {

@@ -25,27 +25,6 @@ std::string stream_text() {
          std::to_string(kServicePort);
 }
 
-// One MPEG-TS null packet carrying `seq`: the datapath replicates TS only.
-std::vector<std::uint8_t> ts_datagram(std::uint64_t seq) {
-  std::vector<std::uint8_t> d(188, 0xff);
-  d[0] = 0x47;
-  d[1] = 0x1f;
-  d[2] = 0xff;
-  d[3] = 0x10;
-  std::memcpy(&d[4], &seq, sizeof seq);
-  return d;
-}
-
-std::size_t count_ts(int fd, milliseconds quiet) {
-  std::size_t n = 0;
-  std::uint8_t buf[2048];
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(quiet.count())) <= 0) return n;
-    if (::recv(fd, buf, sizeof buf, 0) >= 12 && buf[0] == 0x47) ++n;
-  }
-}
-
 std::string process_list(const Daemon& d) {
   v1::ListProcessesResponse r;
   REQUIRE_GRPC_OK(d.control()->ListProcesses(ctx().get(), {}, &r));
@@ -86,8 +65,8 @@ TEST_CASE("a process registers with no address and receives its copies at its ow
   REQUIRE_OK(tx);
   for (std::uint64_t i = 0; i < 50; ++i)
     REQUIRE_OK(tx->send_to(testbed::Topology::service_ip, kServicePort, ts_datagram(i)));
-  CHECK(count_ts(rx0->fd(), milliseconds(300)) == 50);
-  CHECK(count_ts(rx1->fd(), milliseconds(100)) == 0);
+  CHECK(drain_ts(rx0->fd(), milliseconds(300)).size() == 50);
+  CHECK(drain_ts(rx1->fd(), milliseconds(100)).empty());
 
   // The token comes in the call's metadata; without it, nothing is taken.
   v1::ReportRequirementRequest rr;

@@ -5,12 +5,15 @@
 #pragma once
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <filesystem>
 #include <fstream>
@@ -249,6 +252,33 @@ inline Registered register_from(const testbed::Namespace& ns, const std::string&
                             out->substr(nl1 + 1, nl2 - nl1 - 1));
   REQUIRE(google::protobuf::TextFormat::ParseFromString(out->substr(nl2 + 1), &r.response));
   return r;
+}
+
+// A datagram the DPI takes for MPEG-TS (one null packet, PID 0x1fff) with a
+// sequence number in its payload: the datapath replicates TS streams only.
+inline std::vector<std::uint8_t> ts_datagram(std::uint64_t seq) {
+  std::vector<std::uint8_t> d(188, 0xff);
+  d[0] = 0x47;
+  d[1] = 0x1f;
+  d[2] = 0xff;
+  d[3] = 0x10;
+  std::memcpy(&d[4], &seq, sizeof seq);
+  return d;
+}
+
+// Reads datagrams until `quiet` passes with none; their sequence numbers.
+inline std::vector<std::uint64_t> drain_ts(int fd, std::chrono::milliseconds quiet) {
+  std::vector<std::uint64_t> out;
+  std::uint8_t buf[2048];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(quiet.count())) <= 0) return out;
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 12 || buf[0] != 0x47) continue;
+    std::uint64_t seq;
+    std::memcpy(&seq, &buf[4], sizeof seq);
+    out.push_back(seq);
+  }
 }
 
 inline v1::ProcessSpec process_msg(int i) {
