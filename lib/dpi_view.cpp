@@ -89,6 +89,7 @@ std::string key_bytes_of(const qoc_stream_key& k) {
 StreamStats stream_stats_of(const qoc_stream_key& k, const qoc_stream& v) {
   const StreamId id = stream_id_of(k);
   StreamStats s;
+  s.key = stream_key_of(k);
   const bool v6 = id.source.find(':') != std::string::npos;
   s.source = (v6 ? "[" + id.source + "]" : id.source) + ":" + std::to_string(id.source_port);
   s.source_port = id.source_port;

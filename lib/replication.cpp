@@ -338,6 +338,11 @@ Status Edge::replace_qoc_table(QocTable table) {
   return {};
 }
 
+QocTable Edge::qoc_table() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->qoc_table;
+}
+
 void Edge::set_qoc_table(QocTable table) {
   (void)replace_qoc_table(std::move(table));  // a failed save keeps the old table
 }

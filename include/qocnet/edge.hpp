@@ -115,7 +115,31 @@ struct Verdict {
 };
 
 // What the DPI learnt of one stream (a UDP flow of TS packets) and its counters.
+struct StreamId;  // below
+
+// A stream's identity as a value, the one key type from the API boundary to
+// the kernel: the source address's 16 bytes (IPv4 as IPv4-mapped IPv6, as in
+// the datapath's qoc_stream_key) and the two ports in host order. Every
+// spelling of one address ("2001:db8::1", "2001:0db8:0:0::1",
+// "::ffff:10.0.0.1" for 10.0.0.1) is one key; maps are keyed by it, never by
+// text.
+struct StreamKey {
+  std::array<std::uint8_t, 16> address{};
+  std::uint16_t source_port = 0;
+  std::uint16_t destination_port = 0;
+  auto operator<=>(const StreamKey&) const = default;
+};
+// invalid_argument names a source that is not an IP address (ports are
+// taken as they are; the Edge refuses zero ones).
+Result<StreamKey> stream_key(const StreamId& s);
+// The canonical StreamId of a key (inet_ntop's text, IPv4-mapped as IPv4).
+StreamId stream_id_of(const StreamKey& k);
+std::string to_string(const StreamKey& k);
+// True if both name one stream (whatever the spelling of the address).
+bool same_stream(const StreamId& a, const StreamId& b);
+
 struct StreamStats {
+  StreamKey key;                  // the stream (its identity; `source` and the ports spell it)
   std::string source;             // "10.0.0.1:40000" or "[fd00::1]:40000"
   std::uint16_t source_port = 0, destination_port = 0;
   std::uint16_t pmt_pid = 0, video_pid = 0;
@@ -164,26 +188,6 @@ std::string to_string(const StreamId& s);  // "10.0.0.1:40000->:5000"
 // (also "10.0.0.1:40000:5000"). The error names the part that is wrong.
 Result<StreamId> parse_stream_id(const std::string& text);
 
-// A stream's identity as a value, the one key type from the API boundary to
-// the kernel: the source address's 16 bytes (IPv4 as IPv4-mapped IPv6, as in
-// the datapath's qoc_stream_key) and the two ports in host order. Every
-// spelling of one address ("2001:db8::1", "2001:0db8:0:0::1",
-// "::ffff:10.0.0.1" for 10.0.0.1) is one key; maps are keyed by it, never by
-// text.
-struct StreamKey {
-  std::array<std::uint8_t, 16> address{};
-  std::uint16_t source_port = 0;
-  std::uint16_t destination_port = 0;
-  auto operator<=>(const StreamKey&) const = default;
-};
-// invalid_argument names a source that is not an IP address (ports are
-// taken as they are; the Edge refuses zero ones).
-Result<StreamKey> stream_key(const StreamId& s);
-// The canonical StreamId of a key (inet_ntop's text, IPv4-mapped as IPv4).
-StreamId stream_id_of(const StreamKey& k);
-std::string to_string(const StreamKey& k);
-// True if both name one stream (whatever the spelling of the address).
-bool same_stream(const StreamId& a, const StreamId& b);
 
 // What one process got of one stream (summed over CPUs), by FrameClass.
 struct TargetStats {
@@ -293,6 +297,8 @@ class Edge {
   // As set_qoc_table, but says when the table could not be saved in the
   // pinned edge's state file (then the old table stays).
   Status replace_qoc_table(QocTable table);
+  // The table in use (the last set, or the one a pinned edge brought back).
+  QocTable qoc_table() const;
   // A process requires `metric >= required` on `stream`: the policy with the
   // lowest bandwidth that meets it is chosen from the table and applied.
   Result<Policy> report_qoc(std::string_view process, const StreamId& stream, double required);

@@ -393,4 +393,68 @@ void to_proto(const ProgramInfo& p, v1::ProgramInfo* out) {
   out->set_xlated_insns(p.xlated_insns);
 }
 
+// --- the control core's results ------------------------------------------------
+
+Result<StreamKey> key_from_proto(const v1::StreamId& in, const std::string& field) {
+  QOCNET_ASSIGN(id, from_proto(in, field));
+  return stream_key(id);
+}
+
+void to_proto(const StreamKey& k, v1::StreamId* out) { to_proto(stream_id_of(k), out); }
+
+void to_proto(const control::StreamPolicy& p, v1::StreamPolicy* out) {
+  to_proto(p.stream, out->mutable_stream());
+  to_proto(p.policy, out->mutable_policy());
+  out->set_required(p.required);
+  out->set_target(p.target);
+}
+
+void to_proto(const control::PolicyChange& c, v1::PolicyUpdate* out) {
+  to_proto(c.policy, out->mutable_policy());
+  out->set_reason(c.reason);
+  out->set_generation(c.generation);
+}
+
+v1::LoopAction to_proto(control::LoopAction a) {
+  switch (a) {
+    case control::LoopAction::held: return v1::LOOP_ACTION_HELD;
+    case control::LoopAction::tightened: return v1::LOOP_ACTION_TIGHTENED;
+    case control::LoopAction::loosened: return v1::LOOP_ACTION_LOOSENED;
+  }
+  return v1::LOOP_ACTION_UNSPECIFIED;
+}
+
+void to_proto(const control::SensorView& s, v1::Sensor* out) {
+  out->set_name(s.name);
+  out->set_address(s.address);
+  for (const auto& id : s.streams) to_proto(id, out->add_streams());
+  if (s.applied) to_proto(*s.applied, out->mutable_applied());
+  out->set_last_error(s.last_error);
+}
+
+void to_proto(const control::CoreStatus& s, v1::GetStatusResponse* out) {
+  for (const auto& p : s.ports) out->add_ports(p);
+  for (const auto& p : s.programs) to_proto(p, out->add_programs());
+  out->set_adopted(s.adopted);
+  out->set_compile_seconds(s.compile_seconds);
+  out->set_generation(s.generation);
+  out->set_uptime_seconds(s.uptime_seconds);
+}
+
+void to_proto(const control::StatsSnapshot& s, v1::StatsUpdate* out) {
+  out->set_sequence(s.sequence);
+  out->set_monotonic_seconds(s.monotonic_seconds);
+  out->set_generation(s.generation);
+  for (const auto& r : s.streams) {
+    auto* m = out->add_streams();
+    to_proto(r.stream, m->mutable_stream());
+    for (const auto& t : r.targets) to_proto(t, m->add_targets());
+    for (const auto& p : r.requirements) to_proto(p, m->add_requirements());
+    to_proto(r.effective, m->mutable_effective());
+    to_proto(r.bandwidth, m->mutable_bandwidth());
+  }
+  for (const auto& p : s.ports) to_proto(p, out->add_ports());
+  to_proto(s.dpi, out->mutable_dpi());
+}
+
 }  // namespace qocnet::grpc_api

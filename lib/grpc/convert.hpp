@@ -11,10 +11,12 @@
 #include <cstdint>
 #include <string>
 
+#include "control/types.hpp"
 #include "qocnet/edge.hpp"
 #include "qocnet/error.hpp"
 #include "qocnet/qoc.hpp"
 #include "qocnet/v1/control.pb.h"
+#include "qocnet/v1/qoc.pb.h"
 #include "qocnet/v1/types.pb.h"
 
 namespace qocnet::grpc_api {
@@ -82,5 +84,15 @@ void to_proto(const ProgramInfo& p, v1::ProgramInfo* out);
 // Four per-class counters into a ClassCounts.
 void to_proto(const std::uint64_t (&datagrams)[4], const std::uint64_t (&bytes)[4],
               v1::ClassCounts* out);
+
+// The control core's results (lib/control/core.hpp) on the wire.
+Result<StreamKey> key_from_proto(const v1::StreamId& in, const std::string& field);
+void to_proto(const StreamKey& k, v1::StreamId* out);
+void to_proto(const control::StreamPolicy& p, v1::StreamPolicy* out);
+void to_proto(const control::PolicyChange& c, v1::PolicyUpdate* out);
+v1::LoopAction to_proto(control::LoopAction a);
+void to_proto(const control::SensorView& s, v1::Sensor* out);
+void to_proto(const control::CoreStatus& s, v1::GetStatusResponse* out);
+void to_proto(const control::StatsSnapshot& s, v1::StatsUpdate* out);
 
 }  // namespace qocnet::grpc_api

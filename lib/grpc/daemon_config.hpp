@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "controller.hpp"
+#include "core_options.hpp"
 #include "tenancy.hpp"
 #include "qocnet/error.hpp"
 

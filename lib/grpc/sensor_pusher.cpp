@@ -28,15 +28,15 @@ std::shared_ptr<::grpc::ChannelCredentials> credentials(const std::string& addre
 
 }  // namespace
 
-SensorPusher::SensorPusher(std::string name, std::string address, const SensorTls& tls,
-                           std::chrono::milliseconds timeout, std::function<std::uint64_t()> epoch,
-                           OnResult on_result, std::function<void()> on_stale)
-    : name_(std::move(name)),
-      address_(std::move(address)),
-      timeout_(timeout),
-      epoch_(std::move(epoch)),
-      on_result_(std::move(on_result)),
-      on_stale_(std::move(on_stale)) {
+control::SensorLinkFactory SensorPusher::factory(SensorTls tls, std::chrono::milliseconds timeout) {
+  return [tls = std::move(tls), timeout](const control::SensorConfig& sensor, control::SensorEvents events) {
+    return std::unique_ptr<control::SensorLink>(new SensorPusher(sensor, tls, timeout, std::move(events)));
+  };
+}
+
+SensorPusher::SensorPusher(const control::SensorConfig& sensor, const SensorTls& tls, std::chrono::milliseconds timeout,
+                           control::SensorEvents events)
+    : name_(sensor.name), address_(sensor.address), timeout_(timeout), events_(std::move(events)) {
   ::grpc::ChannelArguments args;
   // Reconnect soon after a sensor comes back (gRPC's default waits up to 2 min).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
@@ -91,7 +91,7 @@ std::size_t SensorPusher::pending() const {
   to_proto(p.stream, req.mutable_stream());
   to_proto(p.policy, req.mutable_policy());
   req.set_generation(p.generation);
-  req.set_epoch(epoch_());
+  req.set_epoch(events_.epoch ? events_.epoch() : 0);
   v1::SetStreamPolicyResponse resp;
   auto st = stub_->SetStreamPolicy(&ctx, req, &resp);
   std::lock_guard lock(mu_);
@@ -125,8 +125,8 @@ void SensorPusher::loop() {
       outcome = make_error(Errc::unavailable,
                            "SetStreamPolicy to sensor '" + name_ + "' at " + address_ + ": " + st.error_message(),
                            "check that qocnet-sensor runs, listens on " + address_ + " and takes this edge");
-    if (!retiring && on_result_) on_result_(p, outcome);
-    if (stale && !retiring && on_stale_) on_stale_();
+    if (!retiring && events_.result) events_.result(p, outcome);
+    if (stale && !retiring && events_.stale) events_.stale();
     std::unique_lock lock(mu_);
     in_flight_ = false;
     if (stopping_) return;

@@ -1,15 +1,17 @@
-// Pushes a sensor's effective policies to its agent (SensorService), off
-// every lock of the controller: one worker thread per sensor holds the latest
+// The gRPC SensorLink (lib/control/sensor_link.hpp): pushes a sensor's
+// effective policies to its agent (SensorService.SetStreamPolicy), off the
+// control core's executor. One worker thread per sensor holds the latest
 // policy per stream (a newer one replaces one not yet sent), sends them one
 // at a time with a deadline, and retries failures with backoff (100 ms
 // doubling to 5 s). A sensor that hangs or is gone delays only its own
-// pushes; every other call goes on (docs/SERVICE.md, Feedback).
+// pushes; every other call goes on (docs/SERVICE.md, Feedback). TLS toward
+// agents on TCP; unix: addresses need none (the agent checks the uid).
 //
-// The outcome of each push is reported through `on_result`, called from the
-// worker without any lock of the pusher held (the controller takes its own
-// lock there). A push refused as older than what the agent applied (a client
-// gave it a later order than this edge's) calls `on_stale`, which moves the
-// edge to a newer epoch, and is sent again.
+// The outcome of each push goes to SensorEvents::result, called from the
+// worker without any lock of the pusher held. A push refused as older than
+// what the agent applied (a client gave it a later order than this edge's)
+// calls SensorEvents::stale, which moves the edge to a newer epoch, and is
+// sent again.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -24,6 +26,7 @@
 #include <string>
 #include <thread>
 
+#include "control/sensor_link.hpp"
 #include "convert.hpp"
 #include "qocnet/v1/sensor.grpc.pb.h"
 
@@ -37,29 +40,24 @@ struct SensorTls {
   std::string key;   // PEM file: its private key
 };
 
-struct SensorPush {
-  StreamId stream;
-  Policy policy;
-  std::uint64_t generation = 0;
-};
+using control::SensorPush;
 
-class SensorPusher {
+class SensorPusher final : public control::SensorLink {
  public:
-  using OnResult = std::function<void(const SensorPush&, const Status&)>;
-  SensorPusher(std::string name, std::string address, const SensorTls& tls, std::chrono::milliseconds timeout,
-               std::function<std::uint64_t()> epoch, OnResult on_result, std::function<void()> on_stale);
-  ~SensorPusher();
+  SensorPusher(const control::SensorConfig& sensor, const SensorTls& tls, std::chrono::milliseconds timeout,
+               control::SensorEvents events);
+  ~SensorPusher() override;
   SensorPusher(const SensorPusher&) = delete;
   SensorPusher& operator=(const SensorPusher&) = delete;
 
-  // Queues `push` (replacing one for the same stream not yet sent).
-  void push(SensorPush push);
-  // Sends what is queued once more (no retries), reports nothing, then ends.
-  void retire();
+  void push(SensorPush push) override;
+  void retire() override;
   // Ends now: an RPC under way is cancelled; waits for the worker.
-  void stop();
-  // Pushes queued or in flight (tests, bench).
-  std::size_t pending() const;
+  void stop() override;
+  std::size_t pending() const override;
+
+  // The SensorLinkFactory qocnetd gives its control core.
+  static control::SensorLinkFactory factory(SensorTls tls, std::chrono::milliseconds timeout);
 
  private:
   void loop();
@@ -67,9 +65,7 @@ class SensorPusher {
 
   const std::string name_, address_;
   const std::chrono::milliseconds timeout_;
-  std::function<std::uint64_t()> epoch_;
-  OnResult on_result_;
-  std::function<void()> on_stale_;
+  control::SensorEvents events_;
   std::shared_ptr<::grpc::Channel> channel_;
   std::unique_ptr<v1::SensorService::Stub> stub_;
 

@@ -3,9 +3,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
-#include <thread>
 
 #include "convert.hpp"
+#include "stream_writer.hpp"
 #include "server.hpp"
 
 namespace qocnet::grpc_api {
@@ -99,20 +99,20 @@ struct Caller {
 
 // A process call's name and token (call metadata), checked; the bucket to
 // charge on success.
-Status verify_process(const ::grpc::CallbackServerContext* ctx, const Controller& ctl, const Caller& caller) {
+Status verify_process(const ::grpc::CallbackServerContext* ctx, const control::ControlCore& core, const Caller& caller) {
   if (caller.name->empty()) return bad_field("name", "is empty", "give the process's registered name");
   QOCNET_ASSIGN(token, call_token(ctx));
-  return ctl.check_token(*caller.name, token);
+  return core.check_token(*caller.name, token);
 }
 
 // Who may call and how often, before the request reaches the controller.
-::grpc::Status admit(::grpc::CallbackServerContext* ctx, const AccessPolicy& access, const Controller& ctl,
+::grpc::Status admit(::grpc::CallbackServerContext* ctx, const AccessPolicy& access, const control::ControlCore& core,
                      const google::protobuf::Message& request, const Caller& caller) {
   auto charge = [&](const std::string& who) { return !access.limiter || access.limiter->allow(who); };
   ::grpc::Status refused = to_status(check_request(request));
   if (refused.ok() && caller.kind == Caller::operator_call) refused = operator_allowed(ctx, tenancy_of(access));
   if (refused.ok() && caller.kind == Caller::process) {
-    const Status verified = verify_process(ctx, ctl, caller);
+    const Status verified = verify_process(ctx, core, caller);
     if (verified) {
       const std::string who = "process " + *caller.name;
       return charge(who) ? ::grpc::Status::OK : over_limit(access, who);
@@ -125,442 +125,490 @@ Status verify_process(const ::grpc::CallbackServerContext* ctx, const Controller
   return refused;
 }
 
-// The one shape of every unary handler: who may call, how often, then the body.
-template <class F>
-::grpc::ServerUnaryReactor* run(::grpc::CallbackServerContext* ctx, const AccessPolicy& access,
-                                const Controller& ctl, const google::protobuf::Message& request,
-                                const Caller& caller, F&& body) {
+// Handlers: admit (synchronous: who, how often, well-formed), translate,
+// post to the core; the core's completion fills the response and finishes.
+
+::grpc::ServerUnaryReactor* finish(::grpc::CallbackServerContext* ctx, const ::grpc::Status& st) {
   auto* reactor = ctx->DefaultReactor();
-  ::grpc::Status st = admit(ctx, access, ctl, request, caller);
-  if (st.ok()) st = to_status(body());
   reactor->Finish(st);
   return reactor;
 }
 
-#define QOCNET_CONTROL(Name)                                                                      \
-  ::grpc::ServerUnaryReactor* ControlServiceImpl::Name(::grpc::CallbackServerContext* ctx,        \
-                                                       const v1::Name##Request* req,              \
-                                                       v1::Name##Response* resp)
-#define QOCNET_BODY(...) \
-  return run(ctx, access_, ctl_, *req, Caller{Caller::operator_call}, [&]() -> Status __VA_ARGS__)
+::grpc::ServerUnaryReactor* finish(::grpc::CallbackServerContext* ctx, const Status& st) {
+  return finish(ctx, to_status(st));
+}
+
+// A completion that finishes the call with the core's status.
+control::DoneStatus reply(::grpc::ServerUnaryReactor* reactor) {
+  return [reactor](Status st) { reactor->Finish(to_status(st)); };
+}
+
+// A completion that fills the response from the core's result, then finishes.
+template <class T, class Fill>
+control::Done<T> reply(::grpc::ServerUnaryReactor* reactor, Fill fill) {
+  return [reactor, fill = std::move(fill)](Result<T> r) {
+    if (!r) return reactor->Finish(to_status(r.error()));
+    fill(r.value());
+    reactor->Finish(::grpc::Status::OK);
+  };
+}
+
+::grpc::Status admit_operator(::grpc::CallbackServerContext* ctx, const AccessPolicy& access,
+                              const control::ControlCore& core, const google::protobuf::Message& request) {
+  return admit(ctx, access, core, request, Caller{Caller::operator_call});
+}
+
+// A process's own call: its name in the request, its token in the call's metadata.
+::grpc::Status admit_process(::grpc::CallbackServerContext* ctx, const AccessPolicy& access,
+                             const control::ControlCore& core, const google::protobuf::Message& request,
+                             const std::string& name) {
+  return admit(ctx, access, core, request, Caller{Caller::process, &name});
+}
 
 Error empty_field(const std::string& field, const std::string& fix) {
   return bad_field(field, "is empty", fix);
 }
 
-}  // namespace
-
-QOCNET_CONTROL(AttachPort) {
-  (void)resp;
-  QOCNET_BODY({
-    if (req->port().empty()) return empty_field("port", "name the interface to attach to");
-    return ctl_.with_edge([&](Edge& e) { return e.attach_port(req->port()); });
-  });
+Result<std::optional<StreamKey>> optional_stream(const v1::StreamId& s, bool present) {
+  if (!present) return std::optional<StreamKey>{};
+  QOCNET_ASSIGN(key, key_from_proto(s, "stream"));
+  return std::optional<StreamKey>{key};
 }
 
-QOCNET_CONTROL(DetachPort) {
-  (void)resp;
-  QOCNET_BODY({
-    if (req->port().empty()) return empty_field("port", "name the interface to detach from");
-    return ctl_.with_edge([&](Edge& e) { return e.detach_port(req->port()); });
-  });
-}
-
-QOCNET_CONTROL(SetPortPair) {
-  (void)resp;
-  QOCNET_BODY({
-    QOCNET_ASSIGN(pair, from_proto(req->pair(), "pair"));
-    return ctl_.with_edge([&](Edge& e) { return e.set_port_pair(pair.ingress, pair.egress); });
-  });
-}
-
-QOCNET_CONTROL(RemovePortPair) {
-  (void)resp;
-  QOCNET_BODY({
-    if (req->ingress().empty()) return empty_field("ingress", "name the pair's ingress interface");
-    return ctl_.with_edge([&](Edge& e) { return e.remove_port_pair(req->ingress()); });
-  });
-}
-
-QOCNET_CONTROL(ListPortPairs) {
-  (void)req;
-  QOCNET_BODY({
-    return ctl_.with_edge([&](const Edge& e) -> Status {
-      QOCNET_ASSIGN(pairs, e.port_pairs());
-      for (const auto& p : pairs) to_proto(p, resp->add_pairs());
-      return {};
-    });
-  });
-}
-
-QOCNET_CONTROL(GetPortCounters) {
-  QOCNET_BODY({
-    return ctl_.with_edge([&](const Edge& e) -> Status {
-      std::vector<PortCounters> all;
-      if (req->ports().empty()) {
-        QOCNET_ASSIGN(v, e.all_port_counters());
-        all = std::move(v);
-      } else {
-        for (int i = 0; i < req->ports_size(); ++i) {
-          auto c = e.port_counters(req->ports(i));
-          if (!c) return std::move(c).error().context("ports[" + std::to_string(i) + "]");
-          all.push_back(*c);
-        }
-      }
-      for (const auto& c : all) to_proto(c, resp->add_counters());
-      return {};
-    });
-  });
-}
-
-QOCNET_CONTROL(AddProcess) {
-  (void)resp;
-  QOCNET_BODY({
-    QOCNET_ASSIGN(spec, from_proto(req->process(), "process"));
-    return ctl_.with_edge([&](Edge& e) { return e.add_process(spec); });
-  });
-}
-
-QOCNET_CONTROL(RemoveProcess) {
-  (void)resp;
-  QOCNET_BODY({
-    if (req->name().empty()) return empty_field("name", "name the process to remove");
-    return ctl_.remove_process(req->name());
-  });
-}
-
-QOCNET_CONTROL(ListProcesses) {
-  (void)req;
-  QOCNET_BODY({
-    return ctl_.with_edge([&](const Edge& e) -> Status {
-      for (const auto& p : e.processes()) to_proto(p, resp->add_processes());
-      return {};
-    });
-  });
-}
-
-QOCNET_CONTROL(SetCloneTargets) {
-  (void)resp;
-  QOCNET_BODY({
-    QOCNET_ASSIGN(stream, from_proto(req->stream(), "stream"));
-    std::vector<std::string> names(req->processes().begin(), req->processes().end());
-    for (std::size_t i = 0; i < names.size(); ++i)
-      if (names[i].empty()) return empty_field("processes[" + std::to_string(i) + "]", "name a process");
-    return ctl_.set_clone_targets(stream, names);
-  });
-}
-
-QOCNET_CONTROL(SetPolicy) {
-  (void)resp;
-  QOCNET_BODY({
-    if (req->process().empty()) return empty_field("process", "name the process");
-    QOCNET_ASSIGN(stream, from_proto(req->stream(), "stream"));
-    QOCNET_ASSIGN(policy, from_proto(req->policy(), "policy"));
-    return ctl_.set_policy(req->process(), stream, policy);
-  });
-}
-
-QOCNET_CONTROL(GetTargetStats) {
-  QOCNET_BODY({
-    QOCNET_ASSIGN(stream, from_proto(req->stream(), "stream"));
-    return ctl_.with_edge([&](const Edge& e) -> Status {
-      QOCNET_ASSIGN(stats, e.target_stats(stream));
-      for (const auto& t : stats) to_proto(t, resp->add_targets());
-      return {};
-    });
-  });
-}
-
-QOCNET_CONTROL(SetRequirement) {
-  QOCNET_BODY({
-    if (req->process().empty()) return empty_field("process", "name the process");
-    QOCNET_ASSIGN(stream, from_proto(req->stream(), "stream"));
-    QOCNET_ASSIGN(sp, ctl_.set_requirement(req->process(), stream, req->required(), "operator"));
-    *resp->mutable_policy() = std::move(sp);
-    return {};
-  });
-}
-
-QOCNET_CONTROL(GetEffectivePolicy) {
-  QOCNET_BODY({
-    QOCNET_ASSIGN(stream, from_proto(req->stream(), "stream"));
-    QOCNET_ASSIGN(stats, ctl_.stats());
-    // The effective policy over what the processes want (not the edge's share).
-    for (const auto& s : stats.streams()) {
-      auto id = from_proto(s.stream().stream(), "stream");
-      if (id && same_stream(*id, stream) && s.targets_size() > 0) {
-        *resp->mutable_policy() = s.effective();
-        return {};
-      }
-    }
-    return ctl_.with_edge([&](const Edge& e) -> Status {
-      QOCNET_ASSIGN(p, e.effective_policy(stream));  // names why there is none
-      to_proto(p, resp->mutable_policy());
-      return {};
-    });
-  });
-}
-
-QOCNET_CONTROL(GetStreamBandwidth) {
-  QOCNET_BODY({
-    QOCNET_ASSIGN(stream, from_proto(req->stream(), "stream"));
-    QOCNET_ASSIGN(stats, ctl_.stats());
-    for (const auto& s : stats.streams()) {
-      auto id = from_proto(s.stream().stream(), "stream");
-      if (id && same_stream(*id, stream) && s.targets_size() > 0) {
-        *resp->mutable_bandwidth() = s.bandwidth();
-        resp->set_processes(static_cast<std::uint32_t>(s.targets_size()));
-        return {};
-      }
-    }
-    return ctl_.with_edge([&](const Edge& e) -> Status {
-      QOCNET_ASSIGN(b, e.stream_bandwidth(stream));  // names why there is none
-      to_proto(b, resp->mutable_bandwidth());
-      if (auto targets = e.target_stats(stream); targets)
-        resp->set_processes(static_cast<std::uint32_t>(targets->size()));
-      return {};
-    });
-  });
-}
-
-QOCNET_CONTROL(GetQocTable) {
-  (void)req;
-  QOCNET_BODY({
-    QOCNET_TRY(ctl_.ready());
-    to_proto(ctl_.qoc_table(), resp->mutable_table());
-    return {};
-  });
-}
-
-QOCNET_CONTROL(SetQocTable) {
-  (void)resp;
-  QOCNET_BODY({
-    const bool has_table = req->has_table();
-    const bool has_yaml = !req->yaml().empty();
-    if (has_table == has_yaml)
-      return bad_field("table/yaml", has_table ? "are both set" : "are both empty",
-                       "send either the table or its YAML text");
-    if (has_yaml) {
-      QOCNET_ASSIGN(t, QocTable::parse_yaml(req->yaml(), "yaml"));
-      return ctl_.set_qoc_table(std::move(t));
-    }
-    QOCNET_ASSIGN(t, from_proto(req->table(), "table"));
-    return ctl_.set_qoc_table(std::move(t));
-  });
-}
-
-QOCNET_CONTROL(ListStreams) {
-  (void)req;
-  QOCNET_BODY({
-    return ctl_.with_edge([&](const Edge& e) -> Status {
-      QOCNET_ASSIGN(streams, e.streams());
-      for (const auto& s : streams) to_proto(s, resp->add_streams());
-      return {};
-    });
-  });
-}
-
-QOCNET_CONTROL(GetDpiCounters) {
-  (void)req;
-  QOCNET_BODY({
-    return ctl_.with_edge([&](const Edge& e) -> Status {
-      QOCNET_ASSIGN(c, e.dpi_counters());
-      to_proto(c, resp->mutable_counters());
-      return {};
-    });
-  });
-}
-
-QOCNET_CONTROL(ResetStreams) {
-  (void)req;
-  (void)resp;
-  QOCNET_BODY({ return ctl_.with_edge([&](Edge& e) { return e.reset_streams(); }); });
-}
-
-QOCNET_CONTROL(AddSensor) {
-  (void)resp;
-  QOCNET_BODY({
-    const auto& s = req->sensor();
-    if (s.name().empty()) return empty_field("sensor.name", "name the sensor");
-    if (s.address().empty())
-      return empty_field("sensor.address", "give its SensorService address, e.g. unix:/run/qocnet/sensor.sock");
-    if (s.streams().empty()) return empty_field("sensor.streams", "list the streams the sensor sends");
-    SensorConfig cfg{s.name(), s.address(), {}};
-    for (int i = 0; i < s.streams_size(); ++i) {
-      QOCNET_ASSIGN(id, from_proto(s.streams(i), "sensor.streams[" + std::to_string(i) + "]"));
-      cfg.streams.push_back(id);
-    }
-    return ctl_.add_sensor(cfg);
-  });
-}
-
-QOCNET_CONTROL(RemoveSensor) {
-  (void)resp;
-  QOCNET_BODY({
-    if (req->name().empty()) return empty_field("name", "name the sensor");
-    return ctl_.remove_sensor(req->name());
-  });
-}
-
-QOCNET_CONTROL(ListSensors) {
-  (void)req;
-  QOCNET_BODY({
-    QOCNET_TRY(ctl_.ready());
-    for (auto& s : ctl_.sensors()) *resp->add_sensors() = std::move(s);
-    return {};
-  });
-}
-
-QOCNET_CONTROL(GetStatus) {
-  (void)req;
-  QOCNET_BODY({
-    QOCNET_ASSIGN(s, ctl_.status());
-    *resp = std::move(s);
-    return {};
-  });
-}
-
-namespace {
-
-// WatchStats: a thread per watcher builds a StatsUpdate every interval.
-class StatsWatch : public QueueWriter<v1::StatsUpdate> {
+// A watch stream's end toward the core: a Subscriber that hands each
+// message to the gRPC writer (its queue; never blocks) until the call is
+// done, then says it is gone.
+template <class Proto, class Domain>
+class WatchSink final : public control::Subscriber<Domain> {
  public:
-  StatsWatch(Controller& ctl, std::chrono::milliseconds interval, std::uint32_t count)
-      : ctl_(ctl), interval_(interval), count_(count) {
-    on_done([this] {
-      close(::grpc::Status::CANCELLED);
-      if (thread_.joinable()) thread_.join();
-    });
-    thread_ = std::thread([this] { loop(); });
+  explicit WatchSink(QueueWriter<Proto>* writer) : writer_(writer) {}
+  bool deliver(const Domain& message) override {
+    std::lock_guard lock(mu_);
+    if (!writer_) return false;
+    Proto m;
+    to_proto(message, &m);
+    return writer_->push(std::move(m));
+  }
+  void close(const Status& status) override {
+    std::lock_guard lock(mu_);
+    if (writer_) writer_->close(to_status(status));
+  }
+  // The call is done (OnDone): the writer is about to go.
+  void detach() {
+    std::lock_guard lock(mu_);
+    writer_ = nullptr;
   }
 
  private:
-  void loop() {
-    for (std::uint64_t seq = 1;; ++seq) {
-      auto u = ctl_.stats();
-      if (!u) {
-        close(to_status(u.error()));
-        return;
-      }
-      u->set_sequence(seq);
-      if (!push(std::move(u).value())) return;
-      if (count_ != 0 && seq >= count_) {
-        close(::grpc::Status::OK);
-        return;
-      }
-      if (wait_closed_for(interval_)) return;
-    }
-  }
-  Controller& ctl_;
-  std::chrono::milliseconds interval_;
-  std::uint32_t count_;
-  std::thread thread_;
+  std::mutex mu_;
+  QueueWriter<Proto>* writer_;
 };
 
+template <class Proto>
+QueueWriter<Proto>* closed_stream(const ::grpc::Status& st) {
+  auto* w = new QueueWriter<Proto>();
+  w->close(st);
+  return w;
+}
+
 }  // namespace
+
+// ControlService ---------------------------------------------------------------
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::AttachPort(::grpc::CallbackServerContext* ctx,
+                                                          const v1::AttachPortRequest* req,
+                                                          v1::AttachPortResponse* /*resp*/) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  if (req->port().empty()) return finish(ctx, empty_field("port", "name the interface to attach to"));
+  auto* reactor = ctx->DefaultReactor();
+  core_.attach_port(req->port(), reply(reactor));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::DetachPort(::grpc::CallbackServerContext* ctx,
+                                                          const v1::DetachPortRequest* req,
+                                                          v1::DetachPortResponse* /*resp*/) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  if (req->port().empty()) return finish(ctx, empty_field("port", "name the interface to detach from"));
+  auto* reactor = ctx->DefaultReactor();
+  core_.detach_port(req->port(), reply(reactor));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::SetPortPair(::grpc::CallbackServerContext* ctx,
+                                                           const v1::SetPortPairRequest* req,
+                                                           v1::SetPortPairResponse* /*resp*/) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto pair = from_proto(req->pair(), "pair");
+  if (!pair) return finish(ctx, std::move(pair).error());
+  auto* reactor = ctx->DefaultReactor();
+  core_.set_port_pair(std::move(pair).value(), reply(reactor));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::RemovePortPair(::grpc::CallbackServerContext* ctx,
+                                                              const v1::RemovePortPairRequest* req,
+                                                              v1::RemovePortPairResponse* /*resp*/) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  if (req->ingress().empty()) return finish(ctx, empty_field("ingress", "name the pair's ingress interface"));
+  auto* reactor = ctx->DefaultReactor();
+  core_.remove_port_pair(req->ingress(), reply(reactor));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::ListPortPairs(::grpc::CallbackServerContext* ctx,
+                                                             const v1::ListPortPairsRequest* req,
+                                                             v1::ListPortPairsResponse* resp) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto* reactor = ctx->DefaultReactor();
+  core_.port_pairs(reply<std::vector<PortPair>>(reactor, [resp](const std::vector<PortPair>& pairs) {
+    for (const auto& p : pairs) to_proto(p, resp->add_pairs());
+  }));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::GetPortCounters(::grpc::CallbackServerContext* ctx,
+                                                               const v1::GetPortCountersRequest* req,
+                                                               v1::GetPortCountersResponse* resp) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto* reactor = ctx->DefaultReactor();
+  core_.port_counters({req->ports().begin(), req->ports().end()},
+                      reply<std::vector<PortCounters>>(reactor, [resp](const std::vector<PortCounters>& all) {
+                        for (const auto& c : all) to_proto(c, resp->add_counters());
+                      }));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::AddProcess(::grpc::CallbackServerContext* ctx,
+                                                          const v1::AddProcessRequest* req,
+                                                          v1::AddProcessResponse* /*resp*/) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto spec = from_proto(req->process(), "process");
+  if (!spec) return finish(ctx, std::move(spec).error());
+  auto* reactor = ctx->DefaultReactor();
+  core_.add_process(std::move(spec).value(), reply(reactor));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::RemoveProcess(::grpc::CallbackServerContext* ctx,
+                                                             const v1::RemoveProcessRequest* req,
+                                                             v1::RemoveProcessResponse* /*resp*/) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  if (req->name().empty()) return finish(ctx, empty_field("name", "name the process to remove"));
+  auto* reactor = ctx->DefaultReactor();
+  core_.remove_process(req->name(), reply(reactor));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::ListProcesses(::grpc::CallbackServerContext* ctx,
+                                                             const v1::ListProcessesRequest* req,
+                                                             v1::ListProcessesResponse* resp) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto* reactor = ctx->DefaultReactor();
+  core_.processes(reply<std::vector<ProcessSpec>>(reactor, [resp](const std::vector<ProcessSpec>& all) {
+    for (const auto& p : all) to_proto(p, resp->add_processes());
+  }));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::SetCloneTargets(::grpc::CallbackServerContext* ctx,
+                                                               const v1::SetCloneTargetsRequest* req,
+                                                               v1::SetCloneTargetsResponse* /*resp*/) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto stream = key_from_proto(req->stream(), "stream");
+  if (!stream) return finish(ctx, std::move(stream).error());
+  std::vector<std::string> names(req->processes().begin(), req->processes().end());
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (names[i].empty()) return finish(ctx, empty_field("processes[" + std::to_string(i) + "]", "name a process"));
+  auto* reactor = ctx->DefaultReactor();
+  core_.set_clone_targets(*stream, std::move(names), reply(reactor));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::SetPolicy(::grpc::CallbackServerContext* ctx,
+                                                         const v1::SetPolicyRequest* req,
+                                                         v1::SetPolicyResponse* /*resp*/) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  if (req->process().empty()) return finish(ctx, empty_field("process", "name the process"));
+  auto stream = key_from_proto(req->stream(), "stream");
+  if (!stream) return finish(ctx, std::move(stream).error());
+  auto policy = from_proto(req->policy(), "policy");
+  if (!policy) return finish(ctx, std::move(policy).error());
+  auto* reactor = ctx->DefaultReactor();
+  core_.set_policy(req->process(), *stream, *policy, reply(reactor));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::GetTargetStats(::grpc::CallbackServerContext* ctx,
+                                                              const v1::GetTargetStatsRequest* req,
+                                                              v1::GetTargetStatsResponse* resp) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto stream = key_from_proto(req->stream(), "stream");
+  if (!stream) return finish(ctx, std::move(stream).error());
+  auto* reactor = ctx->DefaultReactor();
+  core_.target_stats(*stream, reply<std::vector<TargetStats>>(reactor, [resp](const std::vector<TargetStats>& all) {
+    for (const auto& t : all) to_proto(t, resp->add_targets());
+  }));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::SetRequirement(::grpc::CallbackServerContext* ctx,
+                                                              const v1::SetRequirementRequest* req,
+                                                              v1::SetRequirementResponse* resp) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  if (req->process().empty()) return finish(ctx, empty_field("process", "name the process"));
+  auto stream = key_from_proto(req->stream(), "stream");
+  if (!stream) return finish(ctx, std::move(stream).error());
+  auto* reactor = ctx->DefaultReactor();
+  core_.set_requirement(req->process(), *stream, req->required(),
+                        reply<control::StreamPolicy>(reactor, [resp](const control::StreamPolicy& p) {
+                          to_proto(p, resp->mutable_policy());
+                        }));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::GetEffectivePolicy(::grpc::CallbackServerContext* ctx,
+                                                                  const v1::GetEffectivePolicyRequest* req,
+                                                                  v1::GetEffectivePolicyResponse* resp) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto stream = key_from_proto(req->stream(), "stream");
+  if (!stream) return finish(ctx, std::move(stream).error());
+  auto* reactor = ctx->DefaultReactor();
+  core_.effective_policy(*stream, reply<Policy>(reactor, [resp](const Policy& p) {
+    to_proto(p, resp->mutable_policy());
+  }));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::GetStreamBandwidth(::grpc::CallbackServerContext* ctx,
+                                                                  const v1::GetStreamBandwidthRequest* req,
+                                                                  v1::GetStreamBandwidthResponse* resp) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto stream = key_from_proto(req->stream(), "stream");
+  if (!stream) return finish(ctx, std::move(stream).error());
+  auto* reactor = ctx->DefaultReactor();
+  core_.stream_bandwidth(*stream, reply<control::StreamBandwidth>(reactor, [resp](const control::StreamBandwidth& b) {
+    to_proto(b.bandwidth, resp->mutable_bandwidth());
+    resp->set_processes(b.processes);
+  }));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::GetQocTable(::grpc::CallbackServerContext* ctx,
+                                                           const v1::GetQocTableRequest* req,
+                                                           v1::GetQocTableResponse* resp) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto* reactor = ctx->DefaultReactor();
+  core_.qoc_table(reply<QocTable>(reactor, [resp](const QocTable& t) { to_proto(t, resp->mutable_table()); }));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::SetQocTable(::grpc::CallbackServerContext* ctx,
+                                                           const v1::SetQocTableRequest* req,
+                                                           v1::SetQocTableResponse* /*resp*/) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  const bool has_table = req->has_table();
+  const bool has_yaml = !req->yaml().empty();
+  if (has_table == has_yaml)
+    return finish(ctx, bad_field("table/yaml", has_table ? "are both set" : "are both empty",
+                                 "send either the table or its YAML text"));
+  auto table = has_yaml ? QocTable::parse_yaml(req->yaml(), "yaml") : from_proto(req->table(), "table");
+  if (!table) return finish(ctx, std::move(table).error());
+  auto* reactor = ctx->DefaultReactor();
+  core_.set_qoc_table(std::move(table).value(), reply(reactor));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::ListStreams(::grpc::CallbackServerContext* ctx,
+                                                           const v1::ListStreamsRequest* req,
+                                                           v1::ListStreamsResponse* resp) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto* reactor = ctx->DefaultReactor();
+  core_.streams(reply<std::vector<StreamStats>>(reactor, [resp](const std::vector<StreamStats>& all) {
+    for (const auto& s : all) to_proto(s, resp->add_streams());
+  }));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::GetDpiCounters(::grpc::CallbackServerContext* ctx,
+                                                              const v1::GetDpiCountersRequest* req,
+                                                              v1::GetDpiCountersResponse* resp) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto* reactor = ctx->DefaultReactor();
+  core_.dpi_counters(reply<DpiCounters>(reactor, [resp](const DpiCounters& c) { to_proto(c, resp->mutable_counters()); }));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::ResetStreams(::grpc::CallbackServerContext* ctx,
+                                                            const v1::ResetStreamsRequest* req,
+                                                            v1::ResetStreamsResponse* /*resp*/) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto* reactor = ctx->DefaultReactor();
+  core_.reset_streams(reply(reactor));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::AddSensor(::grpc::CallbackServerContext* ctx,
+                                                         const v1::AddSensorRequest* req,
+                                                         v1::AddSensorResponse* /*resp*/) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  const auto& s = req->sensor();
+  if (s.name().empty()) return finish(ctx, empty_field("sensor.name", "name the sensor"));
+  if (s.address().empty())
+    return finish(ctx, empty_field("sensor.address", "give its SensorService address, e.g. unix:/run/qocnet/sensor.sock"));
+  if (s.streams().empty()) return finish(ctx, empty_field("sensor.streams", "list the streams the sensor sends"));
+  control::SensorConfig cfg{s.name(), s.address(), {}};
+  for (int i = 0; i < s.streams_size(); ++i) {
+    auto id = from_proto(s.streams(i), "sensor.streams[" + std::to_string(i) + "]");
+    if (!id) return finish(ctx, std::move(id).error());
+    cfg.streams.push_back(*id);
+  }
+  auto* reactor = ctx->DefaultReactor();
+  core_.add_sensor(std::move(cfg), reply(reactor));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::RemoveSensor(::grpc::CallbackServerContext* ctx,
+                                                            const v1::RemoveSensorRequest* req,
+                                                            v1::RemoveSensorResponse* /*resp*/) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  if (req->name().empty()) return finish(ctx, empty_field("name", "name the sensor"));
+  auto* reactor = ctx->DefaultReactor();
+  core_.remove_sensor(req->name(), reply(reactor));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::ListSensors(::grpc::CallbackServerContext* ctx,
+                                                           const v1::ListSensorsRequest* req,
+                                                           v1::ListSensorsResponse* resp) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto* reactor = ctx->DefaultReactor();
+  core_.sensors(reply<std::vector<control::SensorView>>(reactor, [resp](const std::vector<control::SensorView>& all) {
+    for (const auto& s : all) to_proto(s, resp->add_sensors());
+  }));
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* ControlServiceImpl::GetStatus(::grpc::CallbackServerContext* ctx,
+                                                         const v1::GetStatusRequest* req,
+                                                         v1::GetStatusResponse* resp) {
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
+  auto* reactor = ctx->DefaultReactor();
+  core_.status(reply<control::CoreStatus>(reactor, [resp](const control::CoreStatus& s) {
+    resp->set_version(QOCNET_VERSION);
+    to_proto(s, resp);
+  }));
+  return reactor;
+}
 
 ::grpc::ServerWriteReactor<v1::StatsUpdate>* ControlServiceImpl::WatchStats(::grpc::CallbackServerContext* ctx,
                                                                            const v1::WatchStatsRequest* req) {
-  auto fail = [](::grpc::Status st) {
-    auto* w = new QueueWriter<v1::StatsUpdate>();
-    w->close(std::move(st));
-    return w;
-  };
-  if (auto st = admit(ctx, access_, ctl_, *req, Caller{Caller::operator_call}); !st.ok()) return fail(st);
+  if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return closed_stream<v1::StatsUpdate>(st);
   const std::uint32_t ms = req->interval_ms() == 0 ? 1000 : req->interval_ms();
   if (ms < 100 || ms > 60000)
-    return fail(to_status(bad_field("interval_ms", "is " + std::to_string(ms) + ", not in 100..60000",
-                                    "ask for an interval between 100 ms and 60 s (0: 1 s)")));
-  if (auto st = ctl_.ready(); !st) return fail(to_status(st));
-  return new StatsWatch(ctl_, std::chrono::milliseconds(ms), req->count());
+    return closed_stream<v1::StatsUpdate>(to_status(bad_field("interval_ms", "is " + std::to_string(ms) + ", not in 100..60000",
+                                                              "ask for an interval between 100 ms and 60 s (0: 1 s)")));
+  if (auto st = core_.ready(); !st) return closed_stream<v1::StatsUpdate>(to_status(st));
+  auto* writer = new QueueWriter<v1::StatsUpdate>();
+  auto sink = std::make_shared<WatchSink<v1::StatsUpdate, control::StatsSnapshot>>(writer);
+  control::ControlCore* core = &core_;
+  writer->on_done([core, sink] {
+    sink->detach();
+    core->unwatch_stats(sink.get());
+  });
+  core_.watch_stats(sink, std::chrono::milliseconds(ms), req->count());
+  return writer;
 }
 
-// QocService ------------------------------------------------------------------
-
-namespace {
-
-// A process's own calls: charged to the process once its token checked out.
-template <class F>
-::grpc::ServerUnaryReactor* run_process(::grpc::CallbackServerContext* ctx, const AccessPolicy& access,
-                                        const Controller& ctl, const google::protobuf::Message& request,
-                                        const std::string& name, F&& body) {
-  return run(ctx, access, ctl, request, Caller{Caller::process, &name}, std::forward<F>(body));
-}
-
-Result<std::optional<StreamId>> optional_stream(const v1::StreamId& s, bool present) {
-  if (!present) return std::optional<StreamId>{};
-  QOCNET_ASSIGN(id, from_proto(s, "stream"));
-  return std::optional<StreamId>{id};
-}
-
-}  // namespace
+// QocService -------------------------------------------------------------------
 
 ::grpc::ServerUnaryReactor* QocServiceImpl::RegisterProcess(::grpc::CallbackServerContext* ctx,
                                                            const v1::RegisterProcessRequest* req,
                                                            v1::RegisterProcessResponse* resp) {
-  return run(ctx, access_, ctl_, *req, Caller{Caller::anyone}, [&]() -> Status {
-    QOCNET_TRY(check_process_name(req->name(), "name"));
-    if (req->udp_port() > 65535)
-      return bad_field("udp_port", "is " + std::to_string(req->udp_port()) + ", not in 0..65535",
-                       "give the UDP port the process receives on, or 0 for the sensor's destination port");
-    if (!req->interface().empty()) QOCNET_TRY(check_interface_name(req->interface(), "interface"));
-    Registration reg{req->name(), static_cast<std::uint16_t>(req->udp_port()), req->interface(), {}};
-    if (req->streams().empty()) return empty_field("streams", "list the streams the process consumes");
-    for (int i = 0; i < req->streams_size(); ++i) {
-      QOCNET_ASSIGN(id, from_proto(req->streams(i), "streams[" + std::to_string(i) + "]"));
-      reg.streams.push_back(id);
-    }
-    QOCNET_ASSIGN(spec, registration_spec(ctx, tenancy_of(access_), reg));
-    QOCNET_ASSIGN(r, ctl_.register_process(spec, reg.streams, req->required()));
-    *resp = std::move(r);
-    to_proto(spec, resp->mutable_process());
-    return {};
-  });
+  if (auto st = admit(ctx, access_, core_, *req, Caller{Caller::anyone}); !st.ok()) return finish(ctx, st);
+  if (auto st = check_process_name(req->name(), "name"); !st) return finish(ctx, st);
+  if (req->udp_port() > 65535)
+    return finish(ctx, bad_field("udp_port", "is " + std::to_string(req->udp_port()) + ", not in 0..65535",
+                                 "give the UDP port the process receives on, or 0 for the sensor's destination port"));
+  if (!req->interface().empty())
+    if (auto st = check_interface_name(req->interface(), "interface"); !st) return finish(ctx, st);
+  Registration reg{req->name(), static_cast<std::uint16_t>(req->udp_port()), req->interface(), {}};
+  if (req->streams().empty()) return finish(ctx, empty_field("streams", "list the streams the process consumes"));
+  std::vector<StreamKey> streams;
+  for (int i = 0; i < req->streams_size(); ++i) {
+    auto id = from_proto(req->streams(i), "streams[" + std::to_string(i) + "]");
+    if (!id) return finish(ctx, std::move(id).error());
+    streams.push_back(stream_key(*id).value());  // from_proto checked the address
+    reg.streams.push_back(std::move(id).value());
+  }
+  // Where its copies go comes from the caller's own veth (tenancy.hpp), and
+  // whether it may receive these streams from the tenant rules.
+  auto spec = registration_spec(ctx, tenancy_of(access_), reg);
+  if (!spec) return finish(ctx, std::move(spec).error());
+  auto* reactor = ctx->DefaultReactor();
+  core_.register_process(*spec, std::move(streams), req->required(),
+                         reply<control::Registration>(reactor, [resp, spec = *spec](const control::Registration& r) {
+                           resp->set_token(r.token);
+                           for (const auto& p : r.policies) to_proto(p, resp->add_policies());
+                           to_proto(spec, resp->mutable_process());
+                         }));
+  return reactor;
 }
 
 ::grpc::ServerUnaryReactor* QocServiceImpl::UnregisterProcess(::grpc::CallbackServerContext* ctx,
                                                              const v1::UnregisterProcessRequest* req,
-                                                             v1::UnregisterProcessResponse* resp) {
-  (void)resp;
-  return run_process(ctx, access_, ctl_, *req, req->name(),
-                     [&]() -> Status { return ctl_.unregister_process(req->name()); });
+                                                             v1::UnregisterProcessResponse* /*resp*/) {
+  if (auto st = admit_process(ctx, access_, core_, *req, req->name()); !st.ok()) return finish(ctx, st);
+  auto* reactor = ctx->DefaultReactor();
+  core_.unregister_process(req->name(), reply(reactor));
+  return reactor;
 }
 
 ::grpc::ServerUnaryReactor* QocServiceImpl::ReportRequirement(::grpc::CallbackServerContext* ctx,
                                                              const v1::ReportRequirementRequest* req,
                                                              v1::ReportRequirementResponse* resp) {
-  return run_process(ctx, access_, ctl_, *req, req->name(), [&]() -> Status {
-    QOCNET_ASSIGN(stream, optional_stream(req->stream(), req->has_stream()));
-    QOCNET_ASSIGN(policies, ctl_.report_requirement(req->name(), stream, req->required()));
-    for (auto& p : policies) *resp->add_policies() = std::move(p);
-    return {};
-  });
+  if (auto st = admit_process(ctx, access_, core_, *req, req->name()); !st.ok()) return finish(ctx, st);
+  auto stream = optional_stream(req->stream(), req->has_stream());
+  if (!stream) return finish(ctx, std::move(stream).error());
+  auto* reactor = ctx->DefaultReactor();
+  core_.report_requirement(req->name(), *stream, req->required(),
+                           reply<std::vector<control::StreamPolicy>>(
+                               reactor, [resp](const std::vector<control::StreamPolicy>& all) {
+                                 for (const auto& p : all) to_proto(p, resp->add_policies());
+                               }));
+  return reactor;
 }
 
 ::grpc::ServerUnaryReactor* QocServiceImpl::ReportMeasuredQoc(::grpc::CallbackServerContext* ctx,
                                                              const v1::ReportMeasuredQocRequest* req,
                                                              v1::ReportMeasuredQocResponse* resp) {
-  return run_process(ctx, access_, ctl_, *req, req->name(), [&]() -> Status {
-    QOCNET_ASSIGN(stream, optional_stream(req->stream(), req->has_stream()));
-    QOCNET_ASSIGN(r, ctl_.report_measured(req->name(), stream, req->measured()));
-    *resp = std::move(r);
-    return {};
-  });
+  if (auto st = admit_process(ctx, access_, core_, *req, req->name()); !st.ok()) return finish(ctx, st);
+  auto stream = optional_stream(req->stream(), req->has_stream());
+  if (!stream) return finish(ctx, std::move(stream).error());
+  auto* reactor = ctx->DefaultReactor();
+  core_.report_measured(req->name(), *stream, req->measured(),
+                        reply<control::Measurement>(reactor, [resp](const control::Measurement& m) {
+                          to_proto(m.policy, resp->mutable_policy());
+                          resp->set_action(to_proto(m.action));
+                        }));
+  return reactor;
 }
 
 ::grpc::ServerWriteReactor<v1::PolicyUpdate>* QocServiceImpl::WatchPolicy(::grpc::CallbackServerContext* ctx,
                                                                          const v1::WatchPolicyRequest* req) {
-  auto* w = new Watch();
-  w->process = req->name();
-  if (auto admitted = admit(ctx, access_, ctl_, *req, Caller{Caller::process, &req->name()});
-      !admitted.ok()) {
-    w->close(std::move(admitted));
-    return w;
-  }
-  Controller* ctl = &ctl_;
-  w->on_done([ctl, w] { ctl->remove_watch(w); });
-  if (Status st = ctl_.add_watch(req->name(), w); !st.ok()) w->close(to_status(st));
-  return w;
+  if (auto st = admit_process(ctx, access_, core_, *req, req->name()); !st.ok())
+    return closed_stream<v1::PolicyUpdate>(st);
+  auto* writer = new QueueWriter<v1::PolicyUpdate>();
+  auto sink = std::make_shared<WatchSink<v1::PolicyUpdate, control::PolicyChange>>(writer);
+  control::ControlCore* core = &core_;
+  writer->on_done([core, sink] {
+    sink->detach();
+    core->unwatch_policy(sink.get());
+  });
+  core_.watch_policy(req->name(), sink, [sink](Status st) {
+    if (!st) sink->close(st);
+  });
+  return writer;
 }
 
 }  // namespace qocnet::grpc_api

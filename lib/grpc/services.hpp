@@ -1,7 +1,10 @@
-// qocnet's gRPC services on top of a Controller: ControlService for operators
-// and QocService for computation processes (callback API). Every handler
-// checks who may call it and how often, validates and translates its request,
-// and hands the change to the Controller; a rejected call changes nothing.
+// qocnet's gRPC services, a thin front end on the control core
+// (lib/control/core.hpp): ControlService for operators and QocService for
+// computation processes (callback API). Every handler checks who may call it
+// and how often, validates and translates its request (convert.hpp, the one
+// wire layer), posts it to the core and returns; the core's completion fills
+// the response and finishes the reactor. No gRPC thread waits for the core.
+// A rejected call changes nothing.
 #pragma once
 
 #include <chrono>
@@ -10,7 +13,7 @@
 #include <mutex>
 #include <string>
 
-#include "controller.hpp"
+#include "control/core.hpp"
 #include "tenancy.hpp"
 #include "qocnet/v1/control.grpc.pb.h"
 #include "qocnet/v1/qoc.grpc.pb.h"
@@ -65,56 +68,93 @@ struct AccessPolicy {
 
 class ControlServiceImpl final : public v1::ControlService::CallbackService {
  public:
-  ControlServiceImpl(Controller& controller, AccessPolicy access) : ctl_(controller), access_(access) {}
+  ControlServiceImpl(control::ControlCore& core, AccessPolicy access) : core_(core), access_(access) {}
 
-#define QOCNET_RPC(Name)                                                            \
-  ::grpc::ServerUnaryReactor* Name(::grpc::CallbackServerContext* ctx,              \
-                                   const v1::Name##Request* req, v1::Name##Response* resp) override
-  QOCNET_RPC(AttachPort);
-  QOCNET_RPC(DetachPort);
-  QOCNET_RPC(SetPortPair);
-  QOCNET_RPC(RemovePortPair);
-  QOCNET_RPC(ListPortPairs);
-  QOCNET_RPC(GetPortCounters);
-  QOCNET_RPC(AddProcess);
-  QOCNET_RPC(RemoveProcess);
-  QOCNET_RPC(ListProcesses);
-  QOCNET_RPC(SetCloneTargets);
-  QOCNET_RPC(SetPolicy);
-  QOCNET_RPC(GetTargetStats);
-  QOCNET_RPC(SetRequirement);
-  QOCNET_RPC(GetEffectivePolicy);
-  QOCNET_RPC(GetStreamBandwidth);
-  QOCNET_RPC(GetQocTable);
-  QOCNET_RPC(SetQocTable);
-  QOCNET_RPC(ListStreams);
-  QOCNET_RPC(GetDpiCounters);
-  QOCNET_RPC(ResetStreams);
-  QOCNET_RPC(AddSensor);
-  QOCNET_RPC(RemoveSensor);
-  QOCNET_RPC(ListSensors);
-  QOCNET_RPC(GetStatus);
+  ::grpc::ServerUnaryReactor* AttachPort(::grpc::CallbackServerContext* ctx, const v1::AttachPortRequest* req,
+                                         v1::AttachPortResponse* resp) override;
+  ::grpc::ServerUnaryReactor* DetachPort(::grpc::CallbackServerContext* ctx, const v1::DetachPortRequest* req,
+                                         v1::DetachPortResponse* resp) override;
+  ::grpc::ServerUnaryReactor* SetPortPair(::grpc::CallbackServerContext* ctx, const v1::SetPortPairRequest* req,
+                                          v1::SetPortPairResponse* resp) override;
+  ::grpc::ServerUnaryReactor* RemovePortPair(::grpc::CallbackServerContext* ctx,
+                                             const v1::RemovePortPairRequest* req,
+                                             v1::RemovePortPairResponse* resp) override;
+  ::grpc::ServerUnaryReactor* ListPortPairs(::grpc::CallbackServerContext* ctx, const v1::ListPortPairsRequest* req,
+                                            v1::ListPortPairsResponse* resp) override;
+  ::grpc::ServerUnaryReactor* GetPortCounters(::grpc::CallbackServerContext* ctx,
+                                              const v1::GetPortCountersRequest* req,
+                                              v1::GetPortCountersResponse* resp) override;
+  ::grpc::ServerUnaryReactor* AddProcess(::grpc::CallbackServerContext* ctx, const v1::AddProcessRequest* req,
+                                         v1::AddProcessResponse* resp) override;
+  ::grpc::ServerUnaryReactor* RemoveProcess(::grpc::CallbackServerContext* ctx, const v1::RemoveProcessRequest* req,
+                                            v1::RemoveProcessResponse* resp) override;
+  ::grpc::ServerUnaryReactor* ListProcesses(::grpc::CallbackServerContext* ctx, const v1::ListProcessesRequest* req,
+                                            v1::ListProcessesResponse* resp) override;
+  ::grpc::ServerUnaryReactor* SetCloneTargets(::grpc::CallbackServerContext* ctx,
+                                              const v1::SetCloneTargetsRequest* req,
+                                              v1::SetCloneTargetsResponse* resp) override;
+  ::grpc::ServerUnaryReactor* SetPolicy(::grpc::CallbackServerContext* ctx, const v1::SetPolicyRequest* req,
+                                        v1::SetPolicyResponse* resp) override;
+  ::grpc::ServerUnaryReactor* GetTargetStats(::grpc::CallbackServerContext* ctx,
+                                             const v1::GetTargetStatsRequest* req,
+                                             v1::GetTargetStatsResponse* resp) override;
+  ::grpc::ServerUnaryReactor* SetRequirement(::grpc::CallbackServerContext* ctx,
+                                             const v1::SetRequirementRequest* req,
+                                             v1::SetRequirementResponse* resp) override;
+  ::grpc::ServerUnaryReactor* GetEffectivePolicy(::grpc::CallbackServerContext* ctx,
+                                                 const v1::GetEffectivePolicyRequest* req,
+                                                 v1::GetEffectivePolicyResponse* resp) override;
+  ::grpc::ServerUnaryReactor* GetStreamBandwidth(::grpc::CallbackServerContext* ctx,
+                                                 const v1::GetStreamBandwidthRequest* req,
+                                                 v1::GetStreamBandwidthResponse* resp) override;
+  ::grpc::ServerUnaryReactor* GetQocTable(::grpc::CallbackServerContext* ctx, const v1::GetQocTableRequest* req,
+                                          v1::GetQocTableResponse* resp) override;
+  ::grpc::ServerUnaryReactor* SetQocTable(::grpc::CallbackServerContext* ctx, const v1::SetQocTableRequest* req,
+                                          v1::SetQocTableResponse* resp) override;
+  ::grpc::ServerUnaryReactor* ListStreams(::grpc::CallbackServerContext* ctx, const v1::ListStreamsRequest* req,
+                                          v1::ListStreamsResponse* resp) override;
+  ::grpc::ServerUnaryReactor* GetDpiCounters(::grpc::CallbackServerContext* ctx,
+                                             const v1::GetDpiCountersRequest* req,
+                                             v1::GetDpiCountersResponse* resp) override;
+  ::grpc::ServerUnaryReactor* ResetStreams(::grpc::CallbackServerContext* ctx, const v1::ResetStreamsRequest* req,
+                                           v1::ResetStreamsResponse* resp) override;
+  ::grpc::ServerUnaryReactor* AddSensor(::grpc::CallbackServerContext* ctx, const v1::AddSensorRequest* req,
+                                        v1::AddSensorResponse* resp) override;
+  ::grpc::ServerUnaryReactor* RemoveSensor(::grpc::CallbackServerContext* ctx, const v1::RemoveSensorRequest* req,
+                                           v1::RemoveSensorResponse* resp) override;
+  ::grpc::ServerUnaryReactor* ListSensors(::grpc::CallbackServerContext* ctx, const v1::ListSensorsRequest* req,
+                                          v1::ListSensorsResponse* resp) override;
+  ::grpc::ServerUnaryReactor* GetStatus(::grpc::CallbackServerContext* ctx, const v1::GetStatusRequest* req,
+                                        v1::GetStatusResponse* resp) override;
   ::grpc::ServerWriteReactor<v1::StatsUpdate>* WatchStats(::grpc::CallbackServerContext* ctx,
                                                           const v1::WatchStatsRequest* req) override;
 
  private:
-  Controller& ctl_;
+  control::ControlCore& core_;
   AccessPolicy access_;
 };
 
 class QocServiceImpl final : public v1::QocService::CallbackService {
  public:
-  QocServiceImpl(Controller& controller, AccessPolicy access) : ctl_(controller), access_(access) {}
-  QOCNET_RPC(RegisterProcess);
-  QOCNET_RPC(UnregisterProcess);
-  QOCNET_RPC(ReportRequirement);
-  QOCNET_RPC(ReportMeasuredQoc);
-#undef QOCNET_RPC
+  QocServiceImpl(control::ControlCore& core, AccessPolicy access) : core_(core), access_(access) {}
+
+  ::grpc::ServerUnaryReactor* RegisterProcess(::grpc::CallbackServerContext* ctx,
+                                              const v1::RegisterProcessRequest* req,
+                                              v1::RegisterProcessResponse* resp) override;
+  ::grpc::ServerUnaryReactor* UnregisterProcess(::grpc::CallbackServerContext* ctx,
+                                                const v1::UnregisterProcessRequest* req,
+                                                v1::UnregisterProcessResponse* resp) override;
+  ::grpc::ServerUnaryReactor* ReportRequirement(::grpc::CallbackServerContext* ctx,
+                                                const v1::ReportRequirementRequest* req,
+                                                v1::ReportRequirementResponse* resp) override;
+  ::grpc::ServerUnaryReactor* ReportMeasuredQoc(::grpc::CallbackServerContext* ctx,
+                                                const v1::ReportMeasuredQocRequest* req,
+                                                v1::ReportMeasuredQocResponse* resp) override;
   ::grpc::ServerWriteReactor<v1::PolicyUpdate>* WatchPolicy(::grpc::CallbackServerContext* ctx,
                                                             const v1::WatchPolicyRequest* req) override;
 
  private:
-  Controller& ctl_;
+  control::ControlCore& core_;
   AccessPolicy access_;
 };
 

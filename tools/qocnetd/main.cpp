@@ -22,12 +22,18 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <chrono>
+#include <future>
 #include <memory>
 
-#include "controller.hpp"
+#include "control/core.hpp"
+#include "control/daemon_state.hpp"
 #include "convert.hpp"
 #include "daemon_config.hpp"
-#include "daemon_state.hpp"
+#include "sensor_pusher.hpp"
 #include "server.hpp"
 #include "health_http.hpp"
 #include "services.hpp"
@@ -38,10 +44,25 @@ using qocnet::qocnetd::HealthEndpoint;
 
 namespace {
 
+// One stats sample for a scrape (the exposer's thread, not a gRPC one): asks
+// the core and waits for its answer, at most a second.
+Result<v1::StatsUpdate> scrape(control::ControlCore& core) {
+  auto answer = std::make_shared<std::promise<Result<control::StatsSnapshot>>>();
+  auto got = answer->get_future();
+  core.stats([answer](Result<control::StatsSnapshot> r) { answer->set_value(std::move(r)); });
+  if (got.wait_for(std::chrono::seconds(1)) != std::future_status::ready)
+    return make_error(Errc::unavailable, "the control core did not answer within 1 s", "");
+  auto snapshot = got.get();
+  if (!snapshot) return std::move(snapshot).error();
+  v1::StatsUpdate u;
+  to_proto(*snapshot, &u);
+  return u;
+}
+
 // Prometheus metrics, read from the datapath at each scrape.
 class EdgeMetrics : public prometheus::Collectable {
  public:
-  explicit EdgeMetrics(Controller& ctl) : ctl_(ctl) {}
+  explicit EdgeMetrics(control::ControlCore& core) : ctl_(core) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
     using prometheus::MetricType;
     std::vector<prometheus::MetricFamily> out;
@@ -59,7 +80,7 @@ class EdgeMetrics : public prometheus::Collectable {
     add(family("qocnet_up", "1 once the datapath serves, else 0", MetricType::Gauge), ctl_.is_ready() ? 1 : 0, {});
     add(family("qocnet_policy_generation", "policy changes applied", MetricType::Counter),
         static_cast<double>(ctl_.generation()), {});
-    auto stats = ctl_.stats();
+    auto stats = scrape(ctl_);
     if (!stats) return out;
     static const char* classes[] = {"other", "disp", "diff", "ref"};
     auto& seen = family("qocnet_stream_bytes_total", "bytes of each stream the DPI classified", MetricType::Counter);
@@ -85,7 +106,7 @@ class EdgeMetrics : public prometheus::Collectable {
   }
 
  private:
-  Controller& ctl_;
+  control::ControlCore& ctl_;
 };
 
 // qocnet_serving is 1 while the gRPC health service says SERVING (a gauge in
@@ -175,7 +196,7 @@ int main(int argc, char** argv) {
   // file named after it; without one (--no-pin) processes die with qocnetd.
   if (!cfg.state_file.empty()) cfg.controller.state_file = cfg.state_file;
   else if (!cfg.controller.edge.pin_dir.empty())
-    cfg.controller.state_file = default_state_file(cfg.controller.edge.pin_dir, cfg.controller.edge.lock_dir);
+    cfg.controller.state_file = control::default_state_file(cfg.controller.edge.pin_dir, cfg.controller.edge.lock_dir);
   for (const auto& p : cfg.controller.processes)
     if (auto st = check_interface_name(p.port, "processes." + p.name + ".port"); !st) {
       std::fprintf(stderr, "qocnetd: %s\n", st.error().to_string().c_str());
@@ -193,11 +214,16 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ qocnetd %v");
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
 
-  // Signals are taken by sigwait in this thread; every thread started later
-  // inherits the mask.
-  const sigset_t sigs = block_stop_signals();
+  // SIGTERM and SIGINT through Asio (taken from here on, whatever thread the
+  // kernel delivers them to); this thread waits for one below.
+  boost::asio::io_context signal_io(1);
+  boost::asio::signal_set stop_signals(signal_io, SIGTERM, SIGINT);
+  int sig = 0;
+  stop_signals.async_wait([&](const boost::system::error_code& ec, int s) {
+    if (!ec) sig = s;
+  });
 
-  Controller ctl(cfg.controller);
+  control::ControlCore ctl(cfg.controller, SensorPusher::factory(cfg.controller.sensor_tls, cfg.controller.sensor_timeout));
   RateLimiter limiter(cfg.rate, cfg.burst);
   ControlServiceImpl control(ctl, AccessPolicy{&limiter, &cfg.tenancy});
   QocServiceImpl qoc(ctl, AccessPolicy{&limiter, &cfg.tenancy});
@@ -257,26 +283,28 @@ int main(int argc, char** argv) {
       ::kill(::getpid(), SIGTERM);
       return;
     }
-    auto st = ctl.status();
-    if (st && st->adopted())
-      spdlog::info("event=datapath_ready adopted=true compile=none ports={} (re-adopted pinned datapath, no compile)",
-                   st->ports_size());
-    else if (st)
-      spdlog::info("event=datapath_ready adopted=false compile_seconds={:.3f} ports={}", st->compile_seconds(),
-                   st->ports_size());
-    health->SetServingStatus(true);
-    serving = true;
+    ctl.status([&](Result<control::CoreStatus> st) {
+      if (st && st->adopted)
+        spdlog::info("event=datapath_ready adopted=true compile=none ports={} (re-adopted pinned datapath, no compile)",
+                     st->ports.size());
+      else if (st)
+        spdlog::info("event=datapath_ready adopted=false compile_seconds={:.3f} ports={}", st->compile_seconds,
+                     st->ports.size());
+      health->SetServingStatus(true);
+      serving = true;
+    });
   });
 
-  const int sig = wait_signal(sigs);
+  signal_io.run();  // until SIGTERM or SIGINT
   spdlog::info("event=shutdown signal={} keep_datapath={}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                cfg.keep_datapath);
   serving = false;
   ctl.keep_datapath(cfg.keep_datapath);
-  ctl.stop_start();  // a compile under way finishes, but nothing more is applied
+  ctl.cancel_start();  // a compile under way finishes, but nothing more is applied
   health->SetServingStatus(false);
   ctl.close_watches();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  ctl.stop();  // loop state written, sensor links stopped, the datapath let go (or kept)
   remove_socket(listen_opts);
   return failed ? 1 : 0;
 }
