@@ -190,21 +190,6 @@ Result<int> listen_unix(const std::string& path) {
 
 }  // namespace
 
-sigset_t block_stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  return set;
-}
-
-int wait_signal(const sigset_t& set) {
-  int sig = 0;
-  sigwait(&set, &sig);
-  return sig;
-}
-
 namespace {
 
 // A local socket of the server: bound under a temporary name, then moved

@@ -1,6 +1,6 @@
 // What qocnetd and qocnet-sensor share as gRPC servers: a local socket (and
 // optionally TCP with TLS / mutual TLS), the health service starting at
-// NOT_SERVING, server reflection, and SIGTERM/SIGINT taken by sigwait.
+// NOT_SERVING and server reflection (signals: each program's asio::signal_set).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -66,10 +66,6 @@ struct PeerCredentials {
 };
 std::optional<PeerCredentials> local_peer(const std::string& peer);
 
-// Blocks SIGTERM and SIGINT in the calling thread (call before starting any
-// thread, so every thread inherits the mask); wait_signal then takes them.
-sigset_t block_stop_signals();
-int wait_signal(const sigset_t& set);
 
 // Starts a server with `services`, health (NOT_SERVING until set otherwise)
 // and reflection. The local socket appears only once health says NOT_SERVING

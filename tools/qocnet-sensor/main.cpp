@@ -13,6 +13,8 @@
 // verified. Streams start under the default policy (keep) until the edge
 // says otherwise. SIGTERM/SIGINT detach the program: the uplink sends everything.
 #include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -80,7 +82,13 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  const sigset_t sigs = block_stop_signals();
+  // SIGTERM and SIGINT through Asio; this thread waits for one below.
+  boost::asio::io_context signal_io(1);
+  boost::asio::signal_set stop_signals(signal_io, SIGTERM, SIGINT);
+  int sig = 0;
+  stop_signals.async_wait([&](const boost::system::error_code& ec, int s) {
+    if (!ec) sig = s;
+  });
 
   SensorOptions so;
   if (!bpf_src.empty()) so.bpf_src_dir = bpf_src;
@@ -109,7 +117,7 @@ int main(int argc, char** argv) {
   spdlog::info("event=ready uplink={} program_id={} listen={} default_policy={} edge_uids={} edge_tls={}", uplink,
                sensor->program_id(), lo.listen, to_string(*policy), uids, lo.tls_ca.empty() ? "no" : "mtls");
   if (insecure) spdlog::warn("event=insecure_accept_any_edge anyone who reaches the agent may set its policies");
-  const int sig = wait_signal(sigs);
+  signal_io.run();  // until SIGTERM or SIGINT
   spdlog::info("event=shutdown signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->GetHealthCheckService()->SetServingStatus(false);
   stop_accepting(lo);
