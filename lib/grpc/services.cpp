@@ -1,6 +1,7 @@
 #include "services.hpp"
 
 #include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -57,6 +58,16 @@ std::string peer_identity(const ::grpc::CallbackServerContext* ctx) {
     if (!id.empty()) return "certificate " + id.substr(0, id.size() - 1);
   }
   std::string peer = ctx->peer();
+  // A local caller is who it is, not which connection it came on: its uid
+  // and network namespace (a container), whichever socket it reconnects to.
+  if (auto local = local_peer(peer)) {
+    std::string who = std::string(local->socket == LocalSocket::process ? "local process" : "local operator") +
+                      " uid " + std::to_string(local->uid);
+    struct stat st {};
+    if (local->netns && ::fstat(local->netns->get(), &st) == 0) who += " netns " + std::to_string(st.st_ino);
+    else who += " pid " + std::to_string(local->pid);
+    return who;
+  }
   if (peer.rfind("unix:", 0) == 0) return "local";
   if (peer.rfind("ipv4:", 0) == 0 || peer.rfind("ipv6:", 0) == 0)
     if (auto colon = peer.rfind(':'); colon > 5) peer = peer.substr(0, colon);  // the port varies

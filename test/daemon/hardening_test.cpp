@@ -140,6 +140,34 @@ TEST_CASE("forged calls are charged to their caller, never to the process they n
   }
 }
 
+TEST_CASE("a local caller gets no fresh rate-limit budget by reconnecting", "[daemon][limits]") {
+  auto t = testbed::Topology::create(1, true);
+  REQUIRE_OK(t);
+  const auto cfg = temp_config("rate_limit: {per_second: 0.5, burst: 4}\n");
+  Daemon d((*t)->edge, {"--no-pin", "--port", "e0", "--config", cfg});
+  REQUIRE(d.wait_serving());
+  fs::remove(cfg);
+  // Every call on a connection of its own, on the process socket: the
+  // caller (its uid and namespace) pays, not the connection.
+  v1::ReportRequirementRequest forged;
+  forged.set_name("nobody");
+  forged.set_required(0.5);
+  int refused = 0, limited = 0;
+  for (int i = 0; i < 12; ++i) {
+    ::grpc::ChannelArguments args;
+    args.SetInt("grpc.use_local_subchannel_pool", 1);  // no connection shared between channels
+    auto stub = v1::QocService::NewStub(
+        ::grpc::CreateCustomChannel(d.process_address(), ::grpc::InsecureChannelCredentials(), args));
+    v1::ReportRequirementResponse r;
+    auto st = stub->ReportRequirement(ctx("t").get(), forged, &r);
+    if (st.error_code() == ::grpc::StatusCode::RESOURCE_EXHAUSTED) ++limited;
+    else ++refused;
+  }
+  INFO(refused << " refused, " << limited << " over the limit");
+  CHECK(refused <= 6);  // the burst of 4, plus what refilled meanwhile
+  CHECK(limited >= 6);
+}
+
 TEST_CASE("over-long fields are refused naming the field and the limit",
           "[daemon][limits]") {
   auto t = testbed::Topology::create(1, true);
