@@ -1,6 +1,6 @@
 #include "sensor_service.hpp"
 
-#include "daemon_state.hpp"
+#include "control/daemon_state.hpp"
 #include "server.hpp"
 
 namespace qocnet::grpc_api {
@@ -41,8 +41,9 @@ namespace {
     QOCNET_ASSIGN(stream, from_proto(req->stream(), "stream"));
     QOCNET_ASSIGN(policy, from_proto(req->policy(), "policy"));
     for (auto [field, v] : {std::pair{"epoch", req->epoch()}, std::pair{"generation", req->generation()}})
-      if (v > kMaxOrder)
-        return bad_field(field, "is " + std::to_string(v) + ", more than the limit of " + std::to_string(kMaxOrder),
+      if (v > control::kMaxOrder)
+        return bad_field(field,
+                         "is " + std::to_string(v) + ", more than the limit of " + std::to_string(control::kMaxOrder),
                          "send the edge's epoch and generation (both below 2^63)");
     QOCNET_ASSIGN(key, stream_key(stream));
     const Order order{req->epoch(), req->generation()};
