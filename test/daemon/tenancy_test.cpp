@@ -157,7 +157,7 @@ TEST_CASE("a process outside its tenant's streams, names or namespaces is refuse
   REQUIRE_GRPC_OK(r.status);
 }
 
-TEST_CASE("the process socket serves no operator call; the operator socket is root's alone", "[daemon][tenancy]") {
+TEST_CASE("the process socket serves no operator call, and the operator socket is root's alone", "[daemon][tenancy]") {
   auto t = testbed::Topology::create(1, true);
   REQUIRE_OK(t);
   Daemon d((*t)->edge, {"--no-pin", "--port", "e0"});
