@@ -66,6 +66,9 @@ struct Edge::Impl {
   // in the datapath when the write fails (docs/SERVICE.md, State file).
   Status write_state(const detail::SavedState& s) const;
   Status save_state() const;
+  // The text of the last state file write_state put in place ("" before the
+  // first and after a failed write).
+  mutable std::string last_state;
   std::filesystem::path state_path;
   ino_t netns_inode = 0;            // of the namespace the Edge was created in
   // Reads and checks the state file of the pin dir (if any) into processes,

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -47,19 +48,6 @@ std::uint64_t fnv1a64(std::string_view s) {
     h *= 0x100000001b3ull;
   }
   return h;
-}
-
-void emit_table(YAML::Emitter& y, const QocTable& t) {
-  y << YAML::BeginMap << YAML::Key << "metric" << YAML::Value << t.metric() << YAML::Key
-    << "lossless" << YAML::Value << t.lossless() << YAML::Key << "policies" << YAML::Value
-    << YAML::BeginMap;
-  for (const auto& [kind, c] : t.curves()) {
-    y << YAML::Key << to_string(kind) << YAML::Value << YAML::Flow << YAML::BeginMap;
-    y << YAML::Key << "loss" << YAML::Value << YAML::Flow << c.loss;
-    y << YAML::Key << "qoc" << YAML::Value << YAML::Flow << c.qoc;
-    y << YAML::EndMap;
-  }
-  y << YAML::EndMap << YAML::EndMap;
 }
 
 Error bad_state(const fs::path& file, const std::string& why) {
@@ -124,7 +112,11 @@ double real_of(const YAML::Node& n, const std::string& where) {
   char* end = nullptr;
   errno = 0;
   const double v = std::strtod(s.c_str(), &end);
-  if (s.empty() || end != s.c_str() + s.size() || errno == ERANGE || !std::isfinite(v))
+  // ERANGE is also set for a subnormal result, which is a value like any
+  // other (validate(Policy) takes a drop rate of 1e-310, so the file must
+  // hold it); only an overflow, or an underflow to zero, is refused.
+  if (s.empty() || end != s.c_str() + s.size() || (errno == ERANGE && (v == 0.0 || !std::isfinite(v))) ||
+      !std::isfinite(v))
     fail(where + " '" + s + "' is not a number");
   return v;
 }
@@ -247,55 +239,170 @@ SavedState parse_body(const std::string& body) {
   return st;
 }
 
+void append_seal(std::string& text) {
+  const std::uint64_t sum = fnv1a64(text);
+  text += kChecksumKey;
+  text += hex(sum);
+  text += '\n';
+}
+
+// --- format_state: plain string building, no YAML emitter (it cost 70% of
+// qocnetd's CPU under 640 policy changes a second, docs/BENCHMARKS.md). The
+// text is YAML that parse_body reads; every string is double-quoted and
+// escaped so that yaml-cpp reads back exactly its bytes.
+
+// A YAML double-quoted scalar holding exactly the bytes of `v`: `"` and `\`
+// escaped, control bytes (and DEL) as \xNN, every other byte as it is
+// (yaml-cpp's reader passes bytes >= 0x80 through unchanged, so a name that
+// is not valid UTF-8 still reads back as itself).
+void put_quoted(std::string& o, std::string_view v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  o += '"';
+  for (const char ch : v) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      o += '\\';
+      o += ch;
+    } else if (c < 0x20 || c == 0x7f) {
+      o += "\\x";
+      o += kHex[c >> 4];
+      o += kHex[c & 0xf];
+    } else {
+      o += ch;
+    }
+  }
+  o += '"';
+}
+
+void put_uint(std::string& o, std::uint64_t v) {
+  char b[24];
+  const auto r = std::to_chars(b, b + sizeof b, v);
+  o.append(b, r.ptr);
+}
+
+// The shortest text strtod reads back as exactly `v`; YAML's .nan/.inf for
+// the values a state never holds (parse_state refuses them).
+void put_real(std::string& o, double v) {
+  if (std::isnan(v)) {
+    o += ".nan";
+    return;
+  }
+  if (std::isinf(v)) {
+    o += v < 0 ? "-.inf" : ".inf";
+    return;
+  }
+  char b[32];
+  const auto r = std::to_chars(b, b + sizeof b, v);
+  o.append(b, r.ptr);
+}
+
+void put_reals(std::string& o, const std::vector<double>& vs) {
+  o += '[';
+  for (std::size_t i = 0; i < vs.size(); ++i) {
+    if (i) o += ", ";
+    put_real(o, vs[i]);
+  }
+  o += ']';
+}
+
+void put_table(std::string& o, const QocTable& t) {
+  o += "qoc_table:\n  metric: ";
+  put_quoted(o, t.metric());
+  o += "\n  lossless: ";
+  put_real(o, t.lossless());
+  o += "\n  policies:";
+  if (t.curves().empty()) o += " {}";
+  o += '\n';
+  for (const auto& [kind, c] : t.curves()) {
+    o += "    ";
+    o += to_string(kind);
+    o += ": {loss: ";
+    put_reals(o, c.loss);
+    o += ", qoc: ";
+    put_reals(o, c.qoc);
+    o += "}\n";
+  }
+}
+
 }  // namespace
 
 namespace detail {
 
 std::string seal_state(const std::string& body) {
-  return body + kChecksumKey + hex(fnv1a64(body)) + "\n";
+  std::string text = body;
+  append_seal(text);
+  return text;
 }
 
 std::string format_state(const SavedState& s) {
-  YAML::Emitter y;
-  y.SetDoublePrecision(17);
-  y << YAML::Comment("qocnet edge control-plane state; written by libqocnet after every change; "
-                     "sealed by its last line");
-  y << YAML::BeginMap;
-  y << YAML::Key << "format" << YAML::Value << kStateFormat;
-  y << YAML::Key << "pin_dir" << YAML::Value << YAML::DoubleQuoted << s.pin_dir;
-  y << YAML::Key << "netns_inode" << YAML::Value << s.netns_inode;
-  y << YAML::Key << "source_hash" << YAML::Value << hex(s.source_hash);
-  y << YAML::Key << "ports" << YAML::Value << YAML::BeginSeq;
-  for (const auto& p : s.ports)
-    y << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted << p.name << YAML::Key
-      << "ifindex" << YAML::Value << p.ifindex << YAML::Key << "created_clsact" << YAML::Value
-      << p.created_clsact << YAML::EndMap;
-  y << YAML::EndSeq;
-  y << YAML::Key << "processes" << YAML::Value << YAML::BeginSeq;
-  for (const auto& e : s.processes)
-    y << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted
-      << e.spec.name << YAML::Key << "port" << YAML::Value << YAML::DoubleQuoted << e.spec.port << YAML::Key << "ifindex" << YAML::Value
-      << e.ifindex << YAML::Key << "mac" << YAML::Value << YAML::DoubleQuoted << e.spec.mac << YAML::Key << "ip"
-      << YAML::Value << YAML::DoubleQuoted << e.spec.ip << YAML::Key << "udp_port" << YAML::Value
-      << e.spec.udp_port << YAML::Key << "slot" << YAML::Value << e.slot << YAML::EndMap;
-  y << YAML::EndSeq;
-  y << YAML::Key << "streams" << YAML::Value << YAML::BeginSeq;
-  for (const auto& st : s.streams) {
-    y << YAML::BeginMap << YAML::Key << "source" << YAML::Value << YAML::DoubleQuoted << st.id.source << YAML::Key
-      << "source_port" << YAML::Value << st.id.source_port << YAML::Key << "destination_port"
-      << YAML::Value << st.id.destination_port << YAML::Key << "targets" << YAML::Value
-      << YAML::BeginSeq;
-    for (const auto& t : st.targets)
-      y << YAML::Flow << YAML::BeginMap << YAML::Key << "process" << YAML::Value << YAML::DoubleQuoted << t.process
-        << YAML::Key << "policy" << YAML::Value << to_string(t.policy.kind) << YAML::Key << "drop"
-        << YAML::Value << t.policy.drop << YAML::EndMap;
-    y << YAML::EndSeq << YAML::EndMap;
+  std::string o;
+  o.reserve(1024 + 96 * s.ports.size() + 160 * s.processes.size() + 128 * s.streams.size() +
+            80 * QOC_MAX_TARGETS * s.streams.size());
+  o += "# qocnet edge control-plane state; written by libqocnet after every change; sealed by its "
+       "last line\nformat: ";
+  put_uint(o, static_cast<std::uint64_t>(kStateFormat));
+  o += "\npin_dir: ";
+  put_quoted(o, s.pin_dir);
+  o += "\nnetns_inode: ";
+  put_uint(o, s.netns_inode);
+  o += "\nsource_hash: ";
+  o += hex(s.source_hash);
+  o += "\nports:";
+  if (s.ports.empty()) o += " []";
+  o += '\n';
+  for (const auto& p : s.ports) {
+    o += "  - {name: ";
+    put_quoted(o, p.name);
+    o += ", ifindex: ";
+    put_uint(o, p.ifindex);
+    o += p.created_clsact ? ", created_clsact: true}\n" : ", created_clsact: false}\n";
   }
-  y << YAML::EndSeq;
-  y << YAML::Key << "qoc_table" << YAML::Value;
-  emit_table(y, s.qoc_table);
-  y << YAML::EndMap;
-  return seal_state(std::string(y.c_str()) + "\n");
+  o += "processes:";
+  if (s.processes.empty()) o += " []";
+  o += '\n';
+  for (const auto& e : s.processes) {
+    o += "  - {name: ";
+    put_quoted(o, e.spec.name);
+    o += ", port: ";
+    put_quoted(o, e.spec.port);
+    o += ", ifindex: ";
+    put_uint(o, e.ifindex);
+    o += ", mac: ";
+    put_quoted(o, e.spec.mac);
+    o += ", ip: ";
+    put_quoted(o, e.spec.ip);
+    o += ", udp_port: ";
+    put_uint(o, e.spec.udp_port);
+    o += ", slot: ";
+    put_uint(o, e.slot);
+    o += "}\n";
+  }
+  o += "streams:";
+  if (s.streams.empty()) o += " []";
+  o += '\n';
+  for (const auto& st : s.streams) {
+    o += "  - source: ";
+    put_quoted(o, st.id.source);
+    o += "\n    source_port: ";
+    put_uint(o, st.id.source_port);
+    o += "\n    destination_port: ";
+    put_uint(o, st.id.destination_port);
+    o += "\n    targets:";
+    if (st.targets.empty()) o += " []";
+    o += '\n';
+    for (const auto& t : st.targets) {
+      o += "      - {process: ";
+      put_quoted(o, t.process);
+      o += ", policy: ";
+      o += to_string(t.policy.kind);
+      o += ", drop: ";
+      put_real(o, t.policy.drop);
+      o += "}\n";
+    }
+  }
+  put_table(o, s.qoc_table);
+  append_seal(o);
+  return o;
 }
 
 Result<SavedState> parse_state(std::string_view text) {
@@ -357,7 +464,14 @@ Status Edge::Impl::write_state(const SavedState& s) const {
   } catch (const YAML::Exception& e) {
     return make_error(Errc::internal, std::string("cannot format the state file: ") + e.what());
   }
-  return write_file_atomic(state_path, text);
+  // A change that changes nothing in the file (a policy set to what it was)
+  // writes nothing: the file holds this text already. last_state is only
+  // what a successful rename put in place, so a failed write is retried.
+  if (text == last_state) return {};
+  last_state.clear();
+  QOCNET_TRY(write_file_atomic(state_path, text));
+  last_state = std::move(text);
+  return {};
 }
 
 Status Edge::Impl::save_state() const { return write_state(snapshot()); }

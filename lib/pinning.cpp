@@ -6,6 +6,8 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <vector>
 
@@ -220,6 +222,24 @@ Status write_file_atomic(const fs::path& path, const std::string& text) {
   // reboot takes the pinned maps with it. An fsync per change cost 0.7 ms to
   // many ms per policy change on a disk-backed /run (docs/BENCHMARKS.md).
   fd.reset();
+  // Into place by exchanging the two names (one atomic step, like rename),
+  // then the old file goes. A rename over an existing file makes ext4
+  // (auto_da_alloc) start writing the new file's data out at once: 0.2 to
+  // 1.5 ms per save on this disk, against 0.05 ms for the exchange
+  // (docs/BENCHMARKS.md, State file cost). No file to exchange with (the
+  // first save), or a filesystem without RENAME_EXCHANGE: a plain rename.
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) == 0) {
+    // The previous state goes (a stale one is overwritten next time). What
+    // stood at `path` was a directory: put it back, as rename would have
+    // refused it.
+    if (::unlink(tmp.c_str()) != 0 && errno == EISDIR) {
+      (void)::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE);
+      (void)::unlink(tmp.c_str());
+      return make_error(Errc::internal, "cannot move state file into place at " + path.string(),
+                        "remove the directory at " + path.string(), EISDIR);
+    }
+    return {};
+  }
   if (::rename(tmp.c_str(), path.c_str()) != 0)
     return make_error(Errc::internal, "cannot move state file into place at " + path.string(), {},
                       errno);

@@ -4,8 +4,23 @@
 // file cut at any byte is refused as incomplete.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string_view>
+
 #include "../support/check.hpp"
 #include "../support/state_cases.hpp"
+#include "pinning.hpp"
+#include "qoc_consts.h"
 #include "state_file.hpp"
 
 using namespace qocnet;
@@ -81,4 +96,253 @@ TEST_CASE("a state file cut at any byte is refused as incomplete", "[state]") {
     INFO("byte " << i << " changed");
     CHECK_FALSE(parse_state(t).ok());
   }
+}
+
+namespace {
+
+void check_equal(const SavedState& a, const SavedState& b) {
+  CHECK(a.pin_dir == b.pin_dir);
+  CHECK(a.netns_inode == b.netns_inode);
+  CHECK(a.source_hash == b.source_hash);
+  REQUIRE(a.ports.size() == b.ports.size());
+  for (std::size_t i = 0; i < a.ports.size(); ++i) {
+    CHECK(a.ports[i].name == b.ports[i].name);
+    CHECK(a.ports[i].ifindex == b.ports[i].ifindex);
+    CHECK(a.ports[i].created_clsact == b.ports[i].created_clsact);
+  }
+  REQUIRE(a.processes.size() == b.processes.size());
+  for (std::size_t i = 0; i < a.processes.size(); ++i) {
+    const auto& x = a.processes[i];
+    const auto& y = b.processes[i];
+    CHECK(x.spec.name == y.spec.name);
+    CHECK(x.spec.port == y.spec.port);
+    CHECK(x.spec.mac == y.spec.mac);
+    CHECK(x.spec.ip == y.spec.ip);
+    CHECK(x.spec.udp_port == y.spec.udp_port);
+    CHECK(x.slot == y.slot);
+    CHECK(x.ifindex == y.ifindex);
+  }
+  REQUIRE(a.streams.size() == b.streams.size());
+  for (std::size_t i = 0; i < a.streams.size(); ++i) {
+    CHECK(a.streams[i].id.source == b.streams[i].id.source);
+    CHECK(a.streams[i].id.source_port == b.streams[i].id.source_port);
+    CHECK(a.streams[i].id.destination_port == b.streams[i].id.destination_port);
+    REQUIRE(a.streams[i].targets.size() == b.streams[i].targets.size());
+    for (std::size_t j = 0; j < a.streams[i].targets.size(); ++j) {
+      CHECK(a.streams[i].targets[j].process == b.streams[i].targets[j].process);
+      CHECK(a.streams[i].targets[j].policy.kind == b.streams[i].targets[j].policy.kind);
+      // Bit for bit: the file keeps every double exactly.
+      CHECK(std::memcmp(&a.streams[i].targets[j].policy.drop, &b.streams[i].targets[j].policy.drop,
+                        sizeof(double)) == 0);
+    }
+  }
+  CHECK(a.qoc_table.metric() == b.qoc_table.metric());
+  CHECK(a.qoc_table.lossless() == b.qoc_table.lossless());
+  CHECK(a.qoc_table.curves().size() == b.qoc_table.curves().size());
+  for (const auto& [kind, c] : a.qoc_table.curves()) {
+    auto it = b.qoc_table.curves().find(kind);
+    REQUIRE(it != b.qoc_table.curves().end());
+    CHECK(c.loss == it->second.loss);
+    CHECK(c.qoc == it->second.qoc);
+  }
+}
+
+// Names as a caller may give them: the API takes any non-empty process name
+// and any interface name without '/', ':', blanks or NUL.
+std::string odd_name(std::mt19937_64& rng, bool interface) {
+  static const std::vector<std::string> whole = {
+      "null", "~", "true", "no", "0x10", "1e3", "- x", "#c", "&a", "*a", "!t", "%p", "@", "`",
+      "{a: b}", "[1]", "|", ">", "'q'", "\"q\"", "\\", "\\x41", "a\"b\\c", "--- ", "...", "é",
+      "\xc3\xa9t\xc3\xa9", "\xff\xfe", "\x80", "\xe2\x80\xa8", "\xc2\x85", "\xef\xbb\xbf" "bom", "\x7f",
+      "\x01\x1b[31m", " lead", "trail ", "a  b", "tab\there", "line\nbreak", "cr\rlf", ",", "?", "k: v"};
+  static const char kBytes[] = "aZ09_-.\"\\'#&*!%@`{}[]|>,?~ \t\n\r\x01\x1f\x7f\x80\xc2\x85\xff\xe2";
+  const std::string bytes(kBytes, sizeof kBytes - 1);
+  std::string s;
+  if (rng() % 3 == 0) {
+    s = whole[rng() % whole.size()];
+  } else {
+    const std::size_t n = 1 + rng() % 14;
+    for (std::size_t i = 0; i < n; ++i) s += bytes[rng() % bytes.size()];
+  }
+  if (interface) {
+    std::string t;
+    for (char c : s)
+      if (std::string_view("/: \t\n\r\v\f").find(c) == std::string_view::npos) t += c;
+    s = t.substr(0, 15);
+    if (s.empty() || s == "." || s == "..") s = "e" + std::to_string(rng() % 1000);
+  }
+  return s;
+}
+
+double odd_drop(std::mt19937_64& rng) {
+  static const double fixed[] = {0.0, -0.0, 1.0, 0.5, 0.1, 1.0 / 3.0, 1e-300, 5e-324, 0.9999999999999999,
+                                 0.30000000000000004};
+  if (rng() % 2) return fixed[rng() % std::size(fixed)];
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+SavedState generated(std::mt19937_64& rng) {
+  SavedState s;
+  s.pin_dir = "/" + odd_name(rng, false);
+  s.netns_inode = rng();
+  s.source_hash = rng();
+  std::set<std::string> port_names;
+  const std::size_t nports = rng() % 5;
+  for (std::size_t i = 0; i < nports; ++i) {
+    std::string n = odd_name(rng, true);
+    if (!port_names.insert(n).second) continue;
+    s.ports.push_back({n, static_cast<unsigned>(i + 1 + rng() % 1000 * 8), rng() % 2 == 0});
+  }
+  std::set<std::string> names;
+  const std::size_t nprocs = rng() % (QOC_MAX_PROCS + 1);
+  for (std::uint32_t slot = 0; slot < nprocs; ++slot) {
+    std::string n = odd_name(rng, false);
+    if (!names.insert(n).second) continue;
+    char mac[18];
+    std::snprintf(mac, sizeof mac, "%02x:%02X:00:00:%02x:%02x", static_cast<unsigned>(rng() % 256) & 0xfe,
+                  static_cast<unsigned>(rng() % 256), slot, static_cast<unsigned>(rng() % 256));
+    const std::string ip =
+        rng() % 4 == 0 ? "" : "10." + std::to_string(rng() % 256) + ".0." + std::to_string(1 + slot);
+    s.processes.push_back({{n, odd_name(rng, true), mac, ip, static_cast<std::uint16_t>(rng())},
+                           static_cast<std::uint32_t>(QOC_MAX_PROCS - 1 - slot),
+                           static_cast<unsigned>(rng() % 100000)});
+  }
+  const std::vector<std::string> sources = {"10.77.0.1", "192.0.2.255", "fd00::1", "::1", "2001:db8::a:b"};
+  const std::size_t nstreams = s.processes.empty() ? 0 : rng() % 12;
+  for (std::size_t i = 0; i < nstreams; ++i) {
+    SavedStream st{{sources[i % sources.size()], static_cast<std::uint16_t>(1 + i),
+                    static_cast<std::uint16_t>(1 + rng() % 65535)},
+                   {}};
+    std::set<std::string> used;
+    const std::size_t nt = 1 + rng() % QOC_MAX_TARGETS;
+    for (std::size_t j = 0; j < nt; ++j) {
+      const std::string& p = s.processes[rng() % s.processes.size()].spec.name;
+      if (!used.insert(p).second) continue;
+      const auto kind = static_cast<PolicyKind>(rng() % 4);
+      st.targets.push_back({p, Policy{kind, kind == PolicyKind::keep ? 0.0 : odd_drop(rng)}});
+    }
+    s.streams.push_back(std::move(st));
+  }
+  if (rng() % 3 == 0) {
+    // (The table itself is read through QocTable::parse_yaml, so its metric
+    // is kept to valid UTF-8 here.)
+    static const std::vector<std::string> metrics = {"object detection rate", "mAP@0.5", "a: b", "null", "",
+                                                     "\xc3\xa9", "tab\tx", "x\"y\\z", "#1", " lead"};
+    const double lossless = 1.0 - odd_drop(rng) * 0.5;
+    std::map<PolicyKind, QocTable::Curve> curves;
+    curves[PolicyKind::uniform] = {{odd_drop(rng) * 0.5 + 1e-9, 0.75, 1.0}, {lossless * 0.9, lossless / 2, lossless / 3}};
+    curves[PolicyKind::frame_aware] = {{0.1}, {lossless}};
+    auto t = QocTable::make(metrics[rng() % metrics.size()], lossless, std::move(curves));
+    REQUIRE_OK(t);
+    s.qoc_table = std::move(*t);
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("generated state files with odd names and rates read back exactly", "[state]") {
+  std::mt19937_64 rng(20261201);
+  for (int i = 0; i < 300; ++i) {
+    const SavedState s = generated(rng);
+    const std::string text = format_state(s);
+    INFO("state " << i << ":\n" << text);
+    auto r = parse_state(text);
+    REQUIRE_OK(r);
+    check_equal(s, *r);
+    CHECK(format_state(*r) == text);
+  }
+}
+
+TEST_CASE("a state of 64 processes and 8 streams of 8 targets reads back exactly", "[state]") {
+  SavedState s;
+  s.pin_dir = "/sys/fs/bpf/qocnet/edge";
+  s.ports.push_back({"edge-in", 2, true});
+  for (std::uint32_t i = 0; i < QOC_MAX_PROCS; ++i) {
+    char mac[18];
+    std::snprintf(mac, sizeof mac, "02:71:00:00:01:%02x", i);
+    s.processes.push_back({{"proc" + std::to_string(i), "qp" + std::to_string(i), mac,
+                            "10.77.1." + std::to_string(i + 1), static_cast<std::uint16_t>(6000 + i)},
+                           i, 10 + i});
+  }
+  for (std::uint16_t st = 0; st < QOC_MAX_PROCS / QOC_MAX_TARGETS; ++st) {
+    SavedStream ss{{"10.77.0.1", 40000, static_cast<std::uint16_t>(5000 + st)}, {}};
+    for (std::uint32_t j = 0; j < QOC_MAX_TARGETS; ++j)
+      ss.targets.push_back({"proc" + std::to_string(st * QOC_MAX_TARGETS + j), Policy::differential(0.1 * j)});
+    s.streams.push_back(std::move(ss));
+  }
+  const std::string text = format_state(s);
+  auto r = parse_state(text);
+  REQUIRE_OK(r);
+  check_equal(s, *r);
+}
+
+TEST_CASE("a subnormal drop rate, which validate(Policy) takes, reads back", "[state]") {
+  SavedState s = example();
+  for (const double p : {5e-324, 1e-310, 2.2250738585072009e-308}) {
+    s.streams[0].targets[1].policy = Policy::differential(p);
+    REQUIRE_OK(validate(s.streams[0].targets[1].policy));
+    auto r = parse_state(format_state(s));
+    INFO("drop " << p);
+    REQUIRE_OK(r);
+    CHECK(r->streams[0].targets[1].policy.drop == p);
+  }
+  // An underflow to zero or an overflow is still not a number.
+  for (const char* bad : {"1e-400", "1e400"}) {
+    std::string text = format_state(example());
+    const std::string body = test::state_body(text);
+    std::string b = body;
+    b.replace(b.find("drop: 0.5"), 9, std::string("drop: ") + bad);
+    auto r = parse_state(seal_state(b));
+    INFO(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find("not a number") != std::string::npos);
+  }
+}
+
+TEST_CASE("a process name that is not UTF-8 reads back as itself", "[state]") {
+  SavedState s = example();
+  s.processes[0].spec.name = s.streams[0].targets[0].process = "p\xff\xfe\x80 \xc3";
+  auto r = parse_state(format_state(s));
+  REQUIRE_OK(r);
+  CHECK(r->processes[0].spec.name == s.processes[0].spec.name);
+  CHECK(r->streams[0].targets[0].process == s.processes[0].spec.name);
+}
+
+TEST_CASE("write_file_atomic replaces the file whole and leaves no temporary file", "[state]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("qocnet-state-write-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const fs::path file = dir / "sub" / "edge.state";
+  auto read = [](const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  REQUIRE_OK(write_file_atomic(file, "first\n"));  // the directory made, no file to exchange with
+  CHECK(read(file) == "first\n");
+  for (int i = 0; i < 3; ++i) {
+    const std::string text = "text " + std::to_string(i) + std::string(static_cast<std::size_t>(i) * 5000, 'x');
+    REQUIRE_OK(write_file_atomic(file, text));
+    CHECK(read(file) == text);
+    CHECK_FALSE(fs::exists(file.string() + ".tmp"));
+  }
+  CHECK(std::distance(fs::directory_iterator(file.parent_path()), fs::directory_iterator{}) == 1);
+  // A stale temporary file (a writer killed before the rename) is overwritten.
+  {
+    std::ofstream(file.string() + ".tmp") << std::string(20000, 'y');
+  }
+  REQUIRE_OK(write_file_atomic(file, "after a crash\n"));
+  CHECK(read(file) == "after a crash\n");
+  CHECK_FALSE(fs::exists(file.string() + ".tmp"));
+  // A directory where the file belongs is refused and left where it was.
+  const fs::path d = dir / "sub" / "is-a-dir";
+  fs::create_directories(d / "inside");
+  auto st = write_file_atomic(d, "text\n");
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().message.find("cannot move state file into place") != std::string::npos);
+  CHECK(fs::is_directory(d / "inside"));
+  CHECK_FALSE(fs::exists(d.string() + ".tmp"));
+  fs::remove_all(dir);
 }
