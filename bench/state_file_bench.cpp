@@ -3,7 +3,8 @@
 // of the flood test: 64 processes, 8 streams of 8 targets, one port. Times,
 // per save: format_state (plain string building) against the yaml-cpp
 // emitter qocnet used before (kept here as the reference), and the atomic
-// write (write_file_atomic: temp file + rename) into a directory given on the
+// write (write_file_atomic: the spare file rewritten, then the two names
+// exchanged) against the rename over the old file used before, into a directory given on the
 // command line (default /tmp). Checks that both texts parse to the same
 // state. Needs no root; not a test.
 //
@@ -172,6 +173,7 @@ int main(int argc, char** argv) {
   const double renamed = ns_per(n, [&](int) { rename_write(file, text); });
   std::error_code ec;
   std::filesystem::remove(file, ec);
+  std::filesystem::remove(atomic_spare(file), ec);
   std::printf("state of %zu processes, %zu streams: %zu bytes (emitter: %zu)\n", s.processes.size(),
               s.streams.size(), b.size(), a.size());
   std::printf("format, yaml-cpp emitter (before): %8.1f us per save\n", emit / 1000);

@@ -148,6 +148,7 @@ Result<CleanupReport> cleanup(const fs::path& pin_dir, const fs::path& lock_dir)
     const fs::path state = state_file(pin_dir, lock_dir);
     std::error_code ec;
     if (fs::remove(state, ec)) report.files.push_back(state.string());
+    if (fs::remove(atomic_spare(state), ec)) report.files.push_back(atomic_spare(state).string());
     const fs::path lock = pin_lock_file(pin_dir, lock_dir);
     if (::unlink(lock.c_str()) == 0) report.files.push_back(lock.string());
   }

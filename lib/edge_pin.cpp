@@ -563,6 +563,7 @@ Status Edge::Impl::start_pinned(CompileRequest req) {
     // presence marks a complete set). A state file without pins is stale.
     std::error_code ec;
     fs::remove(state_path, ec);
+  fs::remove(atomic_spare(state_path), ec);
     // A first start that fails leaves nothing behind: no pins nobody owns
     // (a later start would adopt them), no state, no lock file it made.
     auto fresh = [&]() -> Status {
@@ -584,6 +585,7 @@ Status Edge::Impl::start_pinned(CompileRequest req) {
     if (!st) {
       remove_pins(dir);
       fs::remove(state_path, ec);
+      fs::remove(atomic_spare(state_path), ec);
       if (!lock_existed) ::unlink(lock_path.c_str());
     }
     return st;
@@ -671,6 +673,7 @@ void Edge::Impl::shutdown() {
   remove_pins(options.pin_dir);
   std::error_code ec;
   fs::remove(state_path, ec);
+  fs::remove(atomic_spare(state_path), ec);
   ::unlink(pin_lock_file(options.pin_dir, options.lock_dir).c_str());
 }
 

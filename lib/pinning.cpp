@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -202,41 +203,48 @@ Result<UniqueFd> take_pin_lock(const fs::path& path, const std::string& what) {
   return fd;
 }
 
+fs::path atomic_spare(const fs::path& path) { return path.string() + ".tmp"; }
+
 Status write_file_atomic(const fs::path& path, const std::string& text) {
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
-  const fs::path tmp = path.string() + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  const fs::path tmp = atomic_spare(path);
+  // No O_TRUNC: the spare (the previous text) is overwritten and then cut to
+  // length, never truncated to zero, which ext4 (auto_da_alloc) answers by
+  // writing the data out on close.
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
   if (!fd.valid())
     return make_error(Errc::failed_precondition, "cannot write state file " + tmp.string(),
                       "make " + path.parent_path().string() + " writable (EdgeOptions::lock_dir)",
                       errno);
   std::size_t off = 0;
   while (off < text.size()) {
-    ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
+    ssize_t n = ::pwrite(fd.get(), text.data() + off, text.size() - off, static_cast<off_t>(off));
     if (n <= 0) return make_error(Errc::internal, "cannot write state file " + tmp.string(), {}, errno);
     off += static_cast<std::size_t>(n);
   }
+  if (::ftruncate(fd.get(), static_cast<off_t>(text.size())) != 0)
+    return make_error(Errc::internal, "cannot write state file " + tmp.string(), {}, errno);
   // No fsync: the state must survive the process (a crash, kill -9), which
-  // the rename alone guarantees; it need not survive the machine, whose
-  // reboot takes the pinned maps with it. An fsync per change cost 0.7 ms to
-  // many ms per policy change on a disk-backed /run (docs/BENCHMARKS.md).
+  // the exchange (or rename) alone guarantees; it need not survive the
+  // machine, whose reboot takes the pinned maps with it. An fsync per change
+  // cost 0.7 ms to many ms per policy change on a disk-backed /run
+  // (docs/BENCHMARKS.md).
   fd.reset();
-  // Into place by exchanging the two names (one atomic step, like rename),
-  // then the old file goes. A rename over an existing file makes ext4
-  // (auto_da_alloc) start writing the new file's data out at once: 0.2 to
-  // 1.5 ms per save on this disk, against 0.05 ms for the exchange
-  // (docs/BENCHMARKS.md, State file cost). No file to exchange with (the
+  // Into place by trading names with the current file, in one atomic step
+  // like rename. A rename over an existing file makes ext4 (auto_da_alloc)
+  // write the new file's data out at once: 0.2 to 1.5 ms per save on this
+  // disk, against 0.03 ms for the exchange. Nothing to exchange with (the
   // first save), or a filesystem without RENAME_EXCHANGE: a plain rename.
   if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) == 0) {
-    // The previous state goes (a stale one is overwritten next time). What
-    // stood at `path` was a directory: put it back, as rename would have
-    // refused it.
-    if (::unlink(tmp.c_str()) != 0 && errno == EISDIR) {
+    struct stat st {};
+    if (::lstat(tmp.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      // What stood at `path` was no file (a directory): put it back, as
+      // rename would have refused it.
       (void)::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE);
       (void)::unlink(tmp.c_str());
       return make_error(Errc::internal, "cannot move state file into place at " + path.string(),
-                        "remove the directory at " + path.string(), EISDIR);
+                        "remove what is at " + path.string() + " (not a file)", EISDIR);
     }
     return {};
   }

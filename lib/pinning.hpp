@@ -91,7 +91,16 @@ std::filesystem::path pin_lock_file(const std::filesystem::path& pin_dir,
 // pid into it; already_exists names the holder otherwise.
 Result<UniqueFd> take_pin_lock(const std::filesystem::path& path, const std::string& what);
 
-// Writes `text` to `path` atomically (temporary file, fsync, rename).
+// Writes `text` to `path` atomically: into the spare file beside it, which
+// then trades names with `path` (renameat2 RENAME_EXCHANGE; a plain rename
+// where there is nothing to exchange with). A process killed at any point
+// leaves `path` holding either the old or the new text, whole. The spare
+// then holds the previous text and is rewritten in place next time (no new
+// inode, no truncation to zero: either makes ext4 write the data out at once,
+// docs/BENCHMARKS.md, State file cost). No fsync: see the .cpp.
 Status write_file_atomic(const std::filesystem::path& path, const std::string& text);
+// The spare file write_file_atomic keeps beside `path` (`path` + ".tmp");
+// whoever removes `path` removes it too.
+std::filesystem::path atomic_spare(const std::filesystem::path& path);
 
 }  // namespace qocnet::detail

@@ -309,7 +309,7 @@ TEST_CASE("a process name that is not UTF-8 reads back as itself", "[state]") {
   CHECK(r->streams[0].targets[0].process == s.processes[0].spec.name);
 }
 
-TEST_CASE("write_file_atomic replaces the file whole and leaves no temporary file", "[state]") {
+TEST_CASE("write_file_atomic replaces the file whole, keeping only its spare beside it", "[state]") {
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / ("qocnet-state-write-" + std::to_string(::getpid()));
   fs::remove_all(dir);
@@ -322,20 +322,24 @@ TEST_CASE("write_file_atomic replaces the file whole and leaves no temporary fil
   };
   REQUIRE_OK(write_file_atomic(file, "first\n"));  // the directory made, no file to exchange with
   CHECK(read(file) == "first\n");
-  for (int i = 0; i < 3; ++i) {
-    const std::string text = "text " + std::to_string(i) + std::string(static_cast<std::size_t>(i) * 5000, 'x');
+  CHECK(atomic_spare(file) == file.string() + ".tmp");
+  std::string previous = "first\n";
+  // Longer and shorter texts: the spare is rewritten in place and cut to
+  // length, never left with the tail of an older text.
+  for (std::size_t size : {5000u, 20u, 12000u, 1u, 7000u}) {
+    const std::string text = std::to_string(size) + std::string(size, 'x') + "\n";
     REQUIRE_OK(write_file_atomic(file, text));
     CHECK(read(file) == text);
-    CHECK_FALSE(fs::exists(file.string() + ".tmp"));
+    CHECK(read(atomic_spare(file)) == previous);  // the text before, not in the way
+    previous = text;
   }
-  CHECK(std::distance(fs::directory_iterator(file.parent_path()), fs::directory_iterator{}) == 1);
-  // A stale temporary file (a writer killed before the rename) is overwritten.
+  CHECK(std::distance(fs::directory_iterator(file.parent_path()), fs::directory_iterator{}) == 2);
+  // A spare left by a writer killed before the exchange is overwritten.
   {
-    std::ofstream(file.string() + ".tmp") << std::string(20000, 'y');
+    std::ofstream(atomic_spare(file)) << std::string(20000, 'y');
   }
   REQUIRE_OK(write_file_atomic(file, "after a crash\n"));
   CHECK(read(file) == "after a crash\n");
-  CHECK_FALSE(fs::exists(file.string() + ".tmp"));
   // A directory where the file belongs is refused and left where it was.
   const fs::path d = dir / "sub" / "is-a-dir";
   fs::create_directories(d / "inside");
@@ -343,6 +347,6 @@ TEST_CASE("write_file_atomic replaces the file whole and leaves no temporary fil
   REQUIRE_FALSE(st.ok());
   CHECK(st.error().message.find("cannot move state file into place") != std::string::npos);
   CHECK(fs::is_directory(d / "inside"));
-  CHECK_FALSE(fs::exists(d.string() + ".tmp"));
+  CHECK_FALSE(fs::exists(atomic_spare(d)));
   fs::remove_all(dir);
 }
