@@ -11,8 +11,9 @@ namespace qocnet::control {
 
 namespace {
 
-// How long loop state (requirements, targets) may wait before it is written.
-constexpr std::chrono::milliseconds kFlushDelay{200};
+// How long after a failed write of the loop state (requirements, targets) it
+// is tried again.
+constexpr std::chrono::milliseconds kFlushDelay{1000};
 
 Status unavailable_stopping() { return make_error(Errc::unavailable, "qocnetd is shutting down", ""); }
 
@@ -230,13 +231,22 @@ Status ControlCore::save_state(bool durable) {
   return {};
 }
 
+void ControlCore::save_loop_state() {
+  // Written at once (not durably: a crash of the machine may lose it, a
+  // kill -9 of qocnetd does not); a write that fails is retried by the
+  // flush timer until one succeeds.
+  if (options_.state_file.empty()) return;
+  if (!save_state(false)) schedule_flush();
+}
+
 void ControlCore::schedule_flush() {
-  if (options_.state_file.empty() || flush_pending_) return;
+  if (flush_pending_) return;
   flush_pending_ = true;
   flush_timer_->expires_after(kFlushDelay);
   flush_timer_->async_wait([this](const boost::system::error_code& ec) {
     if (ec || !flush_pending_) return;
-    (void)save_state(false);  // the loop's state; a failed write shows on the next token change
+    flush_pending_ = false;
+    save_loop_state();
   });
 }
 
@@ -332,7 +342,7 @@ Status ControlCore::apply_stream(const StreamKey& stream, const char* reason) {
   }
   QOCNET_TRY(apply_edge(stream));
   for (const auto& name : targets) notify(name, registry_.demand(name, stream), reason);
-  schedule_flush();
+  save_loop_state();
   return {};
 }
 

@@ -181,8 +181,10 @@ class ControlCore {
   Result<StatsSnapshot> sample() const;
   static const StreamReport* find_report(const StatsSnapshot& snapshot, const StreamKey& stream);
   // Tokens: durable at once (a token handed out must survive a crash).
-  // Loop state: marked dirty and written by the flush timer.
   Status save_state(bool durable);
+  // Loop state: written at every change (not durably); a failed write is
+  // retried by the flush timer.
+  void save_loop_state();
   void schedule_flush();
   void publish_tokens();
 

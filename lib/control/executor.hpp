@@ -1,9 +1,9 @@
 // qocnet::control::Executor -- the control core's single writer: one
 // boost::asio::io_context run by one thread. Everything that reads or
 // changes the Edge, the registry or the sensors' state is posted here and
-// runs one at a time, in order; timers (stats sampling, the state flush) are
-// Asio timers on the same context. With one thread running the context, the
-// context is its own strand: no handler needs another one.
+// runs one at a time, in order; timers (stats sampling, retrying a failed
+// state write) are Asio timers on the same context. With one thread running
+// the context, the context is its own strand: no handler needs another one.
 #pragma once
 
 #include <boost/asio/executor_work_guard.hpp>

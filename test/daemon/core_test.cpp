@@ -83,3 +83,43 @@ TEST_CASE("stats watchers share the executor: each gets its count of samples, nu
   REQUIRE_GRPC_OK(d.control()->GetStatus(ctx().get(), {}, &status));
   CHECK(d.stop(SIGTERM) == 0);
 }
+
+TEST_CASE("a requirement reported just before kill -9 is what qocnetd knows after the restart", "[daemon][restart]") {
+  auto t = testbed::Topology::create(1, true);
+  REQUIRE_OK(t);
+  PinDir pins;
+  const std::string state = "/tmp/" + testbed::unique_name("state") + ".yaml";
+  const std::vector<std::string> args{"--pin-dir", pins.path, "--keep-datapath", "--port", "e0", "--state-file", state};
+  std::string token;
+  {
+    Daemon first((*t)->edge, args, "k1");
+    REQUIRE(first.wait_serving());
+    auto r = register_from((*t)->procs[0], first.process_address(), registration(0, stream_msg(), 0.9));
+    REQUIRE_GRPC_OK(r.status);
+    token = r.response.token();
+    v1::ReportRequirementRequest rq;
+    rq.set_name("proc0");
+    rq.set_required(0.99);
+    v1::ReportRequirementResponse rr;
+    REQUIRE_GRPC_OK(first.qoc()->ReportRequirement(ctx(token).get(), rq, &rr));
+    first.stop(SIGKILL);  // right after the call returned
+  }
+  Daemon second((*t)->edge, args, "k2");
+  REQUIRE(second.wait_serving());
+  INFO(second.log());
+  ::grpc::ClientContext wc;
+  wc.AddMetadata("authorization", "Bearer " + token);
+  wc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::WatchPolicyRequest w;
+  w.set_name("proc0");
+  auto reader = second.qoc()->WatchPolicy(&wc, w);
+  v1::PolicyUpdate u;
+  if (!reader->Read(&u)) FAIL("WatchPolicy ended: " << status_text(reader->Finish()));
+  CHECK(u.reason() == "current");
+  CHECK(u.policy().required() == Catch::Detail::Approx(0.99));  // not the 0.9 it registered with
+  wc.TryCancel();
+  while (reader->Read(&u)) {
+  }
+  CHECK(second.stop(SIGTERM) == 0);
+  fs::remove(state);
+}
