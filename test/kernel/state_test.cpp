@@ -12,6 +12,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <net/if.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -347,4 +348,50 @@ TEST_CASE("a first start that fails leaves no pins, state or lock behind", "[ker
   auto e2 = w.edge(w.dirs.options(false));
   REQUIRE_OK(e2);
   CHECK_FALSE(e2->start_info().adopted);
+}
+
+TEST_CASE("a policy set to what it was writes no state file; every real change does, and a restart holds it",
+          "[kernel][pinning][state]") {
+  World w;
+  {
+    auto e = w.edge(w.dirs.options(true));
+    REQUIRE_OK(e);
+    configure(*e);
+    auto inode = [&] {
+      struct stat st {};
+      REQUIRE(::stat(w.dirs.state.c_str(), &st) == 0);
+      return st.st_ino;
+    };
+    const auto first = inode();
+    const std::string text = read_text(w.dirs.state);
+    REQUIRE_OK(e->set_policy("proc1", kStream, Policy::differential(0.5)));  // as it was
+    CHECK(inode() == first);
+    CHECK(read_text(w.dirs.state) == text);
+    // Each real change puts a new file in place (the spare and the file trade
+    // names), also back and forth between two values.
+    for (double p : {0.25, 0.5, 0.25, 1e-310}) {
+      const auto before = inode();
+      REQUIRE_OK(e->set_policy("proc1", kStream, Policy::differential(p)));
+      CHECK(inode() != before);
+      auto saved = detail::parse_state(read_text(w.dirs.state));
+      REQUIRE_OK(saved);
+      REQUIRE(saved->streams.size() == 1);
+      CHECK(saved->streams[0].targets[1].policy == Policy::differential(p));
+    }
+    // A save that failed is written again once the state can be saved, even
+    // if the text is the same as the last one written.
+    w.dirs.break_state_dir();
+    CHECK_FALSE(e->set_policy("proc1", kStream, Policy::differential(0.75)).ok());
+    w.dirs.restore_state_dir();
+    REQUIRE_OK(e->set_policy("proc1", kStream, Policy::differential(0.75)));
+    auto saved = detail::parse_state(read_text(w.dirs.state));
+    REQUIRE_OK(saved);
+    CHECK(saved->streams[0].targets[1].policy == Policy::differential(0.75));
+  }
+  auto e = w.edge(w.dirs.options(false));
+  REQUIRE_OK(e);
+  auto ts = e->target_stats(kStream);
+  REQUIRE_OK(ts);
+  REQUIRE(ts->size() == 2);
+  CHECK(ts->at(1).policy == Policy::differential(0.75));
 }
