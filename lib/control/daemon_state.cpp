@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -113,23 +114,68 @@ Result<DaemonState> load_daemon_state(const fs::path& file) {
   return s;
 }
 
-Status save_daemon_state(const fs::path& file, const DaemonState& s, bool durable) {
-  YAML::Emitter y;
-  y << YAML::BeginMap << YAML::Key << "format" << YAML::Value << kFormat;
-  y << YAML::Key << "epoch" << YAML::Value << s.epoch;
-  y << YAML::Key << "processes" << YAML::Value << YAML::BeginMap;
-  for (const auto& [name, p] : s.processes) {
-    y << YAML::Key << name << YAML::Value << YAML::BeginMap;
-    y << YAML::Key << "token_sha256" << YAML::Value << p.token_hash;
-    y << YAML::Key << "streams" << YAML::Value << YAML::BeginSeq;
-    for (const auto& d : p.demands)
-      y << YAML::Flow << YAML::BeginMap << YAML::Key << "stream" << YAML::Value << d.stream << YAML::Key
-        << "required" << YAML::Value << d.required << YAML::Key << "target" << YAML::Value << d.target
-        << YAML::Key << "wanted" << YAML::Value << d.wanted << YAML::EndMap;
-    y << YAML::EndSeq << YAML::EndMap;
+namespace {
+
+// A double-quoted YAML scalar, escaped byte for byte (no emitter: this file
+// is written at every change of a process's loop state).
+void put_quoted(std::string& out, const std::string& v) {
+  static const char* digits = "0123456789abcdef";
+  out += '"';
+  for (unsigned char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += digits[c >> 4];
+      out += digits[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
   }
-  y << YAML::EndMap << YAML::EndMap;
-  const std::string text = std::string(y.c_str()) + "\n";
+  out += '"';
+}
+
+// The shortest text that reads back as exactly `v`.
+void put_double(std::string& out, double v) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+}  // namespace
+
+std::string format_daemon_state(const DaemonState& s) {
+  std::string out;
+  out.reserve(128 + 160 * s.processes.size());
+  out += "format: " + std::to_string(kFormat) + "\nepoch: " + std::to_string(s.epoch) + "\nprocesses:";
+  if (s.processes.empty()) out += " {}";
+  out += '\n';
+  for (const auto& [name, p] : s.processes) {
+    out += "  ";
+    put_quoted(out, name);
+    out += ":\n    token_sha256: ";
+    put_quoted(out, p.token_hash);
+    out += "\n    streams:";
+    if (p.demands.empty()) out += " []";
+    out += '\n';
+    for (const auto& d : p.demands) {
+      out += "      - {stream: ";
+      put_quoted(out, d.stream);
+      out += ", required: ";
+      put_double(out, d.required);
+      out += ", target: ";
+      put_double(out, d.target);
+      out += ", wanted: ";
+      put_quoted(out, d.wanted);
+      out += "}\n";
+    }
+  }
+  return out;
+}
+
+Status save_daemon_state(const fs::path& file, const DaemonState& s, bool durable) {
+  const std::string text = format_daemon_state(s);
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
   const fs::path tmp = file.string() + ".tmp";

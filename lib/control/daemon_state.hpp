@@ -36,6 +36,8 @@ struct DaemonState {
 Result<DaemonState> load_daemon_state(const std::filesystem::path& file);
 // Atomically (temporary file, rename), mode 0600; `durable`: fsync first
 // (tokens must survive a crash of the machine too, loop state need not).
+// The file's text (YAML, format 2): what save_daemon_state writes.
+std::string format_daemon_state(const DaemonState& state);
 Status save_daemon_state(const std::filesystem::path& file, const DaemonState& state, bool durable);
 // Where qocnetd keeps its state for a pin dir: <lock_dir>/../state/qocnetd-<pin dir escaped>.yaml.
 std::filesystem::path default_state_file(const std::filesystem::path& pin_dir,

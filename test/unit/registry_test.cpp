@@ -3,6 +3,12 @@
 // state. No root.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "control/daemon_state.hpp"
 #include "control/registry.hpp"
 
 using namespace qocnet;
@@ -104,4 +110,48 @@ TEST_CASE("registry: registered processes survive the daemon's state, others not
   CHECK(back->target == 0.95);
   CHECK(back->wanted == Policy::differential(0.01));
   CHECK(after.streams_of("det").size() == 1);  // the damaged entry is skipped
+}
+
+TEST_CASE("qocnetd's state file reads back exactly what was written, whatever the names and numbers",
+          "[unit][registry][state]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("qocnet-ds-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path file = dir / "state.yaml";
+  qocnet::control::DaemonState s;
+  s.epoch = (std::uint64_t{1} << 62) + 12345;
+  const std::string hash(64, 'a');
+  const std::vector<std::string> names{"detector", "null", "~", "1", "true", "a:b", "q\"uote", "back\\slash",
+                                       "tab\there", "- dash", "{brace}", "#hash"};
+  const std::vector<double> values{0.0, -0.0, 1.0 / 3.0, 0.99, 5e-324, 1e-310, 0.1 + 0.2, 1.0};
+  std::size_t k = 0;
+  for (const auto& n : names) {
+    auto& p = s.processes[n];
+    p.token_hash = hash;
+    for (int i = 0; i < static_cast<int>(k % 3); ++i)
+      p.demands.push_back(qocnet::control::StoredDemand{"10.0.0." + std::to_string(i) + ":4000->:5000",
+                                                        values[k % values.size()], values[(k + 3) % values.size()],
+                                                        i == 0 ? "differential(0.05)" : "keep"});
+    ++k;
+  }
+  REQUIRE(qocnet::control::save_daemon_state(file, s, false));
+  auto back = qocnet::control::load_daemon_state(file);
+  INFO(qocnet::control::format_daemon_state(s));
+  REQUIRE(back);
+  CHECK(back->epoch == s.epoch);
+  REQUIRE(back->processes.size() == s.processes.size());
+  for (const auto& [name, p] : s.processes) {
+    INFO(name);
+    REQUIRE(back->processes.count(name) == 1);
+    const auto& q = back->processes.at(name);
+    CHECK(q.token_hash == p.token_hash);
+    REQUIRE(q.demands.size() == p.demands.size());
+    for (std::size_t i = 0; i < p.demands.size(); ++i) {
+      CHECK(q.demands[i].stream == p.demands[i].stream);
+      CHECK(std::memcmp(&q.demands[i].required, &p.demands[i].required, sizeof(double)) == 0);
+      CHECK(std::memcmp(&q.demands[i].target, &p.demands[i].target, sizeof(double)) == 0);
+      CHECK(q.demands[i].wanted == p.demands[i].wanted);
+    }
+  }
+  fs::remove_all(dir);
 }
