@@ -350,7 +350,7 @@ TEST_CASE("a first start that fails leaves no pins, state or lock behind", "[ker
   CHECK_FALSE(e2->start_info().adopted);
 }
 
-TEST_CASE("a policy set to what it was writes no state file; every real change does, and a restart holds it",
+TEST_CASE("a policy set to what it was writes no state file, every real change does, and a restart holds it",
           "[kernel][pinning][state]") {
   World w;
   {

@@ -79,7 +79,7 @@ TEST_CASE("the executor runs what is posted on one thread, in order", "[unit][co
   ex.stop();  // idempotent
 }
 
-TEST_CASE("fan-out: each topic's subscribers get its messages; gone ones are dropped", "[unit][control]") {
+TEST_CASE("fan-out: each topic's subscribers get its messages, gone ones are dropped", "[unit][control]") {
   FanOut<int> hub;
   auto a = std::make_shared<Recorder<int>>();
   auto b = std::make_shared<Recorder<int>>();

@@ -132,7 +132,7 @@ TEST_CASE("sensor link: a failed order is retried until the agent takes it", "[u
   while (link->pending() != 0) std::this_thread::yield();  // nothing is left to send
 }
 
-TEST_CASE("sensor link: a newer order replaces one not yet sent; a stale refusal moves the epoch",
+TEST_CASE("sensor link: a newer order replaces one not yet sent, and a stale refusal moves the epoch",
           "[unit][sensor_link]") {
   Agent agent;
   agent.stub.fail = 1;  // holds the first order in the retry
@@ -168,7 +168,7 @@ TEST_CASE("sensor link: a newer order replaces one not yet sent; a stale refusal
   CHECK(agent.stub.taken.back().epoch() == 8);  // sent again in the new epoch
 }
 
-TEST_CASE("sensor link: retired, it sends once and takes no more; stopped, it reports nothing more", "[unit][sensor_link]") {
+TEST_CASE("sensor link: retired, it sends once and takes no more, and stopped, it reports nothing more", "[unit][sensor_link]") {
   Agent agent;
   Reports reports;
   auto make = SensorPusher::factory({}, std::chrono::milliseconds(2000));
