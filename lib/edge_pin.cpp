@@ -21,6 +21,7 @@
 #include "pinning.hpp"
 #include "preflight.hpp"
 #include "state_file.hpp"
+#include "yaml_text.hpp"
 
 namespace qocnet {
 
@@ -250,51 +251,6 @@ void append_seal(std::string& text) {
 // qocnetd's CPU under 640 policy changes a second, docs/BENCHMARKS.md). The
 // text is YAML that parse_body reads; every string is double-quoted and
 // escaped so that yaml-cpp reads back exactly its bytes.
-
-// A YAML double-quoted scalar holding exactly the bytes of `v`: `"` and `\`
-// escaped, control bytes (and DEL) as \xNN, every other byte as it is
-// (yaml-cpp's reader passes bytes >= 0x80 through unchanged, so a name that
-// is not valid UTF-8 still reads back as itself).
-void put_quoted(std::string& o, std::string_view v) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  o += '"';
-  for (const char ch : v) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += ch;
-    } else if (c < 0x20 || c == 0x7f) {
-      o += "\\x";
-      o += kHex[c >> 4];
-      o += kHex[c & 0xf];
-    } else {
-      o += ch;
-    }
-  }
-  o += '"';
-}
-
-void put_uint(std::string& o, std::uint64_t v) {
-  char b[24];
-  const auto r = std::to_chars(b, b + sizeof b, v);
-  o.append(b, r.ptr);
-}
-
-// The shortest text strtod reads back as exactly `v`; YAML's .nan/.inf for
-// the values a state never holds (parse_state refuses them).
-void put_real(std::string& o, double v) {
-  if (std::isnan(v)) {
-    o += ".nan";
-    return;
-  }
-  if (std::isinf(v)) {
-    o += v < 0 ? "-.inf" : ".inf";
-    return;
-  }
-  char b[32];
-  const auto r = std::to_chars(b, b + sizeof b, v);
-  o.append(b, r.ptr);
-}
 
 void put_reals(std::string& o, const std::vector<double>& vs) {
   o += '[';

@@ -8,13 +8,14 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "yaml_text.hpp"
 
 namespace fs = std::filesystem;
 
@@ -114,37 +115,6 @@ Result<DaemonState> load_daemon_state(const fs::path& file) {
   return s;
 }
 
-namespace {
-
-// A double-quoted YAML scalar, escaped byte for byte (no emitter: this file
-// is written at every change of a process's loop state).
-void put_quoted(std::string& out, const std::string& v) {
-  static const char* digits = "0123456789abcdef";
-  out += '"';
-  for (unsigned char c : v) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      out += "\\x";
-      out += digits[c >> 4];
-      out += digits[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-}
-
-// The shortest text that reads back as exactly `v`.
-void put_double(std::string& out, double v) {
-  char buf[64];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
-}
-
-}  // namespace
-
 std::string format_daemon_state(const DaemonState& s) {
   std::string out;
   out.reserve(128 + 160 * s.processes.size());
@@ -153,21 +123,21 @@ std::string format_daemon_state(const DaemonState& s) {
   out += '\n';
   for (const auto& [name, p] : s.processes) {
     out += "  ";
-    put_quoted(out, name);
+    detail::put_quoted(out, name);
     out += ":\n    token_sha256: ";
-    put_quoted(out, p.token_hash);
+    detail::put_quoted(out, p.token_hash);
     out += "\n    streams:";
     if (p.demands.empty()) out += " []";
     out += '\n';
     for (const auto& d : p.demands) {
       out += "      - {stream: ";
-      put_quoted(out, d.stream);
+      detail::put_quoted(out, d.stream);
       out += ", required: ";
-      put_double(out, d.required);
+      detail::put_real(out, d.required);
       out += ", target: ";
-      put_double(out, d.target);
+      detail::put_real(out, d.target);
       out += ", wanted: ";
-      put_quoted(out, d.wanted);
+      detail::put_quoted(out, d.wanted);
       out += "}\n";
     }
   }

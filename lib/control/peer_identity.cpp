@@ -79,25 +79,6 @@ std::string read_cgroup(int dir) {
   return {};
 }
 
-// NAME if /run/netns/NAME is the namespace (st_dev, st_ino).
-std::string netns_name_of(const struct stat& ns) {
-  DIR* d = ::opendir(kNetnsDir);
-  if (!d) return {};
-  std::string found;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n == "." || n == "..") continue;
-    struct stat st {};
-    if (::stat((std::string(kNetnsDir) + "/" + n).c_str(), &st) == 0 && st.st_dev == ns.st_dev &&
-        st.st_ino == ns.st_ino) {
-      found = n;
-      break;
-    }
-  }
-  ::closedir(d);
-  return found;
-}
-
 Result<struct stat> stat_fd(int fd, const std::string& what) {
   struct stat st {};
   if (::fstat(fd, &st) != 0)
@@ -146,6 +127,24 @@ const char* kVethFix =
     "in the process's namespace), or add it as an operator with AddProcess";
 
 }  // namespace
+
+std::string netns_name_of(const struct stat& ns) {
+  DIR* d = ::opendir(kNetnsDir);
+  if (!d) return {};
+  std::string found;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    struct stat st {};
+    if (::stat((std::string(kNetnsDir) + "/" + n).c_str(), &st) == 0 && st.st_dev == ns.st_dev &&
+        st.st_ino == ns.st_ino) {
+      found = n;
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
+}
 
 Result<PeerIdentity> identify_peer(pid_t pid, uid_t uid, gid_t gid) {
   QOCNET_ASSIGN(dir, open_proc(pid));

@@ -8,6 +8,7 @@
 // the caller says enters either: a container cannot name another's address.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <array>
@@ -34,6 +35,9 @@ struct PeerIdentity {
   // /proc/PID/ns/net. -1: use the pid. Not owned.
   int netns_fd = -1;
 };
+
+// NAME if /run/netns/NAME is the namespace `ns` (compared by st_dev, st_ino); "" if none.
+std::string netns_name_of(const struct stat& ns);
 
 // Reads the identity of process `pid` (credentials as SO_PEERCRED gave them).
 // not_found if the process is gone (it must stay alive during its call),

@@ -1,6 +1,5 @@
 #include "tenancy.hpp"
 
-#include <dirent.h>
 #include <fnmatch.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -100,24 +99,6 @@ bool cgroup_within(const std::string& cgroup, const std::string& prefix) {
   return cgroup.size() == prefix.size() || cgroup[prefix.size()] == '/' || prefix.back() == '/';
 }
 
-// /run/netns/NAME for the namespace (dev, ino), or "".
-std::string netns_name(dev_t dev, ino_t ino) {
-  std::string found;
-  DIR* d = ::opendir("/run/netns");
-  if (!d) return found;
-  while (auto* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    struct stat st {};
-    const std::string path = std::string("/run/netns/") + e->d_name;
-    if (::stat(path.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) {
-      found = e->d_name;
-      break;
-    }
-  }
-  ::closedir(d);
-  return found;
-}
-
 std::string describe(const control::PeerIdentity& p) {
   std::string s = "pid " + std::to_string(p.pid) + ", uid " + std::to_string(p.uid);
   s += p.netns_name.empty() ? ", an unnamed network namespace" : ", network namespace " + p.netns_name;
@@ -164,7 +145,7 @@ Result<ProcessSpec> registration_spec(const ::grpc::CallbackServerContext* ctx, 
   struct stat st {}, self {};
   if (::fstat(peer.netns_fd, &st) == 0) {
     peer.netns_inode = st.st_ino;
-    peer.netns_name = netns_name(st.st_dev, st.st_ino);
+    peer.netns_name = control::netns_name_of(st);
   }
   if (::stat("/proc/thread-self/ns/net", &self) == 0)
     peer.same_netns = self.st_dev == st.st_dev && self.st_ino == st.st_ino;
