@@ -5,22 +5,29 @@
 // consumers in the namespaces it announces.
 //
 //   qocnet-eval-cpu --consumers N [--group-size G]
-//       --stream FILE:FPS:FIRST-LAST [--stream ...]
+//       --stream FILE:FPS:SET [--stream ...]
 //
 // Consumers 0..N-1 are network namespaces with their own addresses, G per
 // testbed topology (a sensor namespace, an edge namespace running one
-// qocnet::Edge, G consumer namespaces): the datapath holds 64 processes per
-// edge and 8 clone targets per stream, so 100 consumers are two edges. Stream
-// s (UDP from 10.77.0.1:40000+s to port 5000+s) is cloned by its group's edge
-// to consumers FIRST..LAST (which must lie in one group); a copy keeps its
-// destination port, so a consumer of streams 0 and 1 listens on 5000 and 5001.
+// qocnet::Edge, G consumer namespaces); G defaults to N: one edge. Stream s
+// (UDP from 10.77.0.1:40000+s to port 5000+s) is cloned by its group's edge
+// to the consumers in SET (comma-separated consumers and FIRST-LAST ranges,
+// e.g. 0-7 or 0,2,4; all in one group); a copy keeps its destination port, so
+// a consumer of streams 0 and 1 listens on 5000 and 5001.
+//
+// The tool copies no datapath limit: what an Edge refuses as beyond its
+// limits (Errc::resource_exhausted from add_process: processes per edge,
+// QOC_MAX_PROCS; from set_clone_targets: clone targets per stream,
+// QOC_MAX_TARGETS) and what the testbed's topology refuses end the tool with
+// an error naming that limit. Any fatal error is also answered on stdout as
+// {"error": "..."}, so that a driver reading answers sees why.
 //
 // Real time: a datagram that starts a PES (a video frame) starts the next
 // frame slot (1/FPS); a frame's datagrams are spread evenly over its slot, as
 // a paced camera sends them. Streams get fixed phase offsets.
 //
 // On stdin, one command a line; every answer is one JSON line on stdout:
-//   targets S FIRST LAST     clone stream S to consumers FIRST..LAST (policy keep)
+//   targets S SET            clone stream S to the consumers in SET (policy keep)
 //   policy C S POLICY        consumer C's policy on stream S ("keep", "differential(0.25)")
 //   run SECONDS S,S,...      reset stream state, send those streams' first SECONDS
 //                            in real time; answer: per target the kernel's counters
@@ -48,7 +55,13 @@
 #include "qocnet/classify.hpp"
 #include "qocnet/edge.hpp"
 #include "qocnet/qoc.hpp"
+// Topology::process_mac(i) formats i + 1 as two hex digits; with no bound on
+// a group's size here GCC cannot see that Topology::create refuses an index
+// that would not fit (-Wformat-truncation, a false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include "qocnet/testbed.hpp"
+#pragma GCC diagnostic pop
 
 using namespace qocnet;
 
@@ -56,8 +69,20 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
+std::string json_escape(const std::string& t) {
+  std::string o;
+  for (char c : t) {
+    if (c == '"' || c == '\\') o += '\\', o += c;
+    else if (static_cast<unsigned char>(c) < 0x20) o += ' ';
+    else o += c;
+  }
+  return o;
+}
+
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "qocnet-eval-cpu: %s\n", what.c_str());
+  std::printf("{\"error\":\"%s\"}\n", json_escape(what).c_str());
+  std::fflush(stdout);
   throw std::runtime_error(what);
 }
 template <class T>
@@ -67,6 +92,43 @@ T must(Result<T> r, const std::string& what) {
 }
 void must(Status s, const std::string& what) {
   if (!s) die(what + ": " + s.error().to_string());
+}
+// As must(), naming the datapath's limit (`limit`) when the Edge refused for
+// want of room (resource_exhausted).
+void must_fit(Status s, const std::string& what, const std::string& limit) {
+  if (!s && s.error().code == Errc::resource_exhausted)
+    die(what + ": beyond the datapath's limit on " + limit + ": " + s.error().message);
+  must(std::move(s), what);
+}
+
+// "0-7", "0,2,4", "1,3-5": consumers, ascending, without repeats; each below `consumers`.
+std::vector<int> parse_set(const std::string& text, int consumers, const std::string& what) {
+  std::vector<int> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    const auto dash = item.find('-');
+    int a = -1, b = -1;
+    try {
+      std::size_t used = 0;
+      a = std::stoi(item.substr(0, dash), &used);
+      if (used != (dash == std::string::npos ? item.size() : dash)) a = -1;
+      b = a;
+      if (dash != std::string::npos) {
+        b = std::stoi(item.substr(dash + 1), &used);
+        if (used != item.size() - dash - 1) b = -1;
+      }
+    } catch (const std::exception&) {
+      a = b = -1;
+    }
+    if (a < 0 || b < a || b >= consumers)
+      die(what + ": '" + item + "' is not a consumer or a FIRST-LAST range of consumers 0.." +
+          std::to_string(consumers - 1));
+    for (int c = a; c <= b; ++c) out.push_back(c);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  if (out.empty()) die(what + ": no consumers");
+  return out;
 }
 
 std::vector<std::vector<std::uint8_t>> payloads(const Capture& cap) {
@@ -98,7 +160,7 @@ struct Stream {
   std::vector<std::vector<std::uint8_t>> dg;
   std::vector<double> t;  // send time of each datagram, seconds from the start
   int group = 0;
-  int first = 0, last = 0;
+  std::vector<int> members;  // the consumers it is cloned to
   std::unique_ptr<testbed::UdpSocket> sock;
   StreamId id;
 };
@@ -119,12 +181,13 @@ double thread_cpu() {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: qocnet-eval-cpu --consumers N [--group-size G] --stream FILE:FPS:FIRST-LAST ...\n");
+               "usage: qocnet-eval-cpu --consumers N [--group-size G] --stream FILE:FPS:SET ...\n"
+               "  SET: consumers and FIRST-LAST ranges, comma-separated (0-49, 0,2,4)\n");
   std::exit(2);
 }
 
 int run_main(int argc, char** argv) {
-  int consumers = 0, group_size = 56;
+  int consumers = 0, group_size = 0;  // 0: one group of all consumers
   std::vector<std::string> specs;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -137,7 +200,8 @@ int run_main(int argc, char** argv) {
     else if (a == "--stream") specs.push_back(next());
     else usage();
   }
-  if (consumers < 1 || specs.empty() || group_size < 1 || group_size > 64) usage();
+  if (consumers < 1 || specs.empty() || group_size < 0) usage();
+  if (group_size == 0) group_size = consumers;
 
   std::vector<Stream> streams(specs.size());
   for (std::size_t s = 0; s < specs.size(); ++s) {
@@ -146,14 +210,12 @@ int run_main(int argc, char** argv) {
     if (c1 == std::string::npos || c2 == std::string::npos) usage();
     const std::string file = sp.substr(0, c1), range = sp.substr(c2 + 1);
     const double fps = std::stod(sp.substr(c1 + 1, c2 - c1 - 1));
-    const auto dash = range.find('-');
     Stream& st = streams[s];
-    st.first = std::stoi(range.substr(0, dash));
-    st.last = dash == std::string::npos ? st.first : std::stoi(range.substr(dash + 1));
-    st.group = st.first / group_size;
-    if (st.first < 0 || st.last < st.first || st.last >= consumers || st.last / group_size != st.group ||
-        st.last - st.first + 1 > 8)
-      die("--stream " + sp + ": at most 8 consumers, within one group of " + std::to_string(group_size));
+    st.members = parse_set(range, consumers, "--stream " + sp);
+    st.group = st.members.front() / group_size;
+    if (st.members.back() / group_size != st.group)
+      die("--stream " + sp + ": its consumers are not within one group of " + std::to_string(group_size) +
+          " (one edge); a larger --group-size puts more consumers on one edge");
     st.dg = payloads(must(read_capture(file, 7), "read " + file));
     if (st.dg.empty()) die(file + " holds no UDP datagram");
     // Frame slots.
@@ -178,14 +240,18 @@ int run_main(int argc, char** argv) {
     Group g;
     g.base = base;
     g.size = std::min(group_size, consumers - base);
-    g.net = must(testbed::Topology::create(g.size, /*distinct_addresses=*/true), "build namespaces");
+    g.net = must(testbed::Topology::create(g.size, /*distinct_addresses=*/true),
+                 "build the namespaces of " + std::to_string(g.size) +
+                     " consumers behind one edge (a smaller --group-size spreads them over more "
+                     "edges)");
     g.edge = std::make_unique<Edge>(
         must(testbed::in_namespace(g.net->edge, [] { return Edge::create(); }), "create edge"));
     must(g.edge->attach_port("e0"), "attach e0");
     for (int i = 0; i < g.size; ++i)
-      must(g.edge->add_process({proc_name(base + i), testbed::Topology::edge_port_to_process(i),
-                                testbed::Topology::process_mac(i), testbed::Topology::process_ip(i), 0}),
-           "add process");
+      must_fit(g.edge->add_process({proc_name(base + i), testbed::Topology::edge_port_to_process(i),
+                                    testbed::Topology::process_mac(i), testbed::Topology::process_ip(i), 0}),
+               "add process " + proc_name(base + i) + " (" + std::to_string(g.size) + " on one edge)",
+               "processes per edge (QOC_MAX_PROCS)");
     groups.push_back(std::move(g));
   }
   for (std::size_t s = 0; s < streams.size(); ++s) {
@@ -194,8 +260,10 @@ int run_main(int argc, char** argv) {
     st.sock = std::make_unique<testbed::UdpSocket>(must(
         testbed::UdpSocket::open(g.net->sensor, testbed::Topology::sensor_ip, st.id.source_port), "sensor socket"));
     std::vector<std::string> names;
-    for (int c = st.first; c <= st.last; ++c) names.push_back(proc_name(c));
-    must(g.edge->set_clone_targets(st.id, names), "set clone targets");
+    for (int c : st.members) names.push_back(proc_name(c));
+    must_fit(g.edge->set_clone_targets(st.id, names),
+             "stream " + std::to_string(s) + " to " + std::to_string(names.size()) + " consumers",
+             "clone targets per stream (QOC_MAX_TARGETS)");
   }
 
   {
@@ -222,18 +290,21 @@ int run_main(int argc, char** argv) {
     in >> cmd;
     if (cmd == "quit") break;
     if (cmd == "targets") {
-      int s = -1, first = -1, last = -1;
-      in >> s >> first >> last;
+      int s = -1;
+      std::string set;
+      in >> s >> set;
       if (s < 0 || static_cast<std::size_t>(s) >= streams.size()) die("targets: no stream " + std::to_string(s));
       auto& st = streams[static_cast<std::size_t>(s)];
-      if (first < 0 || last < first || last - first + 1 > 8 || first / group_size != st.group ||
-          last / group_size != st.group)
-        die("targets: consumers " + std::to_string(first) + "-" + std::to_string(last) + " not in stream's group");
-      st.first = first;
-      st.last = last;
+      auto members = parse_set(set, consumers, "targets " + std::to_string(s));
+      if (members.front() / group_size != st.group || members.back() / group_size != st.group)
+        die("targets " + std::to_string(s) + " " + set + ": not all in the stream's group (edge) of " +
+            std::to_string(group_size) + " consumers");
       std::vector<std::string> names;
-      for (int c = first; c <= last; ++c) names.push_back(proc_name(c));
-      must(groups[static_cast<std::size_t>(st.group)].edge->set_clone_targets(st.id, names), "set clone targets");
+      for (int c : members) names.push_back(proc_name(c));
+      must_fit(groups[static_cast<std::size_t>(st.group)].edge->set_clone_targets(st.id, names),
+               "stream " + std::to_string(s) + " to " + std::to_string(names.size()) + " consumers",
+               "clone targets per stream (QOC_MAX_TARGETS)");
+      st.members = std::move(members);
       std::printf("{\"ok\":true}\n");
     } else if (cmd == "policy") {
       int c = -1, s = -1;
