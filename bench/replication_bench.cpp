@@ -879,6 +879,7 @@ struct Bench {
 struct Summary {
   double input_pps = NAN, delivered_pps = NAN, cpu_ns = NAN, relay_ns = NAN, copies = NAN;
   double other_ns = NAN;       // ksoftirqd of the CPUs not pinned, per input (in cpu_ns)
+  double pinned_ns = NAN;      // cpu_ns without other_ns (median of the windows' differences)
   double stat_sirq_ns = NAN;   // /proc/stat softirq of all CPUs, per input (cross-check)
   double min_share = NAN;      // lowest consumer share of the input over the rounds
   int short_of_rate = 0;       // paced windows whose input fell short of the rate
@@ -891,7 +892,7 @@ std::map<std::string, Summary> summarize(const std::vector<Window>& ws, bool pac
     if (w.paced() == paced) by[w.cfg.key()].push_back(&w);
   std::map<std::string, Summary> out;
   for (const auto& [k, v] : by) {
-    std::vector<double> a, b, c, d, e, f, g;
+    std::vector<double> a, b, c, d, e, f, g, h;
     Summary s;
     for (const Window* w : v) {
       a.push_back(w->input_pps());
@@ -900,6 +901,7 @@ std::map<std::string, Summary> summarize(const std::vector<Window>& ws, bool pac
       d.push_back(w->relay_ns_per_input());
       e.push_back(w->copies());
       f.push_back(w->other_ns_per_input());
+      h.push_back(w->cpu_ns_per_input() - w->other_ns_per_input());
       g.push_back(w->stat_softirq_ns_per_input());
       const double m = w->min_share();
       if (!std::isnan(m)) s.min_share = std::isnan(s.min_share) ? m : std::min(s.min_share, m);
@@ -911,6 +913,7 @@ std::map<std::string, Summary> summarize(const std::vector<Window>& ws, bool pac
     s.relay_ns = median(d);
     s.copies = median(e);
     s.other_ns = median(f);
+    s.pinned_ns = median(h);
     s.stat_sirq_ns = median(g);
     out[k] = s;
   }
@@ -1168,7 +1171,7 @@ int main(int argc, char** argv) {
   // run's N for a kind when the other did not run), so the ratio compares
   // the same range; the other kinds are fitted over the same N.
   std::vector<int> fit_ns;
-  std::map<std::string, double> marginal;
+  std::map<std::string, double> marginal, marginal_pinned;
   if (o.rate > 0) {
     std::printf("\n  at a fixed offered rate of %.0f pps (medians over %d round(s))\n", o.rate, o.rounds);
     table(rsum, "input pps", "", [](const Summary& x) { return x.input_pps; });
@@ -1202,15 +1205,19 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < fit_ns.size(); ++i) std::printf("%s%d", i ? "," : "", fit_ns[i]);
     std::printf("):");
     for (const auto& k : kinds) {
-      std::vector<double> x, y;
+      std::vector<double> x, y, yp;
       for (int n : fit_ns)
         if (has(k, n)) {
           x.push_back(static_cast<double>(n));
           y.push_back(rget(nkey(k, n)).cpu_ns);
+          yp.push_back(rget(nkey(k, n)).pinned_ns);
         }
       marginal[k] = x.size() == fit_ns.size() ? slope(x, y) : NAN;
+      marginal_pinned[k] = x.size() == fit_ns.size() ? slope(x, yp) : NAN;
       std::printf(" %s %s", k.c_str(), cell(marginal[k]).c_str());
     }
+    std::printf(" ns\n  the same without the other CPUs' ksoftirqd (the pinned CPU only):");
+    for (const auto& k : kinds) std::printf(" %s %s", k.c_str(), cell(marginal_pinned[k]).c_str());
     std::printf(" ns\n");
     // Each kind over all the N it ran at (differs where qocnet's limit cut the range).
     std::printf("  over all the N each ran at:");
@@ -1245,6 +1252,7 @@ int main(int argc, char** argv) {
       const Summary& r = rget(k);
       out.add(kBench, k + ".rate_input_pps", r.input_pps, "pps", 0);
       out.add(kBench, k + ".rate_cpu_ns_per_input", r.cpu_ns, "ns", 0);
+      out.add(kBench, k + ".rate_other_cpus_ns_per_input", r.other_ns, "ns", 0);
       if (k != "sink") {
         out.add(kBench, k + ".rate_edge_cpu_ns_per_input", r.cpu_ns - rsink_ns, "ns", 0);
         out.add(kBench, k + ".rate_edge_cpu_ns_per_copy", (r.cpu_ns - rsink_ns) / r.copies, "ns", 0);
@@ -1256,6 +1264,8 @@ int main(int argc, char** argv) {
     out.add(kBench, "marginal.n_min", fit_ns.empty() ? NAN : static_cast<double>(fit_ns.front()), "N", 0);
     out.add(kBench, "marginal.n_max", fit_ns.empty() ? NAN : static_cast<double>(fit_ns.back()), "N", 0);
     for (const auto& [k, v] : marginal) out.add(kBench, k + ".marginal_cpu_ns_per_copy", v, "ns", 0);
+    for (const auto& [k, v] : marginal_pinned)
+      out.add(kBench, k + ".marginal_cpu_pinned_ns_per_copy", v, "ns", 0);
   }
   // Comparisons between configurations this run planned (an unsupported
   // one included: its ratio is null).
@@ -1280,7 +1290,8 @@ int main(int argc, char** argv) {
   if (o.rate > 0 && std::count(kinds.begin(), kinds.end(), "keep_all"))
     for (const auto& k : kinds)
       if (k != "keep_all")
-        out.compare(kBench, "keep_all.marginal_cpu_ns_per_copy", k + ".marginal_cpu_ns_per_copy");
+        for (const char* metric : {".marginal_cpu_ns_per_copy", ".marginal_cpu_pinned_ns_per_copy"})
+          out.compare(kBench, std::string("keep_all") + metric, k + metric);
 
   // Issue 14's replication targets (docs/BENCHMARKS.md, Replication).
   const std::string rate_cmd = "--rate R, keep_all and mirred at two or more N (to 64: --n 1,2,4,8,16,32,64)";
