@@ -783,8 +783,8 @@ SensorResult run_hung_sensor(const Options& o, const tb::Topology& t, const std:
 // each registers over the process socket from inside its namespace (the
 // bench re-executed there with --register-one, so qocnetd reads that
 // process's credentials and namespace), admitted by a tenants rule for root.
-// The edge holds QOC_MAX_TARGETS clone targets per stream, so process i
-// receives stream 10.77.0.1:40000->:(5000 + i / 8). Then the bench itself
+// Process i receives stream 10.77.0.1:40000->:(5000 + i / 8), 8 processes a
+// stream as when the figures in docs/BENCHMARKS.md were first measured. Then the bench itself
 // makes every process's calls with its token (call metadata) over the
 // process socket, each process 10 times a second (alternately
 // ReportMeasuredQoc and ReportRequirement), its calls spread evenly over
@@ -796,9 +796,7 @@ SensorResult run_hung_sensor(const Options& o, const tb::Topology& t, const std:
 // Two phases on the same daemon: (a) every process reports and the flooder
 // is an unregistered caller naming a process that does not exist (charged
 // to its peer identity); (b) the last process is the flooder, with its own
-// valid token (charged to its own bucket), and the others report. The edge
-// holds at most QOC_MAX_PROCS (64) processes, so with 64 a registered
-// flooder is one of them.
+// valid token (charged to its own bucket), and the others report.
 
 struct FloodPhase {
   std::string label;
@@ -850,6 +848,8 @@ std::shared_ptr<::grpc::Channel> own_channel(const std::string& address) {
   return ::grpc::CreateCustomChannel(address, ::grpc::InsecureChannelCredentials(), args);
 }
 
+constexpr int kFloodPerStream = 8;
+
 // Process i's RegisterProcess, made by this program re-executed inside its
 // namespace; returns the token.
 std::string register_in(const tb::Namespace& ns, const std::string& address, int i) {
@@ -858,7 +858,7 @@ std::string register_in(const tb::Namespace& ns, const std::string& address, int
   if (n <= 0) throw BenchError(std::string("readlink /proc/self/exe: ") + std::strerror(errno));
   self[n] = 0;
   auto out = tb::run({"nsenter", "--net=" + ns.path(), self, "--register-one", address, "proc" + std::to_string(i),
-                      std::to_string(6000 + i), std::to_string(kServicePort + i / QOC_MAX_TARGETS)});
+                      std::to_string(6000 + i), std::to_string(kServicePort + i / kFloodPerStream)});
   if (!out) throw BenchError("RegisterProcess of proc" + std::to_string(i) + ": " + out.error().to_string());
   std::string token = trim(*out);
   if (token.empty()) throw BenchError("RegisterProcess of proc" + std::to_string(i) + " returned no token");
@@ -1060,7 +1060,7 @@ int main(int argc, char** argv) {
   app.add_option("--disk-dir", o.disk_dir,
                  "a directory on a disk: a fresh directory in it is the daemons' /run/qocnet (state, locks)");
   app.add_option("--flood-processes", o.flood_processes, "registered processes of the flood test (2..64)")
-      ->transform(integer_in(2, QOC_MAX_PROCS));
+      ->transform(integer_in(2, tb::Topology::kMaxProcesses));
   app.add_option("--flood-seconds", o.flood_seconds, "length of each flood phase")->transform(number_in(1, 600));
   app.add_option("--report-hz", o.report_hz, "calls a second per process in the flood test")
       ->transform(number_in(0.1, 1000));

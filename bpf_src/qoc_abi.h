@@ -119,6 +119,9 @@ enum qoc_counter {
 	QOC_CNT_REPLICATED,     /* datagrams of subscribed streams */
 	QOC_CNT_CLONES,         /* bpf_clone_redirect copies made */
 	QOC_CNT_ALL_DROPPED,    /* datagrams every target dropped (dropped once) */
+	QOC_CNT_PEER,           /* last copies sent with bpf_redirect_peer */
+	QOC_CNT_TARGETS_CUT,    /* datagrams whose later targets were not served:
+				 * the kernel's tail-call limit was reached */
 	QOC_NUM_COUNTERS,
 };
 
@@ -142,13 +145,21 @@ struct qoc_proc {
 	__u8 mac[6];     /* destination MAC of its copies */
 	__be16 port;     /* destination UDP port (0: keep the sensor's) */
 	__be32 ip4;      /* destination IPv4 address (0: keep the sensor's) */
+	__u32 flags;     /* QOC_PROC_F_* */
 };
+
+/* The port is a veth whose other end lives in another namespace: the copy
+ * that takes the frame itself goes with bpf_redirect_peer, straight into the
+ * other end's ingress, without the veth's transmit and backlog queue. */
+#define QOC_PROC_F_PEER (1u << 0)
 
 /* One clone target of a stream: a process and its policy for the stream. */
 struct qoc_target {
 	__u32 proc;      /* slot in qoc_procs */
 	__u32 policy;    /* enum qoc_policy */
 	__u32 drop_ppm;  /* p in parts per million */
+	__u32 sub;       /* its state's slot in qoc_sub_stats and qoc_sub_fstate,
+			  * given by the control plane, one per (stream, process) */
 };
 
 /* qoc_subs value, keyed by stream: the processes a stream is cloned to. */
@@ -157,13 +168,14 @@ struct qoc_targets {
 	struct qoc_target t[QOC_MAX_TARGETS];
 };
 
-/* qoc_tstats key: one process on one stream. */
+/* qoc_tstats / qoc_fstate key at the sensor: one target on one stream. */
 struct qoc_tkey {
 	__u32 proc;
 	struct qoc_stream_key stream;
 };
 
-/* qoc_tstats value (per CPU): what one process got of one stream. */
+/* What one target got of one stream (per CPU): the edge's qoc_sub_stats
+ * value (by subscription slot), the sensor's qoc_tstats value. */
 struct qoc_tstats {
 	__u64 dlv_dgrams[QOC_NUM_CLASSES];
 	__u64 dlv_bytes[QOC_NUM_CLASSES];
@@ -175,7 +187,8 @@ struct qoc_tstats {
 			  * packets of a dropped frame (misaligned senders) */
 };
 
-/* qoc_fstate value, keyed like qoc_tstats: frame_aware's decisions for one
+/* frame_aware's state (the edge's qoc_sub_fstate value, the sensor's
+ * qoc_fstate value, keyed like the counters): its decisions for one
  * process on one stream (shared by all CPUs: a frame's datagrams must all
  * follow the decision taken at its first one). */
 struct qoc_fstate {
@@ -209,10 +222,25 @@ struct qoc_walk {
 	__u8 unparsed;
 	__u8 malformed;
 	__u8 ipv6;        /* the IP header is IPv6 */
-	__u8 pad[2];
-	__u32 keep;       /* replication: bit i set when target i keeps it */
-	__u32 last;       /* replication: the last target that keeps it */
+	__u8 hdr_fast;    /* replication: hdr holds the frame's first
+			   * QOC_HDR_FAST_LEN bytes (untagged Ethernet, IPv4
+			   * without options, UDP) as the frame is now */
+	__u8 pad;
+	/* replication, across qoc_deliver's tail calls (qoc_replicate.h) */
+	__u32 tnext;      /* the next target to decide for */
+	__u32 pending;    /* process slot of the last target that kept it and has
+			   * no copy yet; QOC_NO_PROC: none */
+	__u32 pending_sub;/* that target's subscription slot */
+	__be32 orig_ip4;  /* the destination address the datagram came with */
+	__u8 pad2[2];     /* hdr at an offset that aligns its IPv4 destination */
+	__u8 hdr[38];     /* see hdr_fast: Ethernet, IPv4, the UDP ports */
 };
+
+/* Bytes of hdr a copy's rewrite stores in one go: the Ethernet header, the
+ * IPv4 header and the UDP ports (14 + 20 + 4). */
+#define QOC_HDR_FAST_LEN 38
+
+#define QOC_NO_PROC 0xffffffffu
 
 /* Slots of the qoc_progs tail-call table. */
 #define QOC_PROG_SLOW_SLOT 0    /* qoc_ts_slow */

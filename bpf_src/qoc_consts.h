@@ -45,18 +45,30 @@
 
 /* Computation processes the edge knows (slots of qoc_procs). */
 #ifndef QOC_MAX_PROCS
-#define QOC_MAX_PROCS 64
+#define QOC_MAX_PROCS 1024
 #endif
 
 /* Clone targets (subscribed processes) of one stream. */
 #ifndef QOC_MAX_TARGETS
-#define QOC_MAX_TARGETS 8
+#define QOC_MAX_TARGETS 128
+#endif
+
+/* Subscriptions, (stream, process) pairs, whose counters and frame_aware
+ * state the edge keeps in arrays (qoc_sub_stats, qoc_sub_fstate). */
+#ifndef QOC_MAX_SUBS
+#define QOC_MAX_SUBS 4096
+#endif
+
+/* Targets qoc_deliver decides for in one program run; more go on in the next
+ * run by tail call (up to 33 runs a datagram, DPI included: qoc_replicate.h). */
+#ifndef QOC_TARGET_CHUNK
+#define QOC_TARGET_CHUNK 8
 #endif
 
 /* Version of the map layouts in qoc_abi.h; bumped on any layout change so a
  * pinned map of another layout is refused instead of silently reused. */
 #ifndef QOC_ABI_VERSION
-#define QOC_ABI_VERSION 5
+#define QOC_ABI_VERSION 6
 #endif
 
 /* Bytes of a stream's recent window (struct qoc_stream.win): about 2 GOPs of

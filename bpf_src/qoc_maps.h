@@ -33,18 +33,4 @@ BPF_PROG_ARRAY(qoc_progs, 2);
 /* parser outcomes and reasons, one entry, per CPU */
 BPF_PERCPU_ARRAY(qoc_counters, struct qoc_counters, 1);
 
-/* process slot -> where its copies go */
-BPF_ARRAY(qoc_procs, struct qoc_proc, QOC_MAX_PROCS);
-
-/* stream -> its clone targets and their policies */
-BPF_HASH(qoc_subs, struct qoc_stream_key, struct qoc_targets, QOC_MAX_STREAMS);
-
-/* (process, stream) -> delivered / dropped / clones, per CPU. LRU, as
- * qoc_streams: at the sensor every stream that leaves gets an entry, and
- * under flow churn the oldest go instead of new streams finding it full. */
-BPF_TABLE("lru_percpu_hash", struct qoc_tkey, struct qoc_tstats, qoc_tstats, QOC_MAX_STREAMS * 4);
-
-/* (process, stream) -> frame_aware's decisions (LRU, as qoc_tstats) */
-BPF_TABLE("lru_hash", struct qoc_tkey, struct qoc_fstate, qoc_fstate, QOC_MAX_STREAMS * 4);
-
 #endif /* QOC_MAPS_H */

@@ -9,16 +9,7 @@
 #ifndef QOC_POLICY_H
 #define QOC_POLICY_H
 
-#include "qoc_maps.h"
-
-/* The key of one target's state on one stream (qoc_tstats, qoc_fstate). */
-static __always_inline struct qoc_tkey qoc_tkey_of(__u32 proc, struct qoc_stream_key *stream)
-{
-	struct qoc_tkey key = {.proc = proc};
-
-	__builtin_memcpy(&key.stream, stream, sizeof(key.stream));
-	return key;
-}
+#include "qoc_abi.h"
 
 /* differential(p): the share of class `cls` to drop, in ppm, so that p of the
  * stream's bytes go, taken from disp, then diff, then ref (never other). The
@@ -129,12 +120,9 @@ static __always_inline __u8 qoc_fa_decide(struct qoc_fstate *fs, struct qoc_stre
  * super-packet may hold the next ref frame); their bytes still add to the
  * debt, so the frames around them go instead. */
 static __always_inline int qoc_fa_drops(struct qoc_target *t, struct qoc_stream *st,
-					struct qoc_tstats *ts, struct __sk_buff *skb,
-					struct qoc_stream_key *stream, __u32 len)
+					struct qoc_tstats *ts, struct qoc_fstate *fs,
+					struct __sk_buff *skb, __u32 len)
 {
-	struct qoc_tkey key = qoc_tkey_of(t->proc, stream);
-	struct qoc_fstate zero = {};
-	struct qoc_fstate *fs = qoc_fstate.lookup_or_try_init(&key, &zero);
 	if (!fs)
 		return 0;
 	fs->debt += (__s64)t->drop_ppm * len;
@@ -158,17 +146,19 @@ static __always_inline int qoc_fa_drops(struct qoc_target *t, struct qoc_stream 
 	return drop;
 }
 
-/* Whether target t drops this datagram. */
+/* Whether target t drops this datagram. `ts` and `fs` are the target's state
+ * on the stream (NULL when there is none: it then keeps what needs it);
+ * `fs` is read only by frame_aware. */
 static __always_inline int qoc_target_drops(struct qoc_target *t, struct qoc_stream *st,
-					    struct qoc_tstats *ts, struct __sk_buff *skb,
-					    struct qoc_stream_key *stream, __u8 cls, __u32 len)
+					    struct qoc_tstats *ts, struct qoc_fstate *fs,
+					    struct __sk_buff *skb, __u8 cls, __u32 len)
 {
 	__u32 ppm = t->drop_ppm;
 
 	if (t->policy == QOC_POLICY_UNIFORM)
 		return ppm && (bpf_get_prandom_u32() % QOC_PPM) < ppm;
 	if (t->policy == QOC_POLICY_FRAME_AWARE && st)
-		return qoc_fa_drops(t, st, ts, skb, stream, len);
+		return qoc_fa_drops(t, st, ts, fs, skb, len);
 	if (t->policy != QOC_POLICY_DIFFERENTIAL || !st || !ts || cls == QOC_CLASS_OTHER)
 		return 0; /* keep */
 	/* Error diffusion per class: exact long-run shares, no randomness. */
@@ -179,14 +169,6 @@ static __always_inline int qoc_target_drops(struct qoc_target *t, struct qoc_str
 		acc -= (__u64)QOC_PPM * len;
 	ts->acc[cls & 3] = acc;
 	return drop;
-}
-
-static __always_inline struct qoc_tstats *qoc_tstats_of(__u32 proc, struct qoc_stream_key *k)
-{
-	struct qoc_tkey key = qoc_tkey_of(proc, k);
-	struct qoc_tstats zero = {};
-
-	return qoc_tstats.lookup_or_try_init(&key, &zero);
 }
 
 #endif /* QOC_POLICY_H */

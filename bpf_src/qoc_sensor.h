@@ -8,6 +8,14 @@
 #include "qoc_maps.h"
 #include "qoc_policy.h"
 
+/* (uplink slot, stream) -> what the uplink sent and dropped of it, per CPU.
+ * LRU: every stream that leaves gets an entry, and under flow churn the
+ * oldest go instead of new streams finding the table full. */
+BPF_TABLE("lru_percpu_hash", struct qoc_tkey, struct qoc_tstats, qoc_tstats, QOC_MAX_STREAMS * 4);
+
+/* (uplink slot, stream) -> frame_aware's decisions (LRU, as qoc_tstats) */
+BPF_TABLE("lru_hash", struct qoc_tkey, struct qoc_fstate, qoc_fstate, QOC_MAX_STREAMS * 4);
+
 /* stream -> its own policy (a qoc_target whose proc is QOC_SENSOR_SLOT) */
 BPF_HASH(qoc_spolicy, struct qoc_stream_key, struct qoc_target, QOC_MAX_STREAMS);
 
@@ -35,11 +43,19 @@ static __always_inline int qoc_sensor_end(struct __sk_buff *skb)
 	struct qoc_target t = {.proc = QOC_SENSOR_SLOT, .policy = pol->policy,
 			       .drop_ppm = pol->drop_ppm};
 	struct qoc_stream *st = qoc_streams.lookup(&w->key);
-	struct qoc_tstats *ts = qoc_tstats_of(QOC_SENSOR_SLOT, &w->key);
+	struct qoc_tkey key = {.proc = QOC_SENSOR_SLOT};
+	__builtin_memcpy(&key.stream, &w->key, sizeof(key.stream));
+	struct qoc_tstats tzero = {};
+	struct qoc_tstats *ts = qoc_tstats.lookup_or_try_init(&key, &tzero);
+	struct qoc_fstate *fs = 0;
+	if (t.policy == QOC_POLICY_FRAME_AWARE) {
+		struct qoc_fstate fzero = {};
+		fs = qoc_fstate.lookup_or_try_init(&key, &fzero);
+	}
 	__u8 cls = skb->cb[QOC_CB_CLASS] & 3;
 	__u32 len = skb->len;
 
-	if (qoc_target_drops(&t, st, ts, skb, &w->key, cls, len)) {
+	if (qoc_target_drops(&t, st, ts, fs, skb, cls, len)) {
 		if (ts) {
 			ts->drop_dgrams[cls]++;
 			ts->drop_bytes[cls] += len;

@@ -133,6 +133,8 @@ DpiCounters sum_dpi_counters(const std::vector<qoc_counters>& per_cpu) {
   d.replicated = c[QOC_CNT_REPLICATED];
   d.clones = c[QOC_CNT_CLONES];
   d.all_dropped = c[QOC_CNT_ALL_DROPPED];
+  d.peer_redirects = c[QOC_CNT_PEER];
+  d.targets_cut = c[QOC_CNT_TARGETS_CUT];
   return d;
 }
 

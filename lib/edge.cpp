@@ -135,8 +135,8 @@ Status Edge::Impl::open_maps(const CompiledObject& obj) {
   QOCNET_ASSIGN(m_progs, find_map(obj, "qoc_progs"));
   QOCNET_ASSIGN(m_procs, find_map(obj, "qoc_procs"));
   QOCNET_ASSIGN(m_subs, find_map(obj, "qoc_subs"));
-  QOCNET_ASSIGN(m_tstats, find_map(obj, "qoc_tstats"));
-  QOCNET_ASSIGN(m_fstate, find_map(obj, "qoc_fstate"));
+  QOCNET_ASSIGN(m_sub_stats, find_map(obj, "qoc_sub_stats"));
+  QOCNET_ASSIGN(m_sub_fstate, find_map(obj, "qoc_sub_fstate"));
   QOCNET_ASSIGN(a, (TypedMap<__u32, qoc_port_pair>::open(*m_pairs)));
   QOCNET_ASSIGN(b, (PerCpuMap<__u32, qoc_port_stats>::open(*m_stats)));
   QOCNET_ASSIGN(c, (TypedMap<qoc_stream_key, qoc_stream>::open(*m_streams)));
@@ -144,8 +144,8 @@ Status Edge::Impl::open_maps(const CompiledObject& obj) {
   QOCNET_ASSIGN(e, m_progs->dup());
   QOCNET_ASSIGN(f, (TypedMap<__u32, qoc_proc>::open(*m_procs)));
   QOCNET_ASSIGN(g, (TypedMap<qoc_stream_key, qoc_targets>::open(*m_subs)));
-  QOCNET_ASSIGN(h, (PerCpuMap<qoc_tkey, qoc_tstats>::open(*m_tstats)));
-  QOCNET_ASSIGN(i, (TypedMap<qoc_tkey, qoc_fstate>::open(*m_fstate)));
+  QOCNET_ASSIGN(h, (PerCpuMap<__u32, qoc_tstats>::open(*m_sub_stats)));
+  QOCNET_ASSIGN(i, (TypedMap<__u32, qoc_fstate>::open(*m_sub_fstate)));
   pairs = std::move(a);
   stats = std::move(b);
   streams = std::move(c);
@@ -153,8 +153,8 @@ Status Edge::Impl::open_maps(const CompiledObject& obj) {
   prog_array = std::move(e);
   procs = std::move(f);
   subs = std::move(g);
-  tstats = std::move(h);
-  fstate = std::move(i);
+  sub_stats = std::move(h);
+  sub_fstate = std::move(i);
   return {};
 }
 

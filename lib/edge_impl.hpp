@@ -22,8 +22,14 @@
 namespace qocnet {
 
 // Stream keys: detail::stream_key_of / stream_id_of (dpi_view.hpp).
-// A process's qoc_procs entry from its spec (the port already resolved).
+// A process's qoc_procs entry from its spec (the port already resolved; its
+// QOC_PROC_F_PEER flag is the caller's: proc_port_flags).
 Result<qoc_proc> make_proc(const ProcessSpec& spec, unsigned ifindex);
+// The qoc_proc flags of a process's port, asked of the kernel in the calling
+// thread's namespace: QOC_PROC_F_PEER when it is a veth whose other end is in
+// another namespace. Anything else, or a question the kernel does not
+// answer, is 0 (plain bpf_redirect, correct for every port).
+__u32 proc_port_flags(unsigned ifindex);
 
 struct Edge::Impl {
   // What the Edge holds of a process and a target is what its state file
@@ -43,11 +49,18 @@ struct Edge::Impl {
   detail::Map prog_array;  // keeps the tail-call table (and so the slow path) alive
   detail::TypedMap<__u32, qoc_proc> procs;
   detail::TypedMap<qoc_stream_key, qoc_targets> subs;
-  detail::PerCpuMap<qoc_tkey, qoc_tstats> tstats;
-  detail::TypedMap<qoc_tkey, qoc_fstate> fstate;
+  detail::PerCpuMap<__u32, qoc_tstats> sub_stats;   // by subscription slot
+  detail::TypedMap<__u32, qoc_fstate> sub_fstate;    // by subscription slot
   std::map<unsigned, detail::TcAttachment> attached;  // by ifindex
   std::map<std::string, ProcessEntry> processes;      // by name
   std::map<std::string, std::vector<TargetEntry>> targets;  // by stream key bytes
+  // Subscription slots (qoc_sub_stats, qoc_sub_fstate) of the targets in
+  // qoc_subs, by (stream key bytes, process slot); a slot is zeroed when it
+  // is given out and is the pair's as long as the process is a target of
+  // the stream.
+  std::map<std::pair<std::string, std::uint32_t>, std::uint32_t> sub_slots;
+  std::vector<bool> sub_used = std::vector<bool>(QOC_MAX_SUBS, false);
+  std::uint32_t sub_hint = 0;  // where the search for a free slot starts
   QocTable qoc_table = QocTable::paper_default();
   mutable std::mutex mu;
 
@@ -96,9 +109,14 @@ struct Edge::Impl {
   Result<PortCounters> counters_of(unsigned ifindex) const;
   // The stream's target list, or not_found naming the stream.
   Result<const std::vector<TargetEntry>*> targets_of(const StreamId& stream) const;
-  // Forgets a process slot's counters and frame_aware state on every stream
-  // (the slot may be given to another process).
-  Status forget_slot(std::uint32_t slot);
+  // The subscription slot of (stream, process slot): its own, or a free one
+  // zeroed for it (`fresh` set); resource_exhausted when none is free.
+  Result<std::uint32_t> sub_slot_of(const std::string& kb, std::uint32_t proc, bool* fresh);
+  // Gives back the stream's subscription slots of processes not in `list`.
+  void release_sub_slots(const std::string& kb, const std::vector<TargetEntry>& list);
+  // Takes the subscription slots the pinned qoc_subs map names for the
+  // restored targets, so their counters and frame_aware state go on.
+  Status adopt_sub_slots();
   // Eq. 3 over a stream's targets.
   static Policy effective_of(const std::vector<TargetEntry>& list);
   // Sets a stream's target list (empty: none) in memory, the state file and

@@ -292,8 +292,10 @@ std::string seal_state(const std::string& body) {
 
 std::string format_state(const SavedState& s) {
   std::string o;
+  std::size_t ntargets = 0;
+  for (const auto& st : s.streams) ntargets += st.targets.size();
   o.reserve(1024 + 96 * s.ports.size() + 160 * s.processes.size() + 128 * s.streams.size() +
-            80 * QOC_MAX_TARGETS * s.streams.size());
+            80 * ntargets);
   o += "# qocnet edge control-plane state; written by libqocnet after every change; sealed by its "
        "last line\nformat: ";
   put_uint(o, static_cast<std::uint64_t>(kStateFormat));
@@ -475,6 +477,32 @@ Result<std::vector<SavedPort>> Edge::Impl::read_state(std::size_t max_streams) {
   return std::move(s.ports);
 }
 
+Status Edge::Impl::adopt_sub_slots() {
+  sub_slots.clear();
+  sub_used.assign(QOC_MAX_SUBS, false);
+  for (const auto& [kb, list] : targets) {
+    qoc_stream_key k;
+    std::memcpy(&k, kb.data(), sizeof k);
+    QOCNET_ASSIGN(v, subs.lookup(k));
+    if (!v) continue;  // not published before the restart: slots are given anew
+    const std::uint32_t n = std::min<std::uint32_t>(v->n, QOC_MAX_TARGETS);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const qoc_target& t = v->t[i];
+      const bool listed = std::any_of(list.begin(), list.end(), [&](const TargetEntry& e) {
+        auto p = processes.find(e.process);
+        return p != processes.end() && p->second.slot == t.proc;
+      });
+      // A slot out of range or named twice is not trusted: the pair gets a
+      // fresh (zeroed) slot when its targets are published.
+      if (!listed || t.sub >= QOC_MAX_SUBS || sub_used[t.sub] || sub_slots.count({kb, t.proc}))
+        continue;
+      sub_used[t.sub] = true;
+      sub_slots[{kb, t.proc}] = t.sub;
+    }
+  }
+  return {};
+}
+
 Status Edge::Impl::apply_state() {
   // The maps follow the state: a crash between a map update and the state
   // write is undone here (qoc_procs and qoc_subs are rewritten from it).
@@ -483,6 +511,7 @@ Status Edge::Impl::apply_state() {
     auto idx = resolve_interface(e.spec.port);
     if (idx) e.ifindex = *idx;  // the port may have been re-created
     QOCNET_ASSIGN(p, make_proc(e.spec, e.ifindex));
+    p.flags = proc_port_flags(e.ifindex);
     QOCNET_TRY(procs.update(e.slot, p));
     used[e.slot] = true;
   }
@@ -492,6 +521,7 @@ Status Edge::Impl::apply_state() {
   for (const auto& k : keys)
     if (!targets.count(std::string(reinterpret_cast<const char*>(&k), sizeof k)))
       QOCNET_TRY(subs.erase(k));
+  QOCNET_TRY(adopt_sub_slots());
   for (const auto& [kb, list] : targets) {
     qoc_stream_key k;
     std::memcpy(&k, kb.data(), sizeof k);

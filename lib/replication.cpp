@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "control/policy_engine.hpp"
+#include "control/rtnl.hpp"
 #include "dpi_view.hpp"
 #include "edge_impl.hpp"
 #include "preflight.hpp"
@@ -48,6 +49,14 @@ Result<qoc_proc> make_proc(const ProcessSpec& spec, unsigned ifindex) {
   return p;
 }
 
+__u32 proc_port_flags(unsigned ifindex) {
+  auto sock = control::rtnl::Socket::open();
+  if (!sock) return 0;
+  auto link = sock->link(static_cast<int>(ifindex));
+  if (!link) return 0;
+  return link->kind == "veth" && link->link_netnsid ? QOC_PROC_F_PEER : 0;
+}
+
 namespace detail {
 
 Status check_process_spec(const ProcessSpec& spec) {
@@ -77,9 +86,10 @@ Error unknown_process(const std::string& name) {
                     "add it with add_process first (processes() lists them)");
 }
 
-qoc_target to_target(std::uint32_t slot, const Policy& p) {
+qoc_target to_target(std::uint32_t slot, std::uint32_t sub, const Policy& p) {
   qoc_target t{};
   t.proc = slot;
+  t.sub = sub;
   t.policy = static_cast<__u32>(p.kind);
   t.drop_ppm = static_cast<__u32>(p.drop * QOC_PPM + 0.5);
   return t;
@@ -140,29 +150,85 @@ Result<StreamId> parse_stream_id(const std::string& text) {
   return stream_id_of(key);
 }
 
+Result<std::uint32_t> Edge::Impl::sub_slot_of(const std::string& kb, std::uint32_t proc, bool* fresh) {
+  *fresh = false;
+  if (auto it = sub_slots.find({kb, proc}); it != sub_slots.end()) return it->second;
+  for (std::uint32_t n = 0; n < QOC_MAX_SUBS; ++n) {
+    const std::uint32_t slot = (sub_hint + n) % QOC_MAX_SUBS;
+    if (sub_used[slot]) continue;
+    // Zeroed before the datapath is told of it: the slot may hold a former
+    // subscription's counters and frame_aware state.
+    QOCNET_TRY(sub_stats.update_all(slot, qoc_tstats{}));
+    QOCNET_TRY(sub_fstate.update(slot, qoc_fstate{}));
+    sub_used[slot] = true;
+    sub_slots[{kb, proc}] = slot;
+    sub_hint = (slot + 1) % QOC_MAX_SUBS;
+    *fresh = true;
+    return slot;
+  }
+  return make_error(Errc::resource_exhausted,
+                    "the edge holds " + std::to_string(QOC_MAX_SUBS) +
+                        " (stream, process) subscriptions already",
+                    "remove clone targets first, or build the datapath with a larger "
+                    "QOC_MAX_SUBS (bpf_src/qoc_consts.h)");
+}
+
+void Edge::Impl::release_sub_slots(const std::string& kb, const std::vector<TargetEntry>& list) {
+  for (auto it = sub_slots.lower_bound({kb, 0}); it != sub_slots.end() && it->first.first == kb;) {
+    const std::uint32_t proc = it->first.second;
+    const bool kept = std::any_of(list.begin(), list.end(), [&](const TargetEntry& t) {
+      auto p = processes.find(t.process);
+      return p != processes.end() && p->second.slot == proc;
+    });
+    if (kept) {
+      ++it;
+      continue;
+    }
+    sub_used[it->second] = false;
+    it = sub_slots.erase(it);
+  }
+}
+
 Status Edge::Impl::publish_targets(const qoc_stream_key& key, const std::vector<TargetEntry>& list) {
+  const std::string kb = key_bytes_of(key);
   if (list.empty()) {
     QOCNET_TRY(subs.erase(key));
+    release_sub_slots(kb, list);
     return {};
   }
   if (list.size() > QOC_MAX_TARGETS)  // callers check; qoc_targets holds no more
     return make_error(Errc::internal, "a stream has " + std::to_string(list.size()) +
                                           " clone targets, more than the datapath's " +
                                           std::to_string(QOC_MAX_TARGETS));
-  qoc_targets v{};
-  v.n = static_cast<__u32>(list.size());
-  for (std::size_t i = 0; i < list.size(); ++i)
-    v.t[i] = to_target(processes.at(list[i].process).slot, list[i].policy);
-  return subs.update(key, v);
-}
-
-Status Edge::Impl::forget_slot(std::uint32_t slot) {
-  QOCNET_ASSIGN(tkeys, tstats.keys());
-  for (const auto& k : tkeys)
-    if (k.proc == slot) QOCNET_TRY(tstats.erase(k));
-  QOCNET_ASSIGN(fkeys, fstate.keys());
-  for (const auto& k : fkeys)
-    if (k.proc == slot) QOCNET_TRY(fstate.erase(k));
+  auto v = std::make_unique<qoc_targets>();  // 2 KiB at 128 targets: not on the stack
+  v->n = static_cast<__u32>(list.size());
+  std::vector<std::uint32_t> taken;  // slots given out here, given back on failure
+  auto give_back = [&] {
+    for (std::uint32_t slot : taken) {
+      sub_used[slot] = false;
+      for (auto it = sub_slots.begin(); it != sub_slots.end(); ++it)
+        if (it->second == slot) {
+          sub_slots.erase(it);
+          break;
+        }
+    }
+  };
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const std::uint32_t proc = processes.at(list[i].process).slot;
+    bool fresh = false;
+    auto sub = sub_slot_of(kb, proc, &fresh);
+    if (!sub) {
+      give_back();
+      return std::move(sub).error();
+    }
+    if (fresh) taken.push_back(*sub);
+    v->t[i] = to_target(proc, *sub, list[i].policy);
+  }
+  if (Status st = subs.update(key, *v); !st) {
+    give_back();
+    return st;
+  }
+  release_sub_slots(kb, list);
   return {};
 }
 
@@ -180,6 +246,7 @@ Status Edge::add_process(const ProcessSpec& spec) {
                       "remove it first or choose another name");
   QOCNET_ASSIGN(ifindex, resolve_interface(spec.port));
   QOCNET_ASSIGN(p, make_proc(spec, ifindex));
+  p.flags = proc_port_flags(ifindex);
   // The lowest free slot.
   std::uint32_t slot = 0;
   std::vector<bool> used(QOC_MAX_PROCS, false);
@@ -250,9 +317,8 @@ Status Edge::remove_process(std::string_view name_view) {
     (void)impl_->save_state();
     return st;
   }
-  // The slot is free now: its counters and frame_aware state go (nothing
-  // refers to them any more, so a failure here loses only counters).
-  return impl_->forget_slot(entry.slot);
+  // Its subscription slots went back with its streams' target lists.
+  return {};
 }
 
 std::vector<ProcessSpec> Edge::processes() const {
@@ -398,10 +464,11 @@ Result<std::vector<TargetStats>> Edge::target_stats(const StreamId& stream) cons
     TargetStats s;
     s.process = t.process;
     s.policy = t.policy;
-    qoc_tkey tk{};
-    tk.proc = impl_->processes.at(t.process).slot;
-    tk.stream = key;
-    QOCNET_ASSIGN(vals, impl_->tstats.lookup_all(tk));
+    auto sub = impl_->sub_slots.find({key_bytes_of(key), impl_->processes.at(t.process).slot});
+    if (sub == impl_->sub_slots.end())
+      return make_error(Errc::internal, "process '" + t.process + "' is a target of stream " +
+                                            to_string(stream) + " without a subscription slot");
+    QOCNET_ASSIGN(vals, impl_->sub_stats.lookup_all(sub->second));
     if (vals)
       for (const auto& v : *vals) {
         for (int c = 0; c < 4; ++c) {

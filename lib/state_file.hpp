@@ -27,9 +27,11 @@ namespace qocnet::detail {
 // Format 1 (before qocnet sealed the file) is refused: it cannot tell a
 // whole file from a cut one.
 inline constexpr int kStateFormat = 2;
-// No state file of a real edge comes near this (1024 streams of 8 targets
-// take about 1 MiB).
-inline constexpr std::size_t kMaxStateBytes = 8u << 20;
+// No state file of a real edge comes near this: 1024 processes and 4096
+// (stream, process) subscriptions, the datapath's most, take about 1 MiB;
+// 1024 streams of 128 targets each (more subscriptions than the datapath
+// holds) about 10 MiB.
+inline constexpr std::size_t kMaxStateBytes = 32u << 20;
 // The most streams any edge can hold (EdgeOptions::max_streams at most); an
 // Edge checks the file against its own qoc_subs map's size.
 inline constexpr std::size_t kMaxStateStreams = 1u << 20;

@@ -166,6 +166,9 @@ struct DpiCounters {
   std::uint64_t replicated = 0;   // datagrams of streams with clone targets
   std::uint64_t clones = 0;       // bpf_clone_redirect copies
   std::uint64_t all_dropped = 0;  // datagrams every target dropped
+  std::uint64_t peer_redirects = 0;  // last copies sent with bpf_redirect_peer
+  std::uint64_t targets_cut = 0;  // datagrams whose later targets got nothing:
+                                  // the kernel's tail-call limit was reached
 };
 
 // A computation process: where the edge sends its copies of a stream.

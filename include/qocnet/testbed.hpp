@@ -117,12 +117,16 @@ struct Topology {
 
   // Interface names: edge side "e0" (sensor), "e1".."eN" (processes).
   static std::string edge_port_to_process(int i) { return "e" + std::to_string(i + 1); }
-  static std::string process_ip(int i) { return "10.77.1." + std::to_string(i + 1); }
+  // Process i (0..kMaxProcesses-1): 10.77.1.1 .. 10.77.1.250, then 10.77.2.1 ...
+  static std::string process_ip(int i) {
+    return "10.77." + std::to_string(1 + i / 250) + "." + std::to_string(1 + i % 250);
+  }
   static std::string process_mac(int i) {
-    char b[18];
-    std::snprintf(b, sizeof b, "02:71:00:00:01:%02x", i + 1);
+    char b[24];
+    std::snprintf(b, sizeof b, "02:71:00:%02x:01:%02x", ((i + 1) >> 8) & 0xff, (i + 1) & 0xff);
     return b;
   }
+  static constexpr int kMaxProcesses = 256;
 
   Namespace sensor;
   Namespace edge;

@@ -396,6 +396,21 @@ Result<std::vector<Link>> Socket::links() {
   }
 }
 
+Result<Link> Socket::link(int ifindex) {
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_index = ifindex;
+  auto req = new_request(RTM_GETLINK, NLM_F_REQUEST, &ifi, sizeof ifi);
+  add_u32(req, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+  QOCNET_ASSIGN(bytes, request(std::move(req), false));
+  std::vector<Link> out;
+  QOCNET_TRY(parse_links(bytes.data(), bytes.size(), out, seq_));
+  for (auto& l : out)
+    if (l.ifindex == ifindex) return std::move(l);
+  return make_error(Errc::not_found, "no interface with index " + std::to_string(ifindex),
+                    "the interface went away; add it again");
+}
+
 Result<std::vector<Address>> Socket::addresses() {
   for (int attempt = 0;; ++attempt) {
     ifaddrmsg ifa{};

@@ -92,6 +92,8 @@ class Socket {
   static Result<Socket> open_in(int netns_fd);
 
   Result<std::vector<Link>> links();
+  // The one link with this ifindex (not_found when there is none).
+  Result<Link> link(int ifindex);
   Result<std::vector<Address>> addresses();
   // The nsid this socket's namespace gives the namespace `netns_fd`; -1 if none.
   Result<int> nsid_of(int netns_fd);

@@ -339,6 +339,8 @@ void to_proto(const DpiCounters& c, v1::DpiCounters* out) {
   out->set_replicated(c.replicated);
   out->set_clones(c.clones);
   out->set_all_dropped(c.all_dropped);
+  out->set_peer_redirects(c.peer_redirects);
+  out->set_targets_cut(c.targets_cut);
 }
 
 void to_proto(const Bandwidth& b, v1::Bandwidth* out) {

@@ -240,9 +240,9 @@ std::vector<std::uint64_t> UdpSocket::drain_seqs(std::chrono::milliseconds quiet
 }
 
 Result<std::unique_ptr<Topology>> Topology::create(int processes, bool distinct_addresses) {
-  if (processes < 1 || processes > 64)
-    return make_error(Errc::invalid_argument, "a topology has 1 to 64 processes, not " +
-                                                  std::to_string(processes));
+  if (processes < 1 || processes > kMaxProcesses)
+    return make_error(Errc::invalid_argument, "a topology has 1 to " + std::to_string(kMaxProcesses) +
+                                                  " processes, not " + std::to_string(processes));
   QOCNET_ASSIGN(sensor, Namespace::create(unique_name("sen")));
   QOCNET_ASSIGN(edge, Namespace::create(unique_name("edg")));
   std::unique_ptr<Topology> t(new Topology(std::move(sensor), std::move(edge)));

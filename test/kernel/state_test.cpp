@@ -322,7 +322,7 @@ TEST_CASE("a rejected set_clone_targets leaves no target list behind", "[kernel]
   auto code = [](const Status& st) { return st.ok() ? std::string("ok") : to_string(st.error().code); };
   CHECK(code(e->set_clone_targets(kStream2, {"proc0", "ghost"})) == "not_found");
   CHECK(code(e->set_clone_targets(kStream2, {"proc0", "proc0"})) == "invalid_argument");
-  CHECK(code(e->set_clone_targets(kStream2, std::vector<std::string>(9, "proc0"))) == "resource_exhausted");
+  CHECK(code(e->set_clone_targets(kStream2, std::vector<std::string>(QOC_MAX_TARGETS + 1, "proc0"))) == "resource_exhausted");
   CHECK(code(e->set_clone_targets(kStream, {"proc1", "ghost"})) == "not_found");
   CHECK(w.visible(&*e) == before);
   auto ts = e->target_stats(kStream2);

@@ -47,16 +47,18 @@ inline std::vector<StateCase> corrupt_states(const std::string& good) {
     f(s);
     out.push_back({name, detail::format_state(s), why});
   };
-  with("41 clone targets on a stream", "the datapath holds 8", [](auto& s) {
+  with(std::to_string(2 * QOC_MAX_TARGETS + 1) + " clone targets on a stream",
+       "the datapath holds " + std::to_string(QOC_MAX_TARGETS), [](auto& s) {
     s.processes.clear();
     s.streams[0].targets.clear();
-    for (std::uint32_t i = 0; i < 41; ++i) {
+    for (std::uint32_t i = 0; i < 2 * QOC_MAX_TARGETS + 1; ++i) {
       const std::string n = "p" + std::to_string(i);
       s.processes.push_back({{n, "e1", "02:00:00:00:00:01", "", 0}, i, 3});
       s.streams[0].targets.push_back({n, Policy::keep()});
     }
   });
-  with("9 clone targets on a stream", "the datapath holds 8", [](auto& s) {
+  with(std::to_string(QOC_MAX_TARGETS + 1) + " clone targets on a stream",
+       "the datapath holds " + std::to_string(QOC_MAX_TARGETS), [](auto& s) {
     s.processes.clear();
     s.streams[0].targets.clear();
     for (std::uint32_t i = 0; i < QOC_MAX_TARGETS + 1; ++i) {
@@ -65,7 +67,8 @@ inline std::vector<StateCase> corrupt_states(const std::string& good) {
       s.streams[0].targets.push_back({n, Policy::keep()});
     }
   });
-  with("65 processes", "at most 64", [](auto& s) {
+  with(std::to_string(QOC_MAX_PROCS + 1) + " processes", "at most " + std::to_string(QOC_MAX_PROCS),
+       [](auto& s) {
     s.streams.clear();
     s.processes.clear();
     for (std::uint32_t i = 0; i < QOC_MAX_PROCS + 1; ++i)
@@ -80,7 +83,9 @@ inline std::vector<StateCase> corrupt_states(const std::string& good) {
   });
   with("keep with a drop rate", "keep drops nothing",
        [](auto& s) { s.streams[0].targets[0].policy = Policy{PolicyKind::keep, 0.25}; });
-  with("slot 64", "slot 64 is above 63", [](auto& s) { s.processes[0].slot = QOC_MAX_PROCS; });
+  with("slot " + std::to_string(QOC_MAX_PROCS),
+       "slot " + std::to_string(QOC_MAX_PROCS) + " is above " + std::to_string(QOC_MAX_PROCS - 1),
+       [](auto& s) { s.processes[0].slot = QOC_MAX_PROCS; });
   with("slot used twice", "two processes", [](auto& s) {
     s.processes.push_back(s.processes[0]);
     s.processes.back().spec.name = "twin";

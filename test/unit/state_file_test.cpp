@@ -198,11 +198,13 @@ SavedState generated(std::mt19937_64& rng) {
   for (std::uint32_t slot = 0; slot < nprocs; ++slot) {
     std::string n = odd_name(rng, false);
     if (!names.insert(n).second) continue;
-    char mac[18];
-    std::snprintf(mac, sizeof mac, "%02x:%02X:00:00:%02x:%02x", static_cast<unsigned>(rng() % 256) & 0xfe,
-                  static_cast<unsigned>(rng() % 256), slot, static_cast<unsigned>(rng() % 256));
-    const std::string ip =
-        rng() % 4 == 0 ? "" : "10." + std::to_string(rng() % 256) + ".0." + std::to_string(1 + slot);
+    char mac[24];
+    std::snprintf(mac, sizeof mac, "%02x:%02X:00:%02x:%02x:%02x", static_cast<unsigned>(rng() % 256) & 0xfe,
+                  static_cast<unsigned>(rng() % 256), (slot >> 8) & 0xff, slot & 0xff,
+                  static_cast<unsigned>(rng() % 256));
+    const std::string ip = rng() % 4 == 0 ? ""
+                                          : "10." + std::to_string(rng() % 256) + "." +
+                                                std::to_string(slot / 250) + "." + std::to_string(1 + slot % 250);
     s.processes.push_back({{n, odd_name(rng, true), mac, ip, static_cast<std::uint16_t>(rng())},
                            static_cast<std::uint32_t>(QOC_MAX_PROCS - 1 - slot),
                            static_cast<unsigned>(rng() % 100000)});
@@ -254,21 +256,22 @@ TEST_CASE("generated state files with odd names and rates read back exactly", "[
   }
 }
 
-TEST_CASE("a state of 64 processes and 8 streams of 8 targets reads back exactly", "[state]") {
+TEST_CASE("a state of the most processes and full target lists reads back exactly", "[state]") {
   SavedState s;
   s.pin_dir = "/sys/fs/bpf/qocnet/edge";
   s.ports.push_back({"edge-in", 2, true});
   for (std::uint32_t i = 0; i < QOC_MAX_PROCS; ++i) {
-    char mac[18];
-    std::snprintf(mac, sizeof mac, "02:71:00:00:01:%02x", i);
+    char mac[24];
+    std::snprintf(mac, sizeof mac, "02:71:00:00:%02x:%02x", (i >> 8) & 0xff, i & 0xff);
     s.processes.push_back({{"proc" + std::to_string(i), "qp" + std::to_string(i), mac,
-                            "10.77.1." + std::to_string(i + 1), static_cast<std::uint16_t>(6000 + i)},
+                            "10.77." + std::to_string(i / 250) + "." + std::to_string(1 + i % 250),
+                            static_cast<std::uint16_t>(6000 + i)},
                            i, 10 + i});
   }
   for (std::uint16_t st = 0; st < QOC_MAX_PROCS / QOC_MAX_TARGETS; ++st) {
     SavedStream ss{{"10.77.0.1", 40000, static_cast<std::uint16_t>(5000 + st)}, {}};
     for (std::uint32_t j = 0; j < QOC_MAX_TARGETS; ++j)
-      ss.targets.push_back({"proc" + std::to_string(st * QOC_MAX_TARGETS + j), Policy::differential(0.1 * j)});
+      ss.targets.push_back({"proc" + std::to_string(st * QOC_MAX_TARGETS + j), Policy::differential(0.1 * (j % 10))});
     s.streams.push_back(std::move(ss));
   }
   const std::string text = format_state(s);
