@@ -145,8 +145,10 @@ static __always_inline void qoc_dpi_continue(struct __sk_buff *skb, struct qoc_s
 	qoc_dpi_finish(skb, st, w);
 }
 
-/* The edge program's DPI: parse, find the stream, walk its TS packets. */
-static __always_inline void qoc_dpi_start(struct __sk_buff *skb)
+/* The edge program's DPI: parse, find the stream, walk its TS packets.
+ * Returns the stream's state when the datagram was booked in it
+ * (QOC_F_STATE), so the caller needs no second lookup; else NULL. */
+static __always_inline struct qoc_stream *qoc_dpi_start(struct __sk_buff *skb)
 {
 	__u32 zero_idx = 0;
 	struct qoc_counters *cnt = qoc_counters.lookup(&zero_idx);
@@ -173,7 +175,7 @@ static __always_inline void qoc_dpi_start(struct __sk_buff *skb)
 	if (rc < 0) {
 		qoc_count(cnt, QOC_CNT_NOT_UDP, 1);
 		qoc_count(cnt, qoc_reason_counter(rc), 1);
-		return;
+		return 0;
 	}
 	__u8 *first = u.payload;
 	/* The walk starts from an offset, not from the parser's pointer: every
@@ -183,7 +185,7 @@ static __always_inline void qoc_dpi_start(struct __sk_buff *skb)
 	if (poff > QOC_MAX_HDR_LEN || u.payload_len == 0 || (void *)(first + 1) > data_end ||
 	    first[0] != 0x47) {
 		qoc_count(cnt, QOC_CNT_NOT_TS, 1);
-		return;
+		return 0;
 	}
 	qoc_count(cnt, QOC_CNT_TS, 1);
 
@@ -196,7 +198,7 @@ static __always_inline void qoc_dpi_start(struct __sk_buff *skb)
 		qoc_count(cnt, QOC_CNT_STREAM_FULL, 1);
 		qoc_count(cnt, QOC_CNT_CLASS_OTHER, 1);
 		qoc_set_cb(skb, QOC_CLASS_OTHER, 0, 0, QOC_F_TS, 0);
-		return;
+		return 0;
 	}
 	__builtin_memset(w, 0, sizeof(*w));
 	__builtin_memcpy(&w->key, &u.key, sizeof(u.key));
@@ -206,16 +208,18 @@ static __always_inline void qoc_dpi_start(struct __sk_buff *skb)
 	w->ipv6 = u.ipv6;
 	w->len = u.payload_len;
 	qoc_dpi_continue(skb, st, w, data, data_end);
+	return st;
 }
 
-/* qoc_ts_slow: one packet through the slow path, then the fast walk on. */
-static __always_inline void qoc_dpi_slow(struct __sk_buff *skb)
+/* qoc_ts_slow: one packet through the slow path, then the fast walk on.
+ * Returns the stream's state as qoc_dpi_start does. */
+static __always_inline struct qoc_stream *qoc_dpi_slow(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct qoc_walk *w = qoc_walk_state();
 	if (!w)
-		return;
+		return 0;
 	struct qoc_stream *st = qoc_streams.lookup(&w->key);
 	if (!st) {
 		/* Evicted meanwhile: as a stream without state (see qoc_dpi_start). */
@@ -224,13 +228,13 @@ static __always_inline void qoc_dpi_slow(struct __sk_buff *skb)
 		qoc_count(cnt, QOC_CNT_STREAM_FULL, 1);
 		qoc_count(cnt, QOC_CNT_CLASS_OTHER, 1);
 		qoc_set_cb(skb, QOC_CLASS_OTHER, 0, 0, QOC_F_TS, 0);
-		return;
+		return 0;
 	}
 	int rc = qoc_ts_slow_packet(st, data, data_end, w);
 	if (rc < 0) {
 		w->next = QOC_TS_MAX_PACKETS;
 		qoc_dpi_finish(skb, st, w);
-		return;
+		return st;
 	}
 	/* Fresh packet pointers before the byte loop and before the fast walk:
 	 * whichever way the parsing went, each then starts from one verifier
@@ -242,6 +246,7 @@ static __always_inline void qoc_dpi_slow(struct __sk_buff *skb)
 	w->next++;
 	asm volatile("" ::: "memory");
 	qoc_dpi_continue(skb, st, w, (void *)(long)skb->data, (void *)(long)skb->data_end);
+	return st;
 }
 
 #endif /* QOC_DPI_H */

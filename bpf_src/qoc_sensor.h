@@ -25,8 +25,9 @@ BPF_ARRAY(qoc_sdefault, struct qoc_target, 1);
 /* The end of the sensor's DPI programs: a TS datagram is sent (TC_ACT_OK) or
  * dropped (TC_ACT_SHOT) under its stream's policy, and counted as either in
  * qoc_tstats; anything else (not TS; a stream the DPI holds no state for,
- * counted as stream_table_full) leaves untouched. */
-static __always_inline int qoc_sensor_end(struct __sk_buff *skb)
+ * counted as stream_table_full) leaves untouched. `st` is the stream's
+ * state as the DPI found it (no second lookup). */
+static __always_inline int qoc_sensor_end(struct __sk_buff *skb, struct qoc_stream *st)
 {
 	__u32 zero_idx = 0;
 	struct qoc_walk *w = qoc_walk_state();
@@ -42,7 +43,6 @@ static __always_inline int qoc_sensor_end(struct __sk_buff *skb)
 	 * slot is always the uplink's. */
 	struct qoc_target t = {.proc = QOC_SENSOR_SLOT, .policy = pol->policy,
 			       .drop_ppm = pol->drop_ppm};
-	struct qoc_stream *st = qoc_streams.lookup(&w->key);
 	struct qoc_tkey key = {.proc = QOC_SENSOR_SLOT};
 	__builtin_memcpy(&key.stream, &w->key, sizeof(key.stream));
 	struct qoc_tstats tzero = {};

@@ -11,13 +11,11 @@
 
 int qoc_sensor_out(struct __sk_buff *skb)
 {
-	qoc_dpi_start(skb);
-	return qoc_sensor_end(skb);
+	return qoc_sensor_end(skb, qoc_dpi_start(skb));
 }
 
 /* Tail-called by the DPI (qoc_dpi.h); ends as qoc_sensor_out would. */
 int qoc_sensor_slow(struct __sk_buff *skb)
 {
-	qoc_dpi_slow(skb);
-	return qoc_sensor_end(skb);
+	return qoc_sensor_end(skb, qoc_dpi_slow(skb));
 }
