@@ -165,8 +165,13 @@ struct qoc_target {
 /* qoc_subs value, keyed by stream: the processes a stream is cloned to. */
 struct qoc_targets {
 	__u32 n;
+	__u32 flags;     /* QOC_TG_F_* */
 	struct qoc_target t[QOC_MAX_TARGETS];
 };
+
+/* A target's policy reads the stream's state (differential, frame_aware):
+ * without it qoc_deliver does not look the state up. */
+#define QOC_TG_F_STREAM (1u << 0)
 
 /* qoc_tstats / qoc_fstate key at the sensor: one target on one stream. */
 struct qoc_tkey {

@@ -216,7 +216,10 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 			cnt->c[QOC_CNT_REPLICATED]++;
 	}
 
-	struct qoc_stream *st = qoc_streams.lookup(&w->key);
+	/* Only differential and frame_aware read the stream's state. */
+	struct qoc_stream *st = 0;
+	if (tg->flags & QOC_TG_F_STREAM)
+		st = qoc_streams.lookup(&w->key);
 	__u8 cls = skb->cb[QOC_CB_CLASS] & 3;
 	__u32 len = skb->len;
 	__u32 n = tg->n;

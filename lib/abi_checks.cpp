@@ -18,7 +18,7 @@ static_assert(sizeof(qoc_counters) == QOC_NUM_COUNTERS * 8);
 static_assert(sizeof(qoc_walk) == 112);
 static_assert(sizeof(qoc_proc) == 20);
 static_assert(sizeof(qoc_target) == 16);
-static_assert(sizeof(qoc_targets) == 4 + 16 * QOC_MAX_TARGETS);
+static_assert(sizeof(qoc_targets) == 8 + 16 * QOC_MAX_TARGETS);
 static_assert(sizeof(qoc_tkey) == 28);
 static_assert(sizeof(qoc_tstats) == 22 * 8);
 static_assert(sizeof(qoc_fstate) == 24);

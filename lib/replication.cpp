@@ -202,6 +202,9 @@ Status Edge::Impl::publish_targets(const qoc_stream_key& key, const std::vector<
                                           std::to_string(QOC_MAX_TARGETS));
   auto v = std::make_unique<qoc_targets>();  // 2 KiB at 128 targets: not on the stack
   v->n = static_cast<__u32>(list.size());
+  for (const auto& t : list)
+    if (t.policy.kind == PolicyKind::differential || t.policy.kind == PolicyKind::frame_aware)
+      v->flags |= QOC_TG_F_STREAM;
   std::vector<std::uint32_t> taken;  // slots given out here, given back on failure
   auto give_back = [&] {
     for (std::uint32_t slot : taken) {
