@@ -190,6 +190,10 @@ struct qoc_tstats {
 	__u64 acc[QOC_NUM_CLASSES]; /* differential: error-diffusion credit */
 	__u64 partial;   /* frame_aware: datagrams delivered that also held
 			  * packets of a dropped frame (misaligned senders) */
+	__u64 held;      /* video datagrams held back from a joining target
+			  * until the stream's next random access point
+			  * (also counted as dropped) */
+	__u64 held_bytes;
 };
 
 /* frame_aware's state (the edge's qoc_sub_fstate value, the sensor's
@@ -204,7 +208,10 @@ struct qoc_fstate {
 	__u8 prev_drop;   /* the frame before it was */
 	__u8 gop_drop;    /* the whole current GOP is dropped */
 	__u8 tail_drop;   /* the GOP's tail is being dropped (from a diff frame on) */
-	__u32 pad;
+	__u8 joined;      /* edge: the target has had the stream's video from a
+			   * random access point on; 0 (a new or re-joining
+			   * target): its video is held until the next one */
+	__u8 pad[3];
 };
 
 /* qoc_scratch value (per CPU): one datagram's walk, carried across the tail
@@ -237,7 +244,9 @@ struct qoc_walk {
 			   * no copy yet; QOC_NO_PROC: none */
 	__u32 pending_sub;/* that target's subscription slot */
 	__be32 orig_ip4;  /* the destination address the datagram came with */
-	__u8 pad2[2];     /* hdr at an offset that aligns its IPv4 destination */
+	__u8 video;       /* replication: the datagram holds video (QOC_F_VIDEO) */
+	__u8 rap;         /* replication: it starts a ref frame whose class is
+			   * known: a joining target's video starts here */
 	__u8 hdr[38];     /* see hdr_fast: Ethernet, IPv4, the UDP ports */
 };
 

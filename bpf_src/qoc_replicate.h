@@ -205,6 +205,10 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 		*pending_sub = 0;
 		w->orig_ip4 = 0;
 		w->hdr_fast = 0;
+		__u32 f = skb->cb[QOC_CB_FLAGS];
+		w->video = !!(f & QOC_F_VIDEO);
+		w->rap = (skb->cb[QOC_CB_CLASS] & 3) == QOC_CLASS_REF && (f & QOC_F_NEW_FRAME) &&
+			 !(f & QOC_F_PENDING);
 		if (!w->ipv6 && w->l3_off == 14 && w->l4_off == 34 &&
 		    !bpf_skb_load_bytes(skb, 0, w->hdr, QOC_HDR_FAST_LEN)) {
 			w->hdr_fast = 1;
@@ -222,6 +226,11 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 		st = qoc_streams.lookup(&w->key);
 	__u8 cls = skb->cb[QOC_CB_CLASS] & 3;
 	__u32 len = skb->len;
+	/* Read through volatile pointers in the loop, as the place in the pass:
+	 * a branch on a value kept in a register would split the verifier's
+	 * states at every target. */
+	volatile __u8 *video = &w->video;
+	volatile __u8 *rap = &w->rap;
 	__u32 n = tg->n;
 
 	if (n > QOC_MAX_TARGETS)
@@ -239,10 +248,24 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 		struct qoc_target *t = &tg->t[i];
 		__u32 sub = t->sub;
 		struct qoc_tstats *ts = qoc_sub_stats.lookup(&sub);
-		struct qoc_fstate *fs = 0;
-		if (t->policy == QOC_POLICY_FRAME_AWARE)
-			fs = qoc_sub_fstate.lookup(&sub);
-		if (qoc_target_drops(t, st, ts, fs, skb, cls, len)) {
+		struct qoc_fstate *fs = qoc_sub_fstate.lookup(&sub);
+		if (fs && !fs->joined && *video) {
+			/* A joining target: its video starts at a datagram that
+			 * starts a ref frame (whose class is known); before it
+			 * a decoder could only fail. */
+			if (!*rap) {
+				if (ts) {
+					ts->held++;
+					ts->held_bytes += len;
+					ts->drop_dgrams[cls]++;
+					ts->drop_bytes[cls] += len;
+				}
+				continue;
+			}
+			fs->joined = 1;
+		}
+		if (qoc_target_drops(t, st, ts, t->policy == QOC_POLICY_FRAME_AWARE ? fs : 0, skb,
+				     cls, len)) {
 			if (ts) {
 				ts->drop_dgrams[cls]++;
 				ts->drop_bytes[cls] += len;

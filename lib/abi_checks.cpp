@@ -20,6 +20,6 @@ static_assert(sizeof(qoc_proc) == 20);
 static_assert(sizeof(qoc_target) == 16);
 static_assert(sizeof(qoc_targets) == 8 + 16 * QOC_MAX_TARGETS);
 static_assert(sizeof(qoc_tkey) == 28);
-static_assert(sizeof(qoc_tstats) == 22 * 8);
+static_assert(sizeof(qoc_tstats) == 24 * 8);
 static_assert(sizeof(qoc_fstate) == 24);
 static_assert(QOC_CLASS_REF == 3 && QOC_NUM_CLASSES == 4);

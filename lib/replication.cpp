@@ -347,6 +347,17 @@ Status Edge::Impl::replace_targets(const qoc_stream_key& key, std::vector<Target
     set(old);
     return st;
   }
+  // A target whose policy dropped everything and now keeps something joins
+  // the stream again: its video waits for the next random access point
+  // (frame_aware starts afresh with it).
+  auto drops_all = [](const Policy& p) { return p.kind != PolicyKind::keep && p.drop >= 1.0; };
+  if (old)
+    for (const auto& t : list) {
+      auto before = std::find_if(old->begin(), old->end(), [&](const TargetEntry& o) { return o.process == t.process; });
+      if (before == old->end() || !drops_all(before->policy) || drops_all(t.policy)) continue;
+      auto slot = sub_slots.find({kb, processes.at(t.process).slot});
+      if (slot != sub_slots.end()) (void)sub_fstate.update(slot->second, qoc_fstate{});
+    }
   if (Status st = publish_targets(key, list); !st) {
     set(old);
     (void)publish_targets(key, old ? *old : std::vector<TargetEntry>{});
@@ -482,6 +493,8 @@ Result<std::vector<TargetStats>> Edge::target_stats(const StreamId& stream) cons
         }
         s.clones += v.clones;
         s.partial += v.partial;
+        s.held_until_rap += v.held;
+        s.held_until_rap_bytes += v.held_bytes;
       }
     out.push_back(std::move(s));
   }

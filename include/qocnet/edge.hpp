@@ -201,6 +201,10 @@ struct TargetStats {
   std::uint64_t clones = 0;     // copies made for it with bpf_clone_redirect
   std::uint64_t partial = 0;    // frame_aware: datagrams delivered with packets of a
                                 // dropped frame in them (misaligned senders)
+  // Video datagrams held back while the target joined the stream (added,
+  // re-added, or moved from a policy that drops everything), until the
+  // stream's next random access point; counted as dropped too.
+  std::uint64_t held_until_rap = 0, held_until_rap_bytes = 0;
 };
 
 // A loaded program as the kernel reports it.

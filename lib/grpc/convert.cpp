@@ -292,6 +292,8 @@ void to_proto(const TargetStats& t, v1::TargetStats* out) {
   to_proto(t.dropped, t.dropped_bytes, out->mutable_dropped());
   out->set_clones(t.clones);
   out->set_partial(t.partial);
+  out->set_held_until_rap(t.held_until_rap);
+  out->set_held_until_rap_bytes(t.held_until_rap_bytes);
 }
 
 std::string address_of(const std::string& source) {

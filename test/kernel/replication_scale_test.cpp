@@ -51,7 +51,7 @@ std::string name_of(int i) { return "proc" + std::to_string(i); }
 
 }  // namespace
 
-TEST_CASE("kernel: 128 clone targets in their own namespaces each get every kept datagram once at their own address",
+TEST_CASE("128 clone targets in their own namespaces each get every kept datagram once at their own address",
           "[kernel][replication][scale]") {
   static_assert(kTargets <= QOC_MAX_TARGETS);
   EdgeFixture fx(kTargets, {}, true);
@@ -133,7 +133,7 @@ TEST_CASE("kernel: 128 clone targets in their own namespaces each get every kept
   }
 }
 
-TEST_CASE("kernel: the edge holds its most processes and subscriptions and refuses the next by name",
+TEST_CASE("the edge holds its most processes and subscriptions and refuses the next by name",
           "[kernel][replication][scale]") {
   EdgeFixture fx(1, {}, false);
   for (int i = 0; i < QOC_MAX_PROCS; ++i) {
