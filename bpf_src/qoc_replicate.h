@@ -249,24 +249,21 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 		__u32 sub = t->sub;
 		struct qoc_tstats *ts = qoc_sub_stats.lookup(&sub);
 		struct qoc_fstate *fs = qoc_sub_fstate.lookup(&sub);
+		/* A joining target: its video starts at a datagram that starts a
+		 * ref frame (whose class is known); before it a decoder could
+		 * only fail, so it is held back, and its policy not asked. */
+		int held = 0;
 		if (fs && !fs->joined && *video) {
-			/* A joining target: its video starts at a datagram that
-			 * starts a ref frame (whose class is known); before it
-			 * a decoder could only fail. */
-			if (!*rap) {
-				if (ts) {
-					ts->held++;
-					ts->held_bytes += len;
-					ts->drop_dgrams[cls]++;
-					ts->drop_bytes[cls] += len;
-				}
-				continue;
-			}
-			fs->joined = 1;
+			if (*rap)
+				fs->joined = 1;
+			else
+				held = 1;
 		}
-		if (qoc_target_drops(t, st, ts, t->policy == QOC_POLICY_FRAME_AWARE ? fs : 0, skb,
-				     cls, len)) {
+		if (held || qoc_target_drops(t, st, ts, t->policy == QOC_POLICY_FRAME_AWARE ? fs : 0,
+					     skb, cls, len)) {
 			if (ts) {
+				ts->held += held;
+				ts->held_bytes += held ? len : 0;
 				ts->drop_dgrams[cls]++;
 				ts->drop_bytes[cls] += len;
 			}
@@ -307,7 +304,8 @@ static __always_inline int qoc_end(struct __sk_buff *skb)
 		w->tnext = 0;
 		qoc_progs.call(skb, QOC_PROG_DELIVER);
 	}
-	/* No targets, or no qoc_deliver loaded: the port pairs decide. */
+	/* Not booked in its stream's state, or no qoc_deliver loaded: the port
+	 * pairs decide. */
 	return qoc_forward_port_pair(skb);
 }
 

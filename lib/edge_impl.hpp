@@ -112,6 +112,8 @@ struct Edge::Impl {
   // The subscription slot of (stream, process slot): its own, or a free one
   // zeroed for it (`fresh` set); resource_exhausted when none is free.
   Result<std::uint32_t> sub_slot_of(const std::string& kb, std::uint32_t proc, bool* fresh);
+  // Whether one of the list's processes has process slot `proc`.
+  bool lists_slot(const std::vector<TargetEntry>& list, std::uint32_t proc) const;
   // Gives back the stream's subscription slots of processes not in `list`.
   void release_sub_slots(const std::string& kb, const std::vector<TargetEntry>& list);
   // Takes the subscription slots the pinned qoc_subs map names for the

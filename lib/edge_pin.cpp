@@ -488,13 +488,9 @@ Status Edge::Impl::adopt_sub_slots() {
     const std::uint32_t n = std::min<std::uint32_t>(v->n, QOC_MAX_TARGETS);
     for (std::uint32_t i = 0; i < n; ++i) {
       const qoc_target& t = v->t[i];
-      const bool listed = std::any_of(list.begin(), list.end(), [&](const TargetEntry& e) {
-        auto p = processes.find(e.process);
-        return p != processes.end() && p->second.slot == t.proc;
-      });
       // A slot out of range or named twice is not trusted: the pair gets a
       // fresh (zeroed) slot when its targets are published.
-      if (!listed || t.sub >= QOC_MAX_SUBS || sub_used[t.sub] || sub_slots.count({kb, t.proc}))
+      if (!lists_slot(list, t.proc) || t.sub >= QOC_MAX_SUBS || sub_used[t.sub] || sub_slots.count({kb, t.proc}))
         continue;
       sub_used[t.sub] = true;
       sub_slots[{kb, t.proc}] = t.sub;

@@ -173,14 +173,16 @@ Result<std::uint32_t> Edge::Impl::sub_slot_of(const std::string& kb, std::uint32
                     "QOC_MAX_SUBS (bpf_src/qoc_consts.h)");
 }
 
+bool Edge::Impl::lists_slot(const std::vector<TargetEntry>& list, std::uint32_t proc) const {
+  return std::any_of(list.begin(), list.end(), [&](const TargetEntry& t) {
+    auto p = processes.find(t.process);
+    return p != processes.end() && p->second.slot == proc;
+  });
+}
+
 void Edge::Impl::release_sub_slots(const std::string& kb, const std::vector<TargetEntry>& list) {
   for (auto it = sub_slots.lower_bound({kb, 0}); it != sub_slots.end() && it->first.first == kb;) {
-    const std::uint32_t proc = it->first.second;
-    const bool kept = std::any_of(list.begin(), list.end(), [&](const TargetEntry& t) {
-      auto p = processes.find(t.process);
-      return p != processes.end() && p->second.slot == proc;
-    });
-    if (kept) {
+    if (lists_slot(list, it->first.second)) {
       ++it;
       continue;
     }
@@ -205,15 +207,12 @@ Status Edge::Impl::publish_targets(const qoc_stream_key& key, const std::vector<
   for (const auto& t : list)
     if (t.policy.kind == PolicyKind::differential || t.policy.kind == PolicyKind::frame_aware)
       v->flags |= QOC_TG_F_STREAM;
-  std::vector<std::uint32_t> taken;  // slots given out here, given back on failure
+  std::vector<std::uint32_t> taken;  // processes given a slot here: given back on failure
   auto give_back = [&] {
-    for (std::uint32_t slot : taken) {
-      sub_used[slot] = false;
-      for (auto it = sub_slots.begin(); it != sub_slots.end(); ++it)
-        if (it->second == slot) {
-          sub_slots.erase(it);
-          break;
-        }
+    for (std::uint32_t proc : taken) {
+      auto it = sub_slots.find({kb, proc});
+      sub_used[it->second] = false;
+      sub_slots.erase(it);
     }
   };
   for (std::size_t i = 0; i < list.size(); ++i) {
@@ -224,7 +223,7 @@ Status Edge::Impl::publish_targets(const qoc_stream_key& key, const std::vector<
       give_back();
       return std::move(sub).error();
     }
-    if (fresh) taken.push_back(*sub);
+    if (fresh) taken.push_back(proc);
     v->t[i] = to_target(proc, *sub, list[i].policy);
   }
   if (Status st = subs.update(key, *v); !st) {
