@@ -137,6 +137,11 @@ enum qoc_policy {
 	QOC_POLICY_FRAME_AWARE = 3,  /* whole frames only */
 };
 
+/* frame_aware's drop orders (qoc_target.order): which frames go first. */
+enum qoc_order {
+	QOC_ORDER_DISP = 0, /* disp frames, then GOP tails, then whole GOPs */
+};
+
 #define QOC_PPM 1000000u /* drop rates are in parts per million */
 
 /* qoc_procs value, by process slot: where a process's copies go. */
@@ -156,7 +161,13 @@ struct qoc_proc {
 /* One clone target of a stream: a process and its policy for the stream. */
 struct qoc_target {
 	__u32 proc;      /* slot in qoc_procs */
-	__u32 policy;    /* enum qoc_policy */
+	__u8 policy;     /* enum qoc_policy */
+	__u8 order;      /* frame_aware's drop order (enum qoc_order; 0: disp first) */
+	__u16 join;      /* sensor: the policy's join epoch (0: none). When the
+			  * policy stops dropping everything the control plane
+			  * gives it a new epoch; a stream whose qoc_fstate
+			  * join_epoch differs holds its video until its next
+			  * random access point, then takes the epoch. */
 	__u32 drop_ppm;  /* p in parts per million */
 	__u32 sub;       /* its state's slot in qoc_sub_stats and qoc_sub_fstate,
 			  * given by the control plane, one per (stream, process) */
@@ -211,7 +222,9 @@ struct qoc_fstate {
 	__u8 joined;      /* edge: the target has had the stream's video from a
 			   * random access point on; 0 (a new or re-joining
 			   * target): its video is held until the next one */
-	__u8 pad[3];
+	__u8 pad;
+	__u16 join_epoch; /* sensor: the policy's join epoch this stream's
+			   * video restarted at (see qoc_target.join) */
 };
 
 /* qoc_scratch value (per CPU): one datagram's walk, carried across the tail
@@ -246,7 +259,8 @@ struct qoc_walk {
 	__be32 orig_ip4;  /* the destination address the datagram came with */
 	__u8 video;       /* replication: the datagram holds video (QOC_F_VIDEO) */
 	__u8 rap;         /* replication: it starts a ref frame whose class is
-			   * known: a joining target's video starts here */
+			   * known: a joining target's video starts here;
+			   * sensor: the datagram is held (qoc_sensor.h) */
 	__u8 hdr[38];     /* see hdr_fast: Ethernet, IPv4, the UDP ports */
 };
 

@@ -42,20 +42,45 @@ static __always_inline int qoc_sensor_end(struct __sk_buff *skb, struct qoc_stre
 	/* A copy: user space may rewrite the entry meanwhile, and the state's
 	 * slot is always the uplink's. */
 	struct qoc_target t = {.proc = QOC_SENSOR_SLOT, .policy = pol->policy,
+			       .order = pol->order, .join = pol->join,
 			       .drop_ppm = pol->drop_ppm};
 	struct qoc_tkey key = {.proc = QOC_SENSOR_SLOT};
 	__builtin_memcpy(&key.stream, &w->key, sizeof(key.stream));
 	struct qoc_tstats tzero = {};
 	struct qoc_tstats *ts = qoc_tstats.lookup_or_try_init(&key, &tzero);
 	struct qoc_fstate *fs = 0;
+	__u32 flags = skb->cb[QOC_CB_FLAGS];
+	__u8 cls = skb->cb[QOC_CB_CLASS] & 3;
+	__u32 len = skb->len;
 	if (t.policy == QOC_POLICY_FRAME_AWARE) {
 		struct qoc_fstate fzero = {};
 		fs = qoc_fstate.lookup_or_try_init(&key, &fzero);
 	}
-	__u8 cls = skb->cb[QOC_CB_CLASS] & 3;
-	__u32 len = skb->len;
+	/* The uplink restarts a stream that everything was dropped of at its
+	 * next random access point (a datagram that starts a ref frame whose
+	 * class is known): before it the edge's decoders could only fail.
+	 * Held datagrams are counted as held and as dropped. The outcome is
+	 * kept in the walk and read back through a volatile pointer: a branch
+	 * on a register would double the verifier's states of every path
+	 * through the DPI that ends here. */
+	volatile __u8 *held = &w->rap;
+	*held = 0;
+	if (t.join && (flags & QOC_F_VIDEO)) {
+		struct qoc_fstate jzero = {};
+		struct qoc_fstate *js = fs ? fs : qoc_fstate.lookup_or_try_init(&key, &jzero);
+		if (js && js->join_epoch != t.join) {
+			if (cls == QOC_CLASS_REF && (flags & QOC_F_NEW_FRAME) && !(flags & QOC_F_PENDING))
+				js->join_epoch = t.join;
+			else
+				*held = 1;
+		}
+	}
 
-	if (qoc_target_drops(&t, st, ts, fs, skb, cls, len)) {
+	if (*held || qoc_target_drops(&t, st, ts, fs, skb, cls, len)) {
+		if (ts && *held) {
+			ts->held++;
+			ts->held_bytes += len;
+		}
 		if (ts) {
 			ts->drop_dgrams[cls]++;
 			ts->drop_bytes[cls] += len;

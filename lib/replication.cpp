@@ -90,7 +90,7 @@ qoc_target to_target(std::uint32_t slot, std::uint32_t sub, const Policy& p) {
   qoc_target t{};
   t.proc = slot;
   t.sub = sub;
-  t.policy = static_cast<__u32>(p.kind);
+  t.policy = static_cast<__u8>(p.kind);
   t.drop_ppm = static_cast<__u32>(p.drop * QOC_PPM + 0.5);
   return t;
 }

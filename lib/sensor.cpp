@@ -35,13 +35,17 @@ Result<const Map*> find_map(const CompiledObject& obj, const char* name) {
 }
 
 // The policy as the datapath holds it (p in ppm, as the edge writes it).
-qoc_target to_target(const Policy& p) {
+qoc_target to_target(const Policy& p, std::uint16_t join) {
   qoc_target t{};
   t.proc = QOC_SENSOR_SLOT;
-  t.policy = static_cast<__u32>(p.kind);
+  t.policy = static_cast<__u8>(p.kind);
+  t.join = join;
   t.drop_ppm = static_cast<__u32>(p.drop * QOC_PPM + 0.5);
   return t;
 }
+
+// A policy under which the uplink carries none of a stream's video.
+bool drops_all(const Policy& p) { return p.kind != PolicyKind::keep && p.drop >= 1.0; }
 
 // What Edge::set_policy accepts, and a kind the datapath knows.
 Status check_policy(const Policy& p, const std::string& what) {
@@ -72,7 +76,29 @@ struct Sensor::Impl {
   std::optional<TcAttachment> uplink;
   std::map<std::string, Policy> policies;  // streams' own, by key bytes
   Policy default_policy = Policy::keep();
+  // Join epochs (qoc_target.join, docs/SENSOR.md, Restarting a stream): the
+  // epoch each policy entry carries, by key bytes, and the default's. A
+  // stream whose own policy was removed while it dropped everything, and
+  // the default sends, keeps an entry of its own ("shadow": the default's
+  // policy with an epoch of its own) so it restarts at its next random
+  // access point; set_default_policy rewrites shadows with the default.
+  std::map<std::string, std::uint16_t> joins;
+  std::map<std::string, qoc_stream_key> shadows;
+  std::uint16_t default_join = 0;
+  std::uint16_t last_join = 0;
   mutable std::mutex mu;
+
+  std::uint16_t next_join() {
+    if (++last_join == 0) last_join = 1;
+    return last_join;
+  }
+  // The join epoch and policy a stream follows now.
+  std::pair<Policy, std::uint16_t> followed(const std::string& kb) const {
+    auto own = policies.find(kb);
+    auto j = joins.find(kb);
+    const std::uint16_t join = j != joins.end() ? j->second : default_join;
+    return {own != policies.end() ? own->second : default_policy, join};
+  }
 
   Status open_maps(const CompiledObject& obj);
   Result<NetnsGuard> enter() const { return NetnsGuard::enter(netns.get()); }
@@ -146,7 +172,7 @@ Result<Sensor> Sensor::create(SensorOptions options) {
   if (bpf_map_update_elem(impl->prog_array.fd(), &slot, &fd, BPF_ANY) != 0)
     return make_error(Errc::internal, std::string("cannot install ") + kSlowProgram + " in qoc_progs",
                       {}, errno);
-  QOCNET_TRY(impl->sdefault.update(0, to_target(Policy::keep())));
+  QOCNET_TRY(impl->sdefault.update(0, to_target(Policy::keep(), 0)));
   QOCNET_ASSIGN(ns, open_current_netns());
   impl->netns = std::move(ns);
   impl->program = std::move(obj.programs.at(kProgram));
@@ -192,16 +218,31 @@ Status Sensor::set_policy(const StreamId& stream, const Policy& policy) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   QOCNET_ASSIGN(key, stream_key_of(stream));
   QOCNET_TRY(check_policy(policy, "stream " + to_string(stream)));
-  QOCNET_TRY(impl_->spolicy.update(key, to_target(policy)));
-  impl_->policies[key_bytes_of(key)] = policy;
+  const std::string kb = key_bytes_of(key);
+  auto [before, join] = impl_->followed(kb);
+  if (drops_all(before) && !drops_all(policy)) join = impl_->next_join();
+  QOCNET_TRY(impl_->spolicy.update(key, to_target(policy, join)));
+  impl_->policies[kb] = policy;
+  impl_->joins[kb] = join;
+  impl_->shadows.erase(kb);
   return {};
 }
 
 Status Sensor::set_default_policy(const Policy& policy) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   QOCNET_TRY(check_policy(policy, "default policy"));
-  QOCNET_TRY(impl_->sdefault.update(0, to_target(policy)));
+  const bool restart = drops_all(impl_->default_policy) && !drops_all(policy);
+  const std::uint16_t join = restart ? impl_->next_join() : impl_->default_join;
+  // Streams that follow the default through a shadow entry follow it here
+  // too (restarting with it when it restarts).
+  for (const auto& [kb, key] : impl_->shadows) {
+    auto& sj = impl_->joins[kb];
+    if (restart) sj = join;
+    QOCNET_TRY(impl_->spolicy.update(key, to_target(policy, sj)));
+  }
+  QOCNET_TRY(impl_->sdefault.update(0, to_target(policy, join)));
   impl_->default_policy = policy;
+  impl_->default_join = join;
   return {};
 }
 
@@ -212,7 +253,17 @@ Status Sensor::remove_policy(const StreamId& stream) {
   if (it == impl_->policies.end())
     return make_error(Errc::not_found, "stream " + to_string(stream) + " has no policy of its own",
                       "it follows the default policy already (set_default_policy)");
-  QOCNET_TRY(impl_->spolicy.erase(key));
+  if (drops_all(it->second) && !drops_all(impl_->default_policy)) {
+    // The stream restarts under the default: an entry of its own with a new
+    // epoch (its state may hold the default's).
+    const std::uint16_t join = impl_->next_join();
+    QOCNET_TRY(impl_->spolicy.update(key, to_target(impl_->default_policy, join)));
+    impl_->joins[it->first] = join;
+    impl_->shadows[it->first] = key;
+  } else {
+    QOCNET_TRY(impl_->spolicy.erase(key));
+    impl_->joins.erase(it->first);
+  }
   impl_->policies.erase(it);
   return {};
 }
@@ -255,6 +306,8 @@ Result<std::vector<SensorStreamStats>> Sensor::streams() const {
           s.dropped_bytes[c] += t.drop_bytes[c];
         }
         s.partial += t.partial;
+        s.held_until_rap += t.held;
+        s.held_until_rap_bytes += t.held_bytes;
       }
     out.push_back(std::move(s));
   }

@@ -62,6 +62,10 @@ struct SensorStreamStats {
   std::uint64_t dropped[4] = {}, dropped_bytes[4] = {};  // dropped by the policy
   std::uint64_t partial = 0;   // frame_aware: datagrams sent with packets of a
                                // dropped frame in them (misaligned senders)
+  // Video datagrams held back (and counted in `dropped`) while the stream
+  // restarted after a policy that dropped everything: the uplink sends its
+  // video again from the stream's next random access point.
+  std::uint64_t held_until_rap = 0, held_until_rap_bytes = 0;
 };
 
 class Sensor {

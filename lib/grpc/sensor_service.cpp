@@ -108,6 +108,8 @@ namespace {
                    : s.dpi.codec == Codec::hevc ? v1::CODEC_HEVC
                                                 : v1::CODEC_UNSPECIFIED);
       m->set_misaligned(s.dpi.misaligned);
+      m->set_held_until_rap(s.held_until_rap);
+      m->set_held_until_rap_bytes(s.held_until_rap_bytes);
     }
     // Streams the edge set a policy for that have sent nothing yet.
     for (const auto& [key, order] : applied_) {

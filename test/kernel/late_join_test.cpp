@@ -35,30 +35,6 @@ Datagrams drain(const testbed::UdpSocket& s) {
   }
 }
 
-// What ffmpeg complains of when decoding the datagrams' TS (empty: nothing).
-// The TS is cut before the last PES start on the video PID: a run of
-// datagrams that stops mid-frame would otherwise end in a frame cut short.
-std::string decode_errors(const Datagrams& dg) {
-  std::vector<std::uint8_t> ts;
-  for (const auto& d : dg) ts.insert(ts.end(), d.begin(), d.end());
-  for (std::size_t off = ts.size() / 188 * 188; off >= 188; off -= 188) {
-    const std::uint8_t* p = &ts[off - 188];
-    if (p[0] == 0x47 && (p[1] & 0x40) && (((p[1] & 0x1f) << 8) | p[2]) == 0x100) {
-      ts.resize(off - 188);
-      break;
-    }
-  }
-  const std::string path = "/tmp/qocnet-join-" + std::to_string(::getpid()) + ".ts";
-  {
-    std::ofstream f(path, std::ios::binary);
-    f.write(reinterpret_cast<const char*>(ts.data()), static_cast<std::streamsize>(ts.size()));
-  }
-  auto r = testbed::run({"sh", "-c", "ffmpeg -hide_banner -v error -i " + path + " -f null - 2>&1"});
-  ::unlink(path.c_str());
-  REQUIRE_OK(r);
-  return *r;
-}
-
 std::uint64_t bytes_of(const Datagrams& dg, std::size_t from, std::size_t to) {
   std::uint64_t b = 0;
   for (std::size_t i = from; i < to; ++i) b += dg[i].size() + kHeaders;

@@ -78,6 +78,7 @@ struct Sent {
 struct Received {
   std::map<std::uint64_t, int> count;
   std::size_t n = 0;
+  Datagrams seq;  // in arrival order
 };
 
 struct SensorFixture {
@@ -135,6 +136,7 @@ struct SensorFixture {
           Received& r = received[ntohs(from.sin_port)];
           r.count[fnv(buf, static_cast<std::size_t>(n))]++;
           r.n++;
+          r.seq.emplace_back(buf, buf + n);
         }
       };
       while (running) drain(20);
@@ -401,6 +403,117 @@ TEST_CASE("sensor: a policy change takes effect while the stream flows", "[kerne
   const double dropped_now = static_cast<double>(sum4(after.dropped_bytes) - sum4(own.dropped_bytes)) /
                              static_cast<double>(sum4(again.at(kOwn).bytes));
   CHECK(dropped_now == Catch::Detail::Approx(0.2).margin(0.02));
+}
+
+TEST_CASE("sensor: a stream that was dropped entirely restarts at its next random access point",
+          "[kernel][sensor][join]") {
+  SensorFixture fx;
+  // Four streams, each dropped entirely (or not) until midway, then sent:
+  //   kOwn      its own uniform(1) -> keep
+  //   kDefault  the default uniform(1) -> keep
+  //   kShadow   its own frame_aware(1), removed -> the default (keep by then)
+  //   kNever    its own differential(0.3) -> keep: never dropped everything
+  const std::uint16_t kOwn = 40010, kDefault = 40011, kShadow = 40012, kNever = 40013;
+  const std::vector<std::uint16_t> ports{kOwn, kDefault, kShadow, kNever};
+  // (kNever's policy first: set after the default's, it would be a stream
+  // leaving a policy that drops everything, and restart too.)
+  REQUIRE_OK(fx.sensor->set_policy(SensorFixture::stream(kNever), Policy::differential(0.3)));
+  REQUIRE_OK(fx.sensor->set_policy(SensorFixture::stream(kOwn), Policy::uniform(1.0)));
+  REQUIRE_OK(fx.sensor->set_default_policy(Policy::uniform(1.0)));
+  REQUIRE_OK(fx.sensor->set_policy(SensorFixture::stream(kShadow), Policy::frame_aware(1.0)));
+  std::map<std::uint16_t, SensorStreamStats> before;
+  std::map<std::uint16_t, std::size_t> got_before;
+  // The corpus, rotated so that its middle (where the policies switch) is
+  // datagram 380 of the corpus, half-way into its first GOP (about 760
+  // datagrams), and what follows the switch runs on without a seam.
+  const Datagrams& dg = corpus_datagrams();
+  Datagrams run;
+  for (std::size_t i = 0; i < dg.size(); ++i) run.push_back(dg[(i + dg.size() / 2 + 380) % dg.size()]);
+  const auto sent = fx.replay(run, 1, ports, [&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // what was sent has arrived
+    for (auto port : ports) {
+      before[port] = fx.stats_of(port);
+      got_before[port] = fx.received[port].n;
+    }
+    REQUIRE_OK(fx.sensor->set_policy(SensorFixture::stream(kOwn), Policy::keep()));
+    REQUIRE_OK(fx.sensor->set_default_policy(Policy::keep()));
+    REQUIRE_OK(fx.sensor->remove_policy(SensorFixture::stream(kShadow)));
+    REQUIRE_OK(fx.sensor->set_policy(SensorFixture::stream(kNever), Policy::keep()));
+  });
+  for (auto port : ports) {
+    INFO("stream from port " << port);
+    const SensorStreamStats st = fx.check_counters(sent.at(port));
+    const SensorStreamStats& b = before.at(port);
+    const Datagrams& all = fx.received[port].seq;
+    const Datagrams after(all.begin() + static_cast<long>(got_before[port]), all.end());
+    const std::uint64_t since = sum4(st.sent) + sum4(st.dropped) - sum4(b.sent) - sum4(b.dropped);
+    const std::uint64_t held = st.held_until_rap - b.held_until_rap;
+    INFO(after.size() << " of the " << since << " datagrams since the switch arrived; held " << held);
+    CHECK(b.held_until_rap == 0);
+    CHECK(st.policy == Policy::keep());
+    CHECK(after.size() == sum4(st.sent) - sum4(b.sent));
+    if (port == kNever) {
+      CHECK(held == 0);  // it never stopped: nothing to restart
+      CHECK(after.size() == since);
+      continue;
+    }
+    // Everything was dropped until the switch (frame_aware(1) keeps what
+    // holds no frame, and may keep the first frame before its debt builds).
+    if (port != kShadow) CHECK(sum4(b.sent) == 0);
+    CHECK(held > 0);
+    CHECK(held + after.size() == since);
+    CHECK(sum4(st.dropped) - sum4(b.dropped) == held);
+    std::uint64_t after_bytes = 0;
+    for (const auto& d : after) after_bytes += 14 + 20 + 8 + d.size();
+    CHECK(st.held_until_rap_bytes - b.held_until_rap_bytes ==
+          sum4(st.dropped_bytes) - sum4(b.dropped_bytes));
+    CHECK(sum4(st.sent_bytes) - sum4(b.sent_bytes) == after_bytes);
+    REQUIRE_FALSE(after.empty());
+    const std::string errors = decode_errors(after);
+    INFO("ffmpeg on what arrived since the switch: " << errors);
+    CHECK(errors.empty());
+  }
+  // A stream that had restarted under the default, then dropped everything
+  // under its own policy, and is handed back to the default: it restarts
+  // again, although its state holds the default's epoch.
+  REQUIRE_OK(fx.sensor->set_policy(SensorFixture::stream(kDefault), Policy::uniform(1.0)));
+  SensorStreamStats b3;
+  std::size_t got3 = 0;
+  const auto third = fx.replay(run, 1, {kDefault}, [&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    b3 = fx.stats_of(kDefault);
+    got3 = fx.received[kDefault].n;
+    REQUIRE_OK(fx.sensor->remove_policy(SensorFixture::stream(kDefault)));
+  });
+  {
+    const SensorStreamStats st = fx.stats_of(kDefault);
+    const Datagrams& all = fx.received[kDefault].seq;
+    const Datagrams after(all.begin() + static_cast<long>(got3), all.end());
+    const std::uint64_t held = st.held_until_rap - b3.held_until_rap;
+    INFO("handed back to the default: " << after.size() << " arrived, " << held << " held");
+    CHECK(st.policy == Policy::keep());
+    CHECK_FALSE(st.own_policy);
+    CHECK(held > 0);
+    CHECK(held + after.size() == sum4(st.sent) + sum4(st.dropped) - sum4(b3.sent) - sum4(b3.dropped));
+    REQUIRE_FALSE(after.empty());
+    CHECK(decode_errors(after).empty());
+  }
+  (void)third;
+
+  // What the sensor reports of the stream whose own policy was removed.
+  auto p = fx.sensor->policy(SensorFixture::stream(kShadow));
+  REQUIRE_OK(p);
+  CHECK(*p == Policy::keep());
+  CHECK_FALSE(fx.stats_of(kShadow).own_policy);
+  // It follows the default from now on, as any stream without a policy.
+  REQUIRE_OK(fx.sensor->set_default_policy(Policy::uniform(0.2)));
+  const SensorStreamStats b2 = fx.stats_of(kShadow);
+  const auto more = fx.replay(run, 1, {kShadow});
+  const SensorStreamStats last = fx.stats_of(kShadow);
+  CHECK(last.policy == Policy::uniform(0.2));
+  const double dropped_now = static_cast<double>(sum4(last.dropped_bytes) - sum4(b2.dropped_bytes)) /
+                             static_cast<double>(sum4(more.at(kShadow).bytes));
+  CHECK(dropped_now == Catch::Detail::Approx(0.2).margin(0.03));
 }
 
 TEST_CASE("sensor: bad requests are refused and change nothing", "[kernel][sensor]") {

@@ -83,4 +83,29 @@ inline std::vector<std::vector<std::uint8_t>> cut_at_frames(const std::vector<st
   return out;
 }
 
+// What ffmpeg complains of when decoding the datagrams' TS (empty: nothing).
+// The TS is cut before the last PES start on the video PID: a run of
+// datagrams that stops mid-frame would otherwise end in a frame cut short.
+inline std::string decode_errors(const std::vector<std::vector<std::uint8_t>>& dg) {
+  std::vector<std::uint8_t> ts;
+  for (const auto& d : dg) ts.insert(ts.end(), d.begin(), d.end());
+  for (std::size_t off = ts.size() / 188 * 188; off >= 188; off -= 188) {
+    const std::uint8_t* p = &ts[off - 188];
+    if (p[0] == 0x47 && (p[1] & 0x40) && (((p[1] & 0x1f) << 8) | p[2]) == 0x100) {
+      ts.resize(off - 188);
+      break;
+    }
+  }
+  const std::string path = "/tmp/qocnet-decode-" + std::to_string(::getpid()) + ".ts";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(ts.data()), static_cast<std::streamsize>(ts.size()));
+  }
+  auto r = testbed::run({"sh", "-c", "ffmpeg -hide_banner -v error -i " + path + " -f null - 2>&1"});
+  ::unlink(path.c_str());
+  INFO(describe(r));
+  REQUIRE(r.ok());
+  return *r;
+}
+
 }  // namespace qocnet::test
