@@ -92,6 +92,50 @@ class QocWindow:
         return min(self.lossless, self.found_total / self.expected_total)
 
 
+class Timeline:
+    """What a process measured, received and was given, for the demo's
+    per-window figures (windows.py): QoC samples (found, expected) and
+    received datagrams and bytes, each summed in buckets of `step` seconds
+    of CLOCK_MONOTONIC (one clock in every namespace, so the monitor can cut
+    the run's windows), and its policy changes with their times."""
+
+    def __init__(self, step: float = 0.1):
+        self.step = step
+        self._lock = threading.Lock()
+        self._qoc: dict[str, dict[int, list]] = {}
+        self._rx: dict[str, dict[int, list]] = {}
+        self._policy: dict[str, list] = {}
+
+    def _bucket(self, at: Optional[float]) -> int:
+        return int((time.monotonic() if at is None else at) // self.step)
+
+    def sample(self, stream: str, found: float, expected: float, at: Optional[float] = None):
+        with self._lock:
+            b = self._qoc.setdefault(stream, {}).setdefault(self._bucket(at), [0.0, 0.0])
+            b[0] += min(found, expected)
+            b[1] += expected
+
+    def received(self, source: str, nbytes: int, at: Optional[float] = None):
+        with self._lock:
+            b = self._rx.setdefault(source, {}).setdefault(self._bucket(at), [0, 0])
+            b[0] += 1
+            b[1] += nbytes
+
+    def policy(self, stream: str, drop: float, text: str, at: Optional[float] = None):
+        """Logs a policy when it differs from the stream's last one."""
+        with self._lock:
+            log = self._policy.setdefault(stream, [])
+            if not log or log[-1][2] != text:
+                log.append([time.monotonic() if at is None else at, drop, text])
+
+    def export(self) -> dict:
+        with self._lock:
+            return {"step": self.step,
+                    "qoc": {k: [[b, *v] for b, v in sorted(d.items())] for k, d in self._qoc.items()},
+                    "rx": {k: [[b, *v] for b, v in sorted(d.items())] for k, d in self._rx.items()},
+                    "policy": {k: [list(e) for e in v] for k, v in self._policy.items()}}
+
+
 class Reporter:
     """When to send ReportMeasuredQoc: every `every_s` seconds, and only
     with at least `min_samples` fresh samples since the last report (an
@@ -322,9 +366,15 @@ class LiveDecoder:
 
 class UdpReceiver(threading.Thread):
     """Receives the process's copies on ip:port; on_datagram(data, source)
-    for each; counts datagrams and bytes per source (IP, port)."""
+    for each; counts datagrams and bytes per source (IP, port), and logs
+    them in `timeline` when given.
 
-    def __init__(self, ip: str, port: int, on_datagram: Callable):
+    stop() drains the socket before closing it: a process stops it after
+    unregistering, when the edge sends it nothing more, and every datagram
+    the edge delivered before is then read and counted (closing at once
+    would lose those still queued, uncounted)."""
+
+    def __init__(self, ip: str, port: int, on_datagram: Callable, timeline: Optional[Timeline] = None):
         super().__init__(daemon=True, name="udp")
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
@@ -332,8 +382,19 @@ class UdpReceiver(threading.Thread):
         self.sock.settimeout(0.2)
         self.on_datagram = on_datagram
         self.by_source: dict[str, list[int]] = {}
+        self.timeline = timeline
         self.stopping = threading.Event()
         self.lock = threading.Lock()
+
+    def _take(self, data: bytes, src: str, sport: int):
+        key = f"{src}:{sport}"
+        with self.lock:
+            c = self.by_source.setdefault(key, [0, 0])
+            c[0] += 1
+            c[1] += len(data)
+        if self.timeline is not None:
+            self.timeline.received(key, len(data))
+        self.on_datagram(data, key)
 
     def run(self):
         while not self.stopping.is_set():
@@ -343,20 +404,27 @@ class UdpReceiver(threading.Thread):
                 continue
             except OSError:
                 return
-            key = f"{src}:{sport}"
-            with self.lock:
-                c = self.by_source.setdefault(key, [0, 0])
-                c[0] += 1
-                c[1] += len(data)
-            self.on_datagram(data, key)
+            self._take(data, src, sport)
+        # Drain: what is queued now, and what arrives until the socket has
+        # been quiet for `quiet_s` (datagrams the edge sent just before the
+        # process left may still be on their way through the veth).
+        self.sock.settimeout(self.quiet_s)
+        while True:
+            try:
+                data, (src, sport) = self.sock.recvfrom(65536)
+            except (socket.timeout, OSError):
+                return
+            self._take(data, src, sport)
 
     def counts(self) -> dict[str, dict[str, int]]:
         with self.lock:
             return {k: {"datagrams": v[0], "bytes": v[1]} for k, v in self.by_source.items()}
 
+    quiet_s = 0.3
+
     def stop(self):
         self.stopping.set()
-        self.join(2)
+        self.join(10)
         self.sock.close()
 
 
@@ -400,6 +468,7 @@ class Process:
     error: str = ""
     windows: dict = field(default_factory=dict)
     extra: Callable = lambda: {}
+    timeline: Timeline = field(default_factory=Timeline)
 
     def __post_init__(self):
         import qocnet_client as qc
@@ -412,6 +481,19 @@ class Process:
 
     def log(self, text: str):
         print(f"{self.args.name}: {text}", file=sys.stderr, flush=True)
+
+    def sample(self, stream: Optional[str], found: float, expected: float, at: Optional[float] = None):
+        """One QoC sample: into the reporting window (stream None: the
+        process's one stream) and into the timeline at time `at` (when the
+        sample's frame or datagram arrived; default now)."""
+        self.window(stream).add(found, expected)
+        self.timeline.sample(stream or self.args.stream[0], found, expected, at)
+
+    def _note_policy(self, stream_id, policy):
+        text = self.qc.policy_text(policy)
+        self.policies[self.qc.stream_text(stream_id)] = text
+        drop = 0.0 if text == "keep" else float(policy.drop)
+        self.timeline.policy(self.qc.stream_text(stream_id), drop, text)
 
     def window(self, stream: Optional[str] = None) -> QocWindow:
         key = stream or "*"
@@ -431,14 +513,14 @@ class Process:
                         or self.stop.wait(0.5):
                     raise
         for p in policies:
-            self.policies[self.qc.stream_text(p.stream)] = self.qc.policy_text(p.policy)
+            with self.lock:
+                self._note_policy(p.stream, p.policy)
         self.client.follow_policy(self._update, self._watch_failed)
         self.log(f"registered, required {self.args.required:g}: {self.policies}")
 
     def _update(self, update):
-        text = self.qc.policy_text(update.policy.policy)
         with self.lock:
-            self.policies[self.qc.stream_text(update.policy.stream)] = text
+            self._note_policy(update.policy.stream, update.policy.policy)
 
     def _watch_failed(self, error):
         # NOT_FOUND: the operator removed this process: it leaves.
@@ -463,7 +545,7 @@ class Process:
             self.reports += 1
             self.last_reported[key] = value
             with self.lock:
-                self.policies[self.qc.stream_text(r.policy.stream)] = self.qc.policy_text(r.policy.policy)
+                self._note_policy(r.policy.stream, r.policy.policy)
 
     def write_status(self):
         if not self.args.status:
@@ -478,6 +560,8 @@ class Process:
               "reported": self.last_reported, "reports": self.reports, "actions": self.actions,
               "received": self.receiver.counts() if self.receiver else {},
               "uptime_s": round(time.monotonic() - self.started, 2), "error": self.error, **self.extra()}
+        if self.state in ("left", "failed"):  # the last write: the whole timeline
+            st["timeline"] = self.timeline.export()
         tmp = self.args.status + ".tmp"
         with open(tmp, "w") as f:
             json.dump(st, f)
@@ -485,7 +569,7 @@ class Process:
 
     def run(self, on_datagram: Callable, reporters: dict, close: Callable = lambda: None) -> int:
         """Receive until SIGTERM (or the policy stream ends), then unregister."""
-        self.receiver = UdpReceiver(self.args.ip, self.args.udp_port, on_datagram)
+        self.receiver = UdpReceiver(self.args.ip, self.args.udp_port, on_datagram, self.timeline)
         self.receiver.start()
         code = 0
         try:
@@ -533,7 +617,7 @@ def run_video_process(args: argparse.Namespace, role: str, metric: str, score: C
 
     def emit(pts, frame, frozen):
         try:
-            work.put_nowait((pts, frame, frozen))
+            work.put_nowait((pts, frame, frozen, time.monotonic()))
         except queue.Full:
             tally["skipped"] += 1  # the analysis is behind: this sample is not measured
 
@@ -550,9 +634,9 @@ def run_video_process(args: argparse.Namespace, role: str, metric: str, score: C
             item = work.get()
             if item is None:
                 return
-            pts, frame, frozen = item
+            pts, frame, frozen, at = item
             found, expected = score(ref[pts], frame, frozen)
-            proc.window().add(found, expected)
+            proc.sample(None, found, expected, at)
             tally["analysed"] += 1
             tally["frozen"] += int(frozen)
 

@@ -35,6 +35,7 @@ import time
 
 import analytics  # noqa: F401  (puts clients/python on sys.path)
 import bandwidth
+import windows
 import qocnet_client as qc
 from qocnet.v1 import control_pb2, control_pb2_grpc, sensor_pb2, sensor_pb2_grpc
 
@@ -79,6 +80,7 @@ class Monitor:
         self.prev = {}
         self.history = []  # (t, stream, full_rate, sent_rate, link_rate, processes)
         self.leave_name, self.leave_at, self.left_at = None, None, None
+        self.t0 = time.monotonic()
         if args.leave:
             who, at = args.leave.rsplit("@", 1)
             self.leave_name, self.leave_pidfile = who.split("=", 1)
@@ -168,9 +170,11 @@ class Monitor:
                 self.prev[key] = (full, ss["sent_bytes"], link)
         return sens
 
-    def record_target(self, process: str, key: str, want: str, tg, required: float):
+    def record_target(self, process: str, key: str, want: str, tg, required: float, final: bool = False):
         """The edge's counters of one (process, stream); counters only grow, so
-        an older snapshot never replaces a newer one."""
+        an older snapshot never replaces a newer one. `final`: read when
+        nothing more can be delivered to it (the streams had stopped, or the
+        edge's own count at the moment the process left)."""
         dd, db = counts(tg.delivered)
         xd, xb = counts(tg.dropped)
         old = self.targets.get((process, key))
@@ -178,30 +182,42 @@ class Monitor:
             return
         self.targets[(process, key)] = {
             "policy": want, "edge_policy": short_policy(tg.policy), "delivered": dd, "dropped": xd,
-            "delivered_bytes": sum(db), "dropped_bytes": sum(xb), "required": required}
+            "delivered_bytes": sum(db), "dropped_bytes": sum(xb), "required": required, "final": final}
+
+    def read_targets(self, key: str, final: bool, only: str | None = None) -> set:
+        """GetTargetStats of one stream into self.targets; the processes the
+        edge listed. Processes that left the stream come with the edge's
+        count at the moment they left (`departed`), which is final."""
+        r = self.control.GetTargetStats(control_pb2.GetTargetStatsRequest(stream=qc.parse_stream(key)),
+                                        timeout=5)
+        seen = set()
+        for tg, done in [(t, final) for t in r.targets] + [(t, True) for t in getattr(r, "departed", [])]:
+            if only is not None and tg.process != only:
+                continue
+            seen.add(tg.process)
+            with self.lock:
+                old = self.targets.get((tg.process, key), {})
+                self.record_target(tg.process, key, old.get("policy", "?"), tg, old.get("required", 0.0), done)
+        return seen
 
     def follow_leaver(self, streams: list[str], timeout: float = 10.0):
-        """While the leaving process unregisters, its counters every 50 ms, so
-        the last ones before the edge forgets it are at most 50 ms old."""
+        """While the leaving process unregisters, its counters as often as the
+        edge answers: the last reading before the edge forgets it. Only a
+        reading after the last datagram the edge delivered to it is its
+        count; a poll cannot know that (the summary marks such a count as
+        not final and the check fails on it)."""
         end = time.monotonic() + timeout
-        ids = [qc.parse_stream(s) for s in streams]
+        keys = [qc.stream_text(qc.parse_stream(s)) for s in streams]
         while time.monotonic() < end:
             present = False
-            for sid in ids:
+            for key in keys:
                 try:
-                    r = self.control.GetTargetStats(control_pb2.GetTargetStatsRequest(stream=sid), timeout=2)
+                    present |= self.leave_name in self.read_targets(key, False, self.leave_name)
                 except qc.grpc.RpcError:
-                    continue
-                for tg in r.targets:
-                    if tg.process == self.leave_name:
-                        present = True
-                        with self.lock:
-                            old = self.targets.get((tg.process, qc.stream_text(sid)), {})
-                            self.record_target(tg.process, qc.stream_text(sid), old.get("policy", "?"), tg,
-                                               old.get("required", 0.0))
+                    present = True  # no answer: not a sign that it left
             if not present:
                 return
-            time.sleep(0.05)
+            time.sleep(0.005)
 
     @staticmethod
     def _new_stream():
@@ -265,7 +281,7 @@ class Monitor:
 
     def run(self):
         a = self.args
-        t0 = time.monotonic()
+        t0 = self.t0 = time.monotonic()
         last = t0
         prev_recv = {}
         idle = 0
@@ -301,6 +317,12 @@ class Monitor:
                 print("demo_monitor: the streams did not stop 30 s after the end", file=sys.stderr)
                 break
         streaming = t - 2
+        # The streams are quiet: every count the edge holds now is final.
+        for key in list(self.streams):
+            try:
+                self.read_targets(key, True)
+            except qc.grpc.RpcError as e:
+                print(f"demo_monitor: final counters of {key}: {e.code().name}", file=sys.stderr)
         self.stop_processes()
         self.watch.cancel()
         return self.summary(self.statuses(), streaming)
@@ -350,6 +372,12 @@ class Monitor:
                 dropped_b = tg.get("dropped_bytes", 0)
                 deliv_b = tg.get("delivered_bytes", 0)
                 seen = self.policy_seen.get((name, key), [])
+                end = streaming if name != self.leave_name or self.left_at is None else self.left_at
+                tl = st.get("timeline") or {}
+                w = windows.figures((tl.get("qoc") or {}).get(key, []), (tl.get("rx") or {}).get(src, []),
+                                    (tl.get("policy") or {}).get(key, []), self.t0, self.t0 + end,
+                                    st["required"], warmup=self.args.warmup, window=self.args.window,
+                                    step=tl.get("step", 0.1)) if tl else None
                 out["processes"][f"{name} {key}"] = {
                     "process": name, "stream": key, "role": st["role"], "metric": st["metric"],
                     "required": st["required"], "measured": overall,
@@ -358,6 +386,10 @@ class Monitor:
                     "policies_seen": seen,
                     "max_drop": max([_drop_of(p) for p in seen] or [0.0]),
                     "delivered_datagrams": delivered, "received_datagrams": recv["datagrams"],
+                    "delivered_final": bool(tg.get("final")),
+                    "share_windows_met": None if w is None else w["share_met"],
+                    "bandwidth_over_least": None if w is None else w["over_least"],
+                    "windows": w,
                     "edge_dropped_share": round(dropped_b / (dropped_b + deliv_b), 4) if dropped_b + deliv_b else 0,
                     "state": st["state"], "reports": st["reports"], "actions": st["actions"],
                     "continuity": st.get("continuity", {}).get(key), "frames": st.get("frames")}
@@ -414,9 +446,31 @@ def print_summary(r: dict):
     for p in r["processes"].values():
         m = "  -  " if p["measured"] is None else f"{p['measured']:.3f}"
         verdict = "no samples" if p["met"] is None else ("met" if p["met"] else "NOT met")
+        final = "" if p.get("delivered_final") else " (not final)"
         print(f"    {p['process']:<9} {p['stream']:<22} {p['metric']:<19} {m} vs {p['required']:.2f}: {verdict:<10}"
-              f" received {p['received_datagrams']}/{p['delivered_datagrams']} datagrams, edge dropped "
+              f" received {p['received_datagrams']}/{p['delivered_datagrams']}{final} datagrams, edge dropped "
               f"{100 * p['edge_dropped_share']:.1f} % of bytes, policy {policy_path(p['policies_seen'])}")
+        print(f"              {window_text(p.get('windows'))}")
+
+
+def window_text(w) -> str:
+    """The per-window figures of one summary row."""
+    if not w:
+        return "windows: none logged"
+    if not w["windows"]:
+        return f"windows: none complete after the {w['warmup_s']:g} s warm-up"
+    met = (f"QoC met in {w['met']}/{w['measured']} {w['window_s']:g}-s windows"
+           f" ({100 * w['share_met']:.0f} %)" if w["measured"] else "no window measured a QoC")
+    if w["measured"] < w["windows"]:
+        met += f", {w['windows'] - w['measured']} without samples"
+    if w["over_least"] is None:
+        least = f"bandwidth over the least: n/a ({w['least_reason']})"
+    elif w["least_drop"] == 0 and w["least_reason"]:
+        least = "bandwidth over the least: 0 % (keep)"
+    else:
+        least = (f"bandwidth over the least: {100 * w['over_least']:+.1f} % ({w['mean_mbps']:.3f} Mbit/s; "
+                 f"least {w['least_mbps']:.3f} Mbit/s at drop {w['least_drop']:.2f})")
+    return f"{met}; {least}"
 
 
 def wait_ready(address: str, timeout: float = 60.0) -> int:
@@ -445,6 +499,9 @@ def main() -> int:
     ap.add_argument("--status-dir", required=False, help="where the processes write NAME.json and NAME.pid")
     ap.add_argument("--duration", type=float, default=0, help="seconds the sensors stream")
     ap.add_argument("--leave", help="NAME=PIDFILE@SECONDS: stop this process at that time")
+    ap.add_argument("--warmup", type=float, default=10.0,
+                    help="seconds of streaming before the summary's windows start (default %(default)s)")
+    ap.add_argument("--window", type=float, default=5.0, help="the summary's window, seconds (default %(default)s)")
     ap.add_argument("--plain", action="store_true", help="print a snapshot every 10 s instead of a live table")
     ap.add_argument("--json", help="also write the summary here")
     args, rest = ap.parse_known_args()

@@ -44,7 +44,7 @@ def main() -> int:
             checks[stream].feed(data)
             got = checks[stream].packets - before[0]
             lost = checks[stream].missing - before[1]
-        proc.window(stream).add(got, got + lost)
+        proc.sample(stream, got, got + lost)
 
     def close():
         with lock:

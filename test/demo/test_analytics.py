@@ -8,6 +8,7 @@ check, and the live decoder on a real clip. No root, no qocnetd.
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "examples", "analytics"))
 
 import analytics  # noqa: E402
 import bandwidth  # noqa: E402
+import windows  # noqa: E402
 
 
 class Window(unittest.TestCase):
@@ -182,6 +184,110 @@ class Bandwidth(unittest.TestCase):
         self.assertEqual(st["unconsumed_link"], 5200)
         self.assertGreaterEqual(st["naive"], st["replication"])
         self.assertGreaterEqual(st["replication"], st["qocnet"])
+
+
+class Windows(unittest.TestCase):
+    """The summary's per-window figures (windows.py): buckets of 0.1 s
+    (bucket b covers [b / 10, (b + 1) / 10) s), 5-s windows after a 10-s
+    warm-up from start = 100 s."""
+
+    def test_share_is_over_measured_whole_windows_after_the_warm_up(self):
+        qoc = [[1050, 0, 5],          # t = 105: in the warm-up, ignored
+               [1100, 9, 10],         # window 0 [110, 115): 0.9 (>= 0.9: met)
+               [1160, 4, 5], [1170, 0, 5],   # window 1: 4/10 (ratio of sums), not met
+               # window 2 [120, 125): no samples: unmeasured
+               [1250, 5, 5],          # window 3: met
+               [1310, 5, 5]]          # t = 131: window 4 [130, 135) is not whole (end 133)
+        rx = [[1100, 10, 13160], [1200, 1, 500], [1310, 99, 99999]]
+        f = windows.figures(qoc, rx, [[90.0, 0.2, "frame_aware(0.2)"]], start=100.0, end=133.0,
+                            required=0.9)
+        self.assertEqual([w["start_s"] for w in f["list"]], [10, 15, 20, 25])
+        self.assertEqual([w["qoc"] for w in f["list"]], [0.9, 0.4, None, 1.0])
+        self.assertEqual((f["windows"], f["measured"], f["met"]), (4, 3, 2))
+        self.assertAlmostEqual(f["share_met"], 0.6667)
+        self.assertEqual(f["list"][0]["bytes"], 13160)
+        self.assertEqual(f["list"][2]["bytes"], 500)
+        self.assertAlmostEqual(f["mean_mbps"], (13160 + 500) * 8 / 20 / 1e6, places=4)
+
+    def test_least_is_the_largest_drop_whose_windows_meet_on_average(self):
+        # Windows at drop 0.1 (QoC .95, .93: mean .94, 2 Mbit/s), 0.3 (.91, .89:
+        # mean .90, 1 Mbit/s), 0.5 (.80: 0.5 Mbit/s). Required 0.9: least is 0.3.
+        per = [(0.1, 0.95, 2.0), (0.1, 0.93, 2.0), (0.3, 0.91, 1.0), (0.3, 0.89, 1.0), (0.5, 0.80, 0.5)]
+        qoc, rx, pol = [], [], []
+        for i, (drop, q, mbps) in enumerate(per):
+            t = 10 + 5 * i
+            pol.append([t, drop, f"frame_aware({drop})"])
+            qoc.append([t * 10 + 1, q * 100, 100])
+            rx.append([t * 10 + 1, 1, int(mbps * 1e6 / 8 * 5)])
+        f = windows.figures(qoc, rx, pol, start=0.0, end=35.0, required=0.9)
+        self.assertEqual([g["drop"] for g in f["groups"]], [0.1, 0.3, 0.5])
+        self.assertEqual(f["least_drop"], 0.3)
+        self.assertAlmostEqual(f["least_mbps"], 1.0, places=3)
+        self.assertAlmostEqual(f["mean_mbps"], 6.5 / 5, places=3)
+        self.assertAlmostEqual(f["over_least"], 0.3, places=3)  # 1.3 Mbit/s over 1.0
+        self.assertAlmostEqual(f["share_met"], 0.6)
+
+    def test_a_window_takes_the_policy_it_had_longest(self):
+        pol = [[0.0, 0.1, "frame_aware(0.1)"], [11.0, 0.4, "frame_aware(0.4)"], [19.0, 0.2, "frame_aware(0.2)"]]
+        f = windows.figures([], [], pol, start=0.0, end=25.0, required=0.5)
+        # [10, 15): 1 s at 0.1, 4 s at 0.4; [15, 20): 4 s at 0.4; [20, 25): 0.2
+        self.assertEqual([w["drop"] for w in f["list"]], [0.4, 0.4, 0.2])
+
+    def test_keep_is_zero_over_the_least_and_nothing_met_has_no_figure(self):
+        f = windows.figures([[110, 3, 3]], [[110, 1, 1000]], [[0, 0.0, "keep"]], 0.0, 20.0, required=1.0)
+        self.assertEqual(f["over_least"], 0.0)
+        self.assertEqual(f["share_met"], 1.0)
+        f = windows.figures([[110, 1, 3]], [[110, 1, 1000]], [[0, 0.3, "frame_aware(0.3)"]], 0.0, 20.0,
+                            required=0.9)
+        self.assertIsNone(f["over_least"])
+        self.assertIn("no drop rate", f["least_reason"])
+        self.assertEqual(f["share_met"], 0.0)
+
+    def test_no_whole_window_gives_no_figures(self):
+        f = windows.figures([[110, 1, 1]], [], [], start=0.0, end=14.0, required=0.5)
+        self.assertEqual(f["windows"], 0)
+        self.assertIsNone(f["share_met"])
+        self.assertIsNone(f["mean_mbps"])
+
+
+class Timelines(unittest.TestCase):
+    def test_buckets_sum_and_policies_log_changes_only(self):
+        tl = analytics.Timeline(step=0.1)
+        tl.sample("s", 3, 2, at=10.01)   # found capped by expected
+        tl.sample("s", 1, 4, at=10.09)
+        tl.sample("s", 1, 1, at=10.11)
+        tl.received("10.0.0.1:4000", 1316, at=10.05)
+        tl.received("10.0.0.1:4000", 100, at=10.06)
+        tl.policy("s", 0.2, "frame_aware(0.2)", at=1.0)
+        tl.policy("s", 0.2, "frame_aware(0.2)", at=2.0)
+        tl.policy("s", 0.3, "frame_aware(0.3)", at=3.0)
+        e = tl.export()
+        self.assertEqual(e["qoc"]["s"], [[100, 3.0, 6.0], [101, 1.0, 1.0]])
+        self.assertEqual(e["rx"]["10.0.0.1:4000"], [[100, 2, 1416]])
+        self.assertEqual(e["policy"]["s"], [[1.0, 0.2, "frame_aware(0.2)"], [3.0, 0.3, "frame_aware(0.3)"]])
+
+
+class ReceiverDrain(unittest.TestCase):
+    """A process stops its receiver after unregistering; what the edge sent
+    before is still queued in the socket and must be counted (the demo
+    compares the count with the edge's, exactly)."""
+
+    def test_datagrams_queued_at_stop_are_counted(self):
+        got = []
+        tl = analytics.Timeline()
+        r = analytics.UdpReceiver("127.0.0.1", 0, lambda data, src: got.append(src), tl)
+        port = r.sock.getsockname()[1]
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i in range(50):
+            tx.sendto(bytes(100 + i), ("127.0.0.1", port))
+        tx.close()
+        r.stopping.set()  # stopped before its loop read any of them
+        r.start()
+        r.stop()
+        counts = r.counts()
+        self.assertEqual(sum(c["datagrams"] for c in counts.values()), 50)
+        self.assertEqual(len(got), 50)
+        self.assertEqual(sum(b[1] for v in tl.export()["rx"].values() for b in v), 50)
 
 
 @unittest.skipUnless(shutil.which("ffmpeg"), "ffmpeg is not installed")
