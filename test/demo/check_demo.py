@@ -99,7 +99,8 @@ def check(s: dict) -> list:
             bad.append(f"{name}: the edge delivered nothing")
         if not p.get("delivered_final"):
             bad.append(f"{name}: the edge's count {d} is a reading taken while it could still deliver "
-                       f"(received {r}): not its final count, so nothing to compare exactly")
+                       f"(received {r}): not its final count, so nothing to compare exactly (the edge "
+                       f"gave no final count of it: GetTargetStatsResponse.departed, docs/DEMO.md Accounting)")
         elif d != r:
             bad.append(f"{name}: received {r} datagrams, the edge delivered {d}")
         bad += check_windows(name, p)
