@@ -10,7 +10,11 @@ from collections import defaultdict
 import numpy as np
 
 POLICIES = ["uniform", "differential", "frame_aware"]
-COLORS = {"uniform": "tab:red", "differential": "tab:blue", "frame_aware": "tab:green"}
+# frame_aware's drop orders besides `disp` first (plain "frame_aware(p)"):
+# "frame_aware(p,tail)" runs are kept as policy "frame_aware/tail".
+ORDERS = ["tail", "thin"]
+COLORS = {"uniform": "tab:red", "differential": "tab:blue", "frame_aware": "tab:green",
+          "frame_aware/tail": "tab:purple", "frame_aware/thin": "tab:orange", "bound": "black"}
 TABLE_LOSSES = [0.005, 0.01, 0.02, 0.05]
 PAPER_TABLE1 = {"uniform": [0.95, 0.84, 0.46, 0.10], "differential": [0.99, 0.96, 0.74, 0.40]}
 PSNR_CAP = 99.0  # stands for +inf (every frame identical) in interpolation
@@ -18,6 +22,25 @@ METRICS = ["psnr", "hog_recall", "sift_share"]
 FIELDS = ["clip", "cut", "policy", "p", "run", "bandwidth", "mbps", "datagram_loss", "partial",
           "frames", "frames_lost", "frames_identical", "mse", "psnr", "hog_boxes", "hog_recall",
           "sift_features", "sift_share", "sampled_frames", "digest"]
+
+
+def policy_kinds(keys):
+    """The policies present (rows' or aggregate keys' policy names), in the
+    page's order: uniform, differential, frame_aware, then its orders."""
+    present = set(keys)
+    order = POLICIES + [f"frame_aware/{o}" for o in ORDERS]
+    return [k for k in order if k in present] + sorted(present - set(order) - {"keep"})
+
+
+def fa_kinds(keys):
+    """frame_aware and its orders, as present."""
+    return [k for k in policy_kinds(keys) if k.split("/")[0] == "frame_aware"]
+
+
+BOUND_FIELDS = ["clip", "at", "bandwidth", "mse", "psnr", "hog_recall", "sift_share", "frames_lost",
+                "dropped_I", "dropped_P", "dropped_B"]
+GAP_FIELDS = ["clip", "policy", "p", "bandwidth", "bound_bandwidth"] + [
+    x for m in METRICS for x in (m, "bound_" + m, "gap_" + m)]
 
 
 def _num(v):
@@ -104,19 +127,30 @@ def write_csv(path, rows, fields):
                         for k in fields})
 
 
-def plots(agg, out, clips):
+def plots(agg, out, clips, bound=None):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    kinds = policy_kinds(k[2] for k in agg)
+
     def draw(ax, clip, metric, title, ylabel):
-        for pol in POLICIES:
+        b = (bound or {}).get(clip)
+        if b:
+            # As the policies' curves: up to just below full bandwidth (PSNR is infinite there).
+            pts = sorted((p["bandwidth"], p[metric]) for p in b["points"]
+                         if p.get(metric) is not None and p["bandwidth"] < 0.9999)
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, [min(y, PSNR_CAP) for y in ys], "-", lw=1.2, color=COLORS["bound"],
+                        label="offline bound (frame-aligned)")
+        for pol in kinds:
             for cut, style in (("aligned", "-"), ("every7", "--")):
                 pts = [p for p in curve(agg, clip, cut, pol, metric) if p[0] < 0.9999]
                 if not pts:
                     continue
                 xs, ys, sd = zip(*pts)
-                ax.errorbar(xs, ys, yerr=sd, fmt=style + "o", ms=3, capsize=2, color=COLORS[pol],
+                ax.errorbar(xs, ys, yerr=sd, fmt=style + "o", ms=3, capsize=2, color=COLORS.get(pol, "gray"),
                             alpha=1.0 if cut == "aligned" else 0.6,
                             label=f"{pol} ({'frame-aligned' if cut == 'aligned' else '7-packet'})")
         ax.set_title(title)
@@ -146,15 +180,15 @@ def plots(agg, out, clips):
     plt.close(fig)
 
 
-def targets(agg):
-    """The issue's targets for frame_aware (frame-aligned)."""
+def targets(agg, kind="frame_aware"):
+    """The issue's targets for frame_aware or one of its orders (frame-aligned)."""
     T = []
 
     def c(clip, m):
-        return curve(agg, clip, "aligned", "frame_aware", m)
+        return curve(agg, clip, "aligned", kind, m)
 
     def at5(clip, m):
-        a = agg.get((clip, "aligned", "frame_aware", 0.05))
+        a = agg.get((clip, "aligned", kind, 0.05))
         return a[m][0] if a else None
 
     for clip, m, level, what in [("vtest", "psnr", 25, "PSNR at 0.76 of full bandwidth ≥ 25 dB"),
@@ -176,7 +210,36 @@ def targets(agg):
     return T
 
 
-def write_all(rows, meta, out, doc, info):
+def gaps(agg, bound):
+    """Bound minus online at every frame-aligned point of frame_aware and its
+    orders: the bound measured at the point's own delivered bandwidth."""
+    from . import bound as bnd
+    out = []
+    kinds = fa_kinds(k[2] for k in agg)
+    clips = [c for c in ("vtest", "box") if c in (bound or {})] + sorted(set(bound or {}) - {"vtest", "box"})
+    for (clip, cut, pol, p), a in sorted(agg.items(), key=lambda kv: (
+            clips.index(kv[0][0]) if kv[0][0] in clips else 99, kinds.index(kv[0][2]) if kv[0][2] in kinds else 99,
+            kv[0][3])):
+        if cut != "aligned" or pol not in kinds or clip not in (bound or {}):
+            continue
+        bw = a["bandwidth"][0]
+        bp = bnd.at(bound[clip], bw)
+        d = {"clip": clip, "policy": pol, "p": p, "bandwidth": bw,
+             "bound_bandwidth": None if bp is None else bp["bandwidth"]}
+        for m in METRICS:
+            on = a[m][0]
+            bv = None if bp is None else bp.get(m)
+            d[m] = on
+            d["bound_" + m] = bv
+            if on is None or bv is None:
+                d["gap_" + m] = None
+            else:
+                d["gap_" + m] = min(bv, PSNR_CAP) - min(on, PSNR_CAP) if m == "psnr" else bv - on
+        out.append(d)
+    return out
+
+
+def write_all(rows, meta, out, doc, info, bound=None):
     os.makedirs(out, exist_ok=True)
     rows = sorted(rows, key=lambda r: (r["clip"], r["cut"], r["policy"], r["p"], r["run"]))
     write_csv(os.path.join(out, "runs.csv"), rows, FIELDS)
@@ -194,16 +257,24 @@ def write_all(rows, meta, out, doc, info):
     t1 = [d for d in flat if d["cut"] == "aligned" and d["p"] in TABLE_LOSSES]
     write_csv(os.path.join(out, "table1.csv"), t1, cols)
     clips = sorted({r["clip"] for r in rows}, key=lambda c: ["vtest", "box"].index(c) if c in ("vtest", "box") else 9)
-    plots(agg, out, clips)
-    tg = targets(agg)
+    plots(agg, out, clips, bound)
+    kinds = fa_kinds(k[2] for k in agg) or ["frame_aware"]
+    tg = {k: targets(agg, k) for k in kinds}
     with open(os.path.join(out, "targets.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["clip", "target", "measured", "met"])
-        for clip, what, v, ok in tg:
-            w.writerow([clip, what, "" if v is None else f"{v:.4f}", "" if ok is None else ok])
+        w.writerow(["clip", "target", "policy", "measured", "met"])
+        for k in kinds:
+            for clip, what, v, ok in tg[k]:
+                w.writerow([clip, what, k, "" if v is None else f"{v:.4f}", "" if ok is None else ok])
+    gp = gaps(agg, bound)
+    if bound:
+        brows = [{"clip": c, "at": p["at"], **{k: p.get(k) for k in BOUND_FIELDS[2:]}}
+                 for c in clips if c in bound for p in bound[c]["points"]]
+        write_csv(os.path.join(out, "bound.csv"), brows, BOUND_FIELDS)
+        write_csv(os.path.join(out, "gap.csv"), gp, GAP_FIELDS)
     if doc:
         from . import evaldoc
-        text = evaldoc.render(agg, rows, meta, tg, info, os.path.relpath(out, os.path.dirname(doc)))
+        text = evaldoc.render(agg, rows, meta, tg, info, os.path.relpath(out, os.path.dirname(doc)), bound, gp)
         try:  # Fig. 5 / Fig. 7 from scripts/evaluate-cpu's cpu.json, when present
             from . import cpudoc
             text = cpudoc.merge_saved(text, out, doc)
