@@ -72,14 +72,17 @@ std::string scalar(const YAML::Node& n, const std::string& where) {
 }
 
 // `map` is a map holding exactly the keys `keys`, each once.
+// `keys` must all be there; `optional` may be.
 void expect_map(const YAML::Node& map, const std::string& where,
-                std::initializer_list<const char*> keys) {
+                std::initializer_list<const char*> keys, std::initializer_list<const char*> optional = {}) {
   if (!map.IsMap()) fail(where + " is not a map");
   std::set<std::string> seen;
   for (const auto& kv : map) {
     if (!kv.first.IsScalar()) fail(where + " has a key that is not a name");
     const std::string k = kv.first.Scalar();
-    if (std::find_if(keys.begin(), keys.end(), [&](const char* x) { return k == x; }) == keys.end())
+    auto is_k = [&](const char* x) { return k == x; };
+    if (std::find_if(keys.begin(), keys.end(), is_k) == keys.end() &&
+        std::find_if(optional.begin(), optional.end(), is_k) == optional.end())
       fail(where + " has an unknown key '" + k + "'");
     if (!seen.insert(k).second) fail(where + " has the key '" + k + "' twice");
   }
@@ -215,7 +218,7 @@ SavedState parse_body(const std::string& body) {
     for (std::size_t j = 0; j < ts.size(); ++j) {
       const YAML::Node t = ts[j];
       const std::string tw = w + ".targets[" + std::to_string(j) + "]";
-      expect_map(t, tw, {"process", "policy", "drop"});
+      expect_map(t, tw, {"process", "policy", "drop"}, {"order"});
       SavedTarget target;
       target.process = scalar(t["process"], tw + ".process");
       if (!proc_names.count(target.process))
@@ -226,6 +229,11 @@ SavedState parse_body(const std::string& body) {
       auto kind = parse_policy_kind(scalar(t["policy"], tw + ".policy"));
       check(kind.ok() ? Status{} : Status(std::move(kind).error()), tw + ".policy");
       target.policy = Policy{*kind, real_of(t["drop"], tw + ".drop")};
+      if (t["order"]) {  // frame_aware's drop order; a file without it: disp
+        auto order = parse_drop_order(scalar(t["order"], tw + ".order"));
+        check(order.ok() ? Status{} : Status(std::move(order).error()), tw + ".order");
+        target.policy.order = *order;
+      }
       check(validate(target.policy), tw);
       ss.targets.push_back(std::move(target));
     }
@@ -355,6 +363,10 @@ std::string format_state(const SavedState& s) {
       o += to_string(t.policy.kind);
       o += ", drop: ";
       put_real(o, t.policy.drop);
+      if (t.policy.order != DropOrder::disp) {  // disp is the default: files stay as they were
+        o += ", order: ";
+        o += to_string(t.policy.order);
+      }
       o += "}\n";
     }
   }
@@ -493,6 +505,8 @@ Status Edge::Impl::adopt_sub_slots() {
       if (!lists_slot(list, t.proc) || t.sub >= QOC_MAX_SUBS || sub_used[t.sub] || sub_slots.count({kb, t.proc}))
         continue;
       sub_used[t.sub] = true;
+      for (const auto& e : list)
+        if (auto p = processes.find(e.process); p != processes.end() && p->second.slot == t.proc) sub_owner[t.sub] = e.process;
       sub_slots[{kb, t.proc}] = t.sub;
     }
   }

@@ -31,10 +31,29 @@ Result<PolicyKind> parse_policy_kind(const std::string& name) {
                     "use keep, uniform, differential or frame_aware");
 }
 
+const char* to_string(DropOrder o) noexcept {
+  switch (o) {
+    case DropOrder::disp: return "disp";
+    case DropOrder::tail: return "tail";
+    case DropOrder::thin: return "thin";
+  }
+  return "?";
+}
+
+Result<DropOrder> parse_drop_order(const std::string& name) {
+  for (DropOrder o : {DropOrder::disp, DropOrder::tail, DropOrder::thin})
+    if (name == to_string(o)) return o;
+  return make_error(Errc::invalid_argument, "unknown drop order '" + name + "'",
+                    "use disp, tail or thin");
+}
+
 std::string to_string(const Policy& p) {
   if (p.kind == PolicyKind::keep) return "keep";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s(%g)", to_string(p.kind), p.drop);
+  char buf[80];
+  if (p.order == DropOrder::disp)
+    std::snprintf(buf, sizeof buf, "%s(%g)", to_string(p.kind), p.drop);
+  else
+    std::snprintf(buf, sizeof buf, "%s(%g,%s)", to_string(p.kind), p.drop, to_string(p.order));
   return buf;
 }
 
@@ -47,6 +66,16 @@ Status validate(const Policy& p) {
   if (p.kind == PolicyKind::keep && p.drop != 0.0)
     return make_error(Errc::invalid_argument, "keep drops nothing but p = " + std::to_string(p.drop),
                       "use keep without a rate, or another policy");
+  const auto order = static_cast<unsigned>(p.order);
+  if (order > static_cast<unsigned>(DropOrder::thin))
+    return make_error(Errc::invalid_argument, "drop order " + std::to_string(order) + " is not an order",
+                      "use disp, tail or thin");
+  if (p.order != DropOrder::disp && p.kind != PolicyKind::frame_aware)
+    return make_error(Errc::invalid_argument,
+                      std::string("drop order ") + to_string(p.order) + " is frame_aware's, not " +
+                          to_string(p.kind) + "'s",
+                      std::string("give an order only with frame_aware, e.g. frame_aware(0.2,") +
+                          to_string(p.order) + ")");
   return {};
 }
 
@@ -55,15 +84,26 @@ Result<Policy> parse_policy(const std::string& text) {
   const auto open = text.find('(');
   if (open == std::string::npos || text.back() != ')')
     return make_error(Errc::invalid_argument, "'" + text + "' is not a policy",
-                      "write keep, uniform(P), differential(P) or frame_aware(P) with P in [0, 1]");
+                      "write keep, uniform(P), differential(P), frame_aware(P) or frame_aware(P,ORDER) "
+                      "with P in [0, 1] and ORDER disp, tail or thin");
   QOCNET_ASSIGN(kind, parse_policy_kind(text.substr(0, open)));
-  const std::string num = text.substr(open + 1, text.size() - open - 2);
+  const std::string args = text.substr(open + 1, text.size() - open - 2);
+  const auto comma = args.find(',');
+  const std::string num = args.substr(0, comma);
   char* end = nullptr;
   const double p = std::strtod(num.c_str(), &end);
   if (num.empty() || end != num.c_str() + num.size())
     return make_error(Errc::invalid_argument, "'" + num + "' in '" + text + "' is not a number",
                       "write the drop rate as a decimal fraction, e.g. 0.25");
-  Policy pol{kind, p};
+  DropOrder order = DropOrder::disp;
+  if (comma != std::string::npos) {
+    const auto first = args.find_first_not_of(' ', comma + 1);
+    const std::string name = first == std::string::npos ? "" : args.substr(first);
+    auto o = parse_drop_order(name);
+    if (!o) return std::move(o).error().context("'" + text + "'");
+    order = *o;
+  }
+  Policy pol{kind, p, order};
   QOCNET_TRY(validate(pol));
   return pol;
 }

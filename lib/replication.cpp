@@ -96,6 +96,7 @@ qoc_target to_target(std::uint32_t slot, std::uint32_t sub, const Policy& p) {
 }
 
 }  // namespace
+  t.order = static_cast<__u8>(p.order);
 
 std::string to_string(const StreamId& s) {
   const bool v6 = s.source.find(':') != std::string::npos;

@@ -39,6 +39,7 @@ qoc_target to_target(const Policy& p, std::uint16_t join) {
   qoc_target t{};
   t.proc = QOC_SENSOR_SLOT;
   t.policy = static_cast<__u8>(p.kind);
+  t.order = static_cast<__u8>(p.order);
   t.join = join;
   t.drop_ppm = static_cast<__u32>(p.drop * QOC_PPM + 0.5);
   return t;

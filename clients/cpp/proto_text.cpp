@@ -54,6 +54,7 @@ Result<v1::Policy> parse_policy(const std::string& text) {
   v1::Policy out;
   out.set_kind(to_proto(p.kind));
   out.set_drop(p.drop);
+  out.set_order(static_cast<v1::DropOrder>(p.order));  // the enums share their values
   return out;
 }
 
@@ -62,7 +63,14 @@ std::string to_string(const v1::Policy& policy) {
   if (policy.kind() == v1::POLICY_KIND_UNSPECIFIED) return "unspecified";
   char drop[32];
   std::snprintf(drop, sizeof drop, "%g", policy.drop());
-  return std::string(kind_name(policy.kind())) + "(" + drop + ")";
+  std::string order;
+  switch (policy.order()) {
+    case v1::DROP_ORDER_DISP: break;  // frame_aware's default, not spelt out
+    case v1::DROP_ORDER_TAIL: order = ",tail"; break;
+    case v1::DROP_ORDER_THIN: order = ",thin"; break;
+    default: order = ",order " + std::to_string(policy.order()); break;
+  }
+  return std::string(kind_name(policy.kind())) + "(" + drop + order + ")";
 }
 
 const char* class_name(int frame_class) noexcept {

@@ -128,11 +128,20 @@ _KIND_NAMES = {
 }
 
 
+_ORDER_SUFFIXES = {
+    types_pb2.DROP_ORDER_DISP: "",  # frame_aware's default, not spelt out
+    types_pb2.DROP_ORDER_TAIL: ",tail",
+    types_pb2.DROP_ORDER_THIN: ",thin",
+}
+
+
 def policy_text(policy: "types_pb2.Policy") -> str:
-    """keep, uniform(0.05), differential(0.1), frame_aware(0.3)."""
+    """keep, uniform(0.05), differential(0.1), frame_aware(0.3), frame_aware(0.3,tail)."""
     name = _KIND_NAMES.get(policy.kind, "unspecified")
-    return name if policy.kind in (types_pb2.POLICY_KIND_KEEP, types_pb2.POLICY_KIND_UNSPECIFIED) \
-        else f"{name}({policy.drop:g})"
+    if policy.kind in (types_pb2.POLICY_KIND_KEEP, types_pb2.POLICY_KIND_UNSPECIFIED):
+        return name
+    order = _ORDER_SUFFIXES.get(policy.order, f",order {policy.order}")
+    return f"{name}({policy.drop:g}{order})"
 
 
 # Addresses: unix:/PATH (or /PATH), tcp:HOST:PORT, tcp://HOST:PORT, HOST:PORT, [IPV6]:PORT.

@@ -19,22 +19,38 @@ enum class PolicyKind : std::uint8_t { keep = 0, uniform = 1, differential = 2, 
 const char* to_string(PolicyKind k) noexcept;
 Result<PolicyKind> parse_policy_kind(const std::string& name);
 
+// frame_aware's drop order: which whole frames go first (docs/REPLICATION.md,
+// Drop orders). disp: disp frames, then GOP tails, then whole GOPs (the
+// default); tail: GOP tails first, disp and diff frames alike, as one run
+// ending at the next ref frame; thin: disp frames spread evenly over the
+// stream, then GOP tails, then whole GOPs.
+enum class DropOrder : std::uint8_t { disp = 0, tail = 1, thin = 2 };
+const char* to_string(DropOrder o) noexcept;
+// "disp", "tail" or "thin"; the error names the problem.
+Result<DropOrder> parse_drop_order(const std::string& name);
+
 struct Policy {
   PolicyKind kind = PolicyKind::keep;
   double drop = 0.0;  // long-run fraction p of the stream's bytes, in [0, 1]
+  DropOrder order = DropOrder::disp;  // frame_aware only (validate refuses another on other kinds)
 
   static Policy keep() { return {PolicyKind::keep, 0.0}; }
   static Policy uniform(double p) { return {PolicyKind::uniform, p}; }
   static Policy differential(double p) { return {PolicyKind::differential, p}; }
-  static Policy frame_aware(double p) { return {PolicyKind::frame_aware, p}; }
+  static Policy frame_aware(double p, DropOrder o = DropOrder::disp) {
+    return {PolicyKind::frame_aware, p, o};
+  }
   bool operator==(const Policy&) const = default;
 };
 
-// "keep", "uniform(0.05)", ...
+// "keep", "uniform(0.05)", "frame_aware(0.2)" (order disp),
+// "frame_aware(0.2,tail)", ...
 std::string to_string(const Policy& p);
-// Parses what to_string prints; the error names the problem.
+// Parses what to_string prints (spaces allowed after the comma); the error
+// names the problem.
 Result<Policy> parse_policy(const std::string& text);
-// p inside [0, 1], keep with p = 0.
+// p inside [0, 1], keep with p = 0, an order other than disp on frame_aware
+// only.
 Status validate(const Policy& p);
 
 // Per policy kind, QoC as a function of packet loss, given at sample points

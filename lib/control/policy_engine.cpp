@@ -27,7 +27,9 @@ Policy effective_policy(std::span<const Policy> policies) {
   if (policies.empty()) return Policy::keep();
   Policy eff = policies.front();
   for (const auto& p : policies) {
-    if (p.kind == PolicyKind::keep || p.kind != eff.kind) return Policy::keep();
+    // Another kind, or frame_aware with another drop order (other frames go
+    // first): nothing common to drop at the sensor.
+    if (p.kind == PolicyKind::keep || p.kind != eff.kind || p.order != eff.order) return Policy::keep();
     if (p.drop < eff.drop) eff = p;
   }
   return eff.drop > 0 ? eff : Policy::keep();
@@ -35,9 +37,11 @@ Policy effective_policy(std::span<const Policy> policies) {
 
 Policy edge_share(const Policy& wanted, const Policy& sensor) {
   if (sensor.kind == PolicyKind::keep || sensor.drop <= 0) return wanted;
-  if (wanted.kind != sensor.kind || wanted.drop <= sensor.drop || sensor.drop >= 1) return Policy::keep();
+  if (wanted.kind != sensor.kind || wanted.order != sensor.order || wanted.drop <= sensor.drop ||
+      sensor.drop >= 1)
+    return Policy::keep();
   const double p = 1.0 - (1.0 - wanted.drop) / (1.0 - sensor.drop);
-  return Policy{wanted.kind, std::clamp(p, 0.0, 1.0)};
+  return Policy{wanted.kind, std::clamp(p, 0.0, 1.0), wanted.order};
 }
 
 const char* to_string(LoopAction a) noexcept {

@@ -175,6 +175,11 @@ void to_proto(const Policy& p, v1::Policy* out) {
     case PolicyKind::frame_aware: out->set_kind(v1::POLICY_KIND_FRAME_AWARE); break;
   }
   out->set_drop(p.drop);
+  switch (p.order) {
+    case DropOrder::disp: out->set_order(v1::DROP_ORDER_DISP); break;
+    case DropOrder::tail: out->set_order(v1::DROP_ORDER_TAIL); break;
+    case DropOrder::thin: out->set_order(v1::DROP_ORDER_THIN); break;
+  }
 }
 
 Result<Policy> from_proto(const v1::Policy& in, const std::string& field) {
@@ -192,6 +197,14 @@ Result<Policy> from_proto(const v1::Policy& in, const std::string& field) {
     return bad_field(field + ".drop", "is " + std::to_string(in.drop()) + ", not in [0, 1]",
                      "give the long-run fraction of bytes to drop, e.g. 0.05");
   p.drop = p.kind == PolicyKind::keep ? 0.0 : in.drop();
+  switch (in.order()) {
+    case v1::DROP_ORDER_DISP: p.order = DropOrder::disp; break;
+    case v1::DROP_ORDER_TAIL: p.order = DropOrder::tail; break;
+    case v1::DROP_ORDER_THIN: p.order = DropOrder::thin; break;
+    default:
+      return bad_field(field + ".order", "is " + std::to_string(in.order()) + ", not a drop order",
+                       "set DROP_ORDER_DISP, _TAIL or _THIN (frame_aware only), or leave it unset");
+  }
   if (in.kind() == v1::POLICY_KIND_KEEP && in.drop() != 0)
     return bad_field(field + ".drop", "must be 0 for keep", "leave drop unset for keep");
   if (auto v = validate(p); !v) {

@@ -54,6 +54,10 @@ class Messages(unittest.TestCase):
         self.assertEqual(qc.policy_text(P(kind=types_pb2.POLICY_KIND_KEEP)), "keep")
         self.assertEqual(qc.policy_text(P(kind=types_pb2.POLICY_KIND_UNIFORM, drop=0.05)), "uniform(0.05)")
         self.assertEqual(qc.policy_text(P(kind=types_pb2.POLICY_KIND_FRAME_AWARE, drop=0.3)), "frame_aware(0.3)")
+        self.assertEqual(qc.policy_text(P(kind=types_pb2.POLICY_KIND_FRAME_AWARE, drop=0.3,
+                                          order=types_pb2.DROP_ORDER_TAIL)), "frame_aware(0.3,tail)")
+        self.assertEqual(qc.policy_text(P(kind=types_pb2.POLICY_KIND_FRAME_AWARE, drop=0.3,
+                                          order=types_pb2.DROP_ORDER_THIN)), "frame_aware(0.3,thin)")
 
     def test_register_request(self):
         # No address in it: qocnetd takes the copies' destination from the

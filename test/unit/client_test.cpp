@@ -163,6 +163,24 @@ TEST_CASE("policies: the library's spelling to messages and back", "[unit][clien
   CHECK(std::string(kind_name(v1::POLICY_KIND_FRAME_AWARE)) == "frame_aware");
 }
 
+TEST_CASE("policies: frame_aware's drop order to messages and back", "[unit][client]") {
+  struct Case { const char* text; v1::DropOrder order; const char* printed; };
+  for (auto c : {Case{"frame_aware(0.2)", v1::DROP_ORDER_DISP, "frame_aware(0.2)"},
+                 Case{"frame_aware(0.2,tail)", v1::DROP_ORDER_TAIL, "frame_aware(0.2,tail)"},
+                 Case{"frame_aware(0.2, thin)", v1::DROP_ORDER_THIN, "frame_aware(0.2,thin)"},
+                 Case{"frame_aware(0.2,disp)", v1::DROP_ORDER_DISP, "frame_aware(0.2)"}}) {
+    INFO(c.text);
+    auto p = client::parse_policy(c.text);
+    REQUIRE(p.ok());
+    CHECK(p->kind() == v1::POLICY_KIND_FRAME_AWARE);
+    CHECK(p->order() == c.order);
+    CHECK(to_string(*p) == c.printed);
+  }
+  auto bad = client::parse_policy("uniform(0.1,tail)");
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.error().message, Catch::Contains("frame_aware's"));
+}
+
 TEST_CASE("the QoC table as YAML reads back as the same table", "[unit][client]") {
   const QocTable paper = QocTable::paper_default();
   v1::QocTable msg;

@@ -302,7 +302,8 @@ int main(int argc, char** argv) {
   policy_set->add_option("PROCESS", a, "Process name")->required();
   policy_set->add_option("STREAM", stream, "SRC:SPORT->:DPORT")->required();
   policy_set->add_option("POLICY", policy,
-                         "keep, uniform(P), differential(P) or frame_aware(P), P in [0, 1]")
+                         "keep, uniform(P), differential(P), frame_aware(P) or frame_aware(P,ORDER), "
+                         "P in [0, 1], ORDER disp, tail or thin")
       ->required();
   on(policy_set, [&](C& ctl) { return ctl.policy_set(a, stream, policy); });
 
