@@ -152,6 +152,8 @@ struct qoc_proc {
 	__be32 ip4;      /* destination IPv4 address (0: keep the sensor's) */
 	__u32 flags;     /* QOC_PROC_F_* */
 };
+	QOC_ORDER_TAIL = 1, /* GOP tails first (disp and diff frames alike), then whole GOPs */
+	QOC_ORDER_THIN = 2, /* disp frames spread evenly, then GOP tails, then whole GOPs */
 
 /* The port is a veth whose other end lives in another namespace: the copy
  * that takes the frame itself goes with bpf_redirect_peer, straight into the
@@ -222,7 +224,9 @@ struct qoc_fstate {
 	__u8 joined;      /* edge: the target has had the stream's video from a
 			   * random access point on; 0 (a new or re-joining
 			   * target): its video is held until the next one */
-	__u8 pad;
+	__u8 gop_len;     /* frames of the GOP before the current one (its ref
+			   * frame and the frames after it, at most 255; 0: none
+			   * seen): TAIL's estimate of the current GOP's length */
 	__u16 join_epoch; /* sensor: the policy's join epoch this stream's
 			   * video restarted at (see qoc_target.join) */
 };

@@ -69,16 +69,85 @@ static __always_inline __u64 qoc_frame_bytes(struct qoc_stream *st, int c)
 	return n ? st->bytes[c & 3] / n : 0;
 }
 
+/* Branch-free helpers for qoc_deliver's target loop: BPF has no conditional
+ * set or move, so a comparison is a jump, and every jump in the loop splits
+ * the verifier's states at every target (docs/REPLICATION.md, Verifier).
+ * The empty asm hides a value from the compiler, which would otherwise turn
+ * the arithmetic back into a comparison or a select. All values < 2^63. */
+static __always_inline __u64 qoc_hide(__u64 x)
+{
+	asm volatile("" : "+r"(x));
+	return x;
+}
+
+/* 1 if a == b, else 0. */
+static __always_inline __u64 qoc_is_eq(__u64 a, __u64 b)
+{
+	__u64 x = qoc_hide(a ^ b);
+
+	return qoc_hide(((x | -x) >> 63) ^ 1);
+}
+
+/* 1 if a < b, else 0. */
+static __always_inline __u64 qoc_is_lt(__u64 a, __u64 b)
+{
+	return qoc_hide((qoc_hide(a) - b) >> 63);
+}
+
+/* THIN while p is within the disp share, or before a whole GOP was seen
+ * (docs/REPLICATION.md, Drop orders): 1, else 0 (another order, or THIN
+ * beyond the disp share, which then counts as DISP does). *q: the share of
+ * the disp frames to drop then, in ppm: the bytes p asks for over the disp
+ * bytes, from the stream's recent mix, at most all of them. Without a
+ * branch. */
+static __always_inline __u64 qoc_fa_thin(struct qoc_target *t, struct qoc_stream *st, __u64 *q)
+{
+	__u64 disp = st->win[QOC_CLASS_DISP];
+	__u64 total = st->win[QOC_CLASS_OTHER] + disp + st->win[QOC_CLASS_DIFF] + st->win[QOC_CLASS_REF];
+	__u64 want = total * t->drop_ppm / QOC_PPM;
+	__u64 share = want * QOC_PPM / (disp | 1);
+	__u64 over = qoc_is_lt(QOC_PPM, share);
+	__u64 within = 1 - qoc_is_lt(disp, want) * (1 - qoc_is_lt(st->ref_frames, 2));
+
+	*q = share * (1 - over) + QOC_PPM * over; /* min(share, 10^6) */
+	return qoc_is_eq(t->order, QOC_ORDER_THIN) * within;
+}
+
+/* TAIL: whether the GOP's tail starts at this non-ref frame. The tail is
+ * every frame from here to the next ref frame (the GOP taken as long as the
+ * one before it, else as the stream's mean; f the mean non-ref frame's
+ * bytes); it starts here when that leaves the debt expected at the GOP's end
+ * nearer zero than starting at the next frame would:
+ * debt + p x tail - 10^6 x tail >= -10^6 x f / 2. */
+static __always_inline int qoc_fa_tail_starts(struct qoc_fstate *fs, struct qoc_stream *st, __u32 drop_ppm)
+{
+	__u32 refs = st->class_frames[QOC_CLASS_REF];
+	__u32 gop = fs->gop_len;
+	if (!gop)
+		gop = refs ? st->frames / refs : 1;
+	__u32 left = gop > fs->pos ? gop - fs->pos : 1;
+	__u32 n = st->class_frames[QOC_CLASS_DISP] + st->class_frames[QOC_CLASS_DIFF];
+	__u64 f = n ? (st->bytes[QOC_CLASS_DISP] + st->bytes[QOC_CLASS_DIFF]) / n : 0;
+	__u32 keep_ppm = drop_ppm < QOC_PPM ? QOC_PPM - drop_ppm : 0;
+	__s64 need = (__s64)((__u64)keep_ppm * left * f) - (__s64)(QOC_PPM / 2) * (__s64)f;
+
+	return fs->debt >= need;
+}
+
 /* frame_aware: the decision for a frame of class c, taken at its first
  * datagram. Error diffusion in whole frames: a unit is dropped when the debt
- * reaches half its expected size. */
+ * reaches half its expected size. `order` (enum qoc_order) says which frames
+ * go first; THIN decides as DISP (its evenness comes from its debt rate,
+ * qoc_fa_rate), TAIL starts a GOP's tail at any non-ref frame. Until a whole
+ * GOP was seen, every order drops disp frames only. */
 static __always_inline __u8 qoc_fa_decide(struct qoc_fstate *fs, struct qoc_stream *st, __u8 c,
-					  __u32 drop_ppm)
+					  __u32 drop_ppm, __u8 order)
 {
 	int level = qoc_fa_level(st, drop_ppm);
 	__s64 half = QOC_PPM / 2;
 
 	if (c == QOC_CLASS_REF) {
+		fs->gop_len = fs->pos < 255 ? fs->pos + 1 : 255;
 		fs->pos = 0;
 		fs->tail_drop = 0;
 		fs->gop_drop = level == 2 && fs->debt >= half * (__s64)qoc_frame_bytes(st, QOC_CLASS_REF);
@@ -87,6 +156,14 @@ static __always_inline __u8 qoc_fa_decide(struct qoc_fstate *fs, struct qoc_stre
 	fs->pos++;
 	if (fs->gop_drop || fs->tail_drop)
 		return 1; /* it may depend on a dropped frame */
+	if (order == QOC_ORDER_TAIL && st->ref_frames >= 2) {
+		/* Beyond the non-ref share every non-ref frame goes (level 2). */
+		if (level == 2 || qoc_fa_tail_starts(fs, st, drop_ppm)) {
+			fs->tail_drop = 1;
+			return 1;
+		}
+		return 0;
+	}
 	if (c == QOC_CLASS_DISP)
 		return level >= 1 || fs->debt >= half * (__s64)qoc_frame_bytes(st, QOC_CLASS_DISP);
 	if (level == 0)
@@ -125,15 +202,31 @@ static __always_inline int qoc_fa_drops(struct qoc_target *t, struct qoc_stream 
 {
 	if (!fs)
 		return 0;
-	fs->debt += (__s64)t->drop_ppm * len;
+	/* THIN within the disp share counts in disp frames, not bytes: each
+	 * disp frame adds q of a mean disp frame m at its start, each dropped
+	 * one takes m; so the drops are spread evenly over the disp frames
+	 * whatever their sizes and the bytes of the frames around them (a
+	 * debt in bytes would drop the disp frames after a large ref frame in
+	 * a run). Branch-free: `thin` is 0 or 1. */
+	__u64 q = 0;
+	__u64 thin = qoc_fa_thin(t, st, &q);
+	__s64 per_byte = (__s64)(1 - thin);
+	fs->debt += per_byte * (__s64)t->drop_ppm * len;
 	__u32 flags = skb->cb[QOC_CB_FLAGS];
 	if (!(flags & QOC_F_VIDEO) || (flags & QOC_F_UNPARSED))
 		return 0; /* no frame, or packets of frames not known (its debt stays) */
 	__u32 frame = skb->cb[QOC_CB_FRAMES];
 	if ((flags & QOC_F_NEW_FRAME) && frame != fs->cur_frame) {
+		__u8 c = skb->cb[QOC_CB_HISTORY] & 3;
+		__s64 m = (__s64)(st->bytes[QOC_CLASS_DISP] / (st->class_frames[QOC_CLASS_DISP] | 1));
+		/* THIN: this frame, if disp, adds q x m; the frame before it, if
+		 * it was dropped, takes m (here, before the next decision, so
+		 * that the decisions follow no branch of their own). */
+		__s64 frames = (__s64)(qoc_is_eq(c, QOC_CLASS_DISP) * q) - (__s64)fs->cur_drop * QOC_PPM;
+		fs->debt += (__s64)thin * frames * m;
 		fs->prev_drop = fs->cur_drop;
 		fs->cur_frame = frame;
-		fs->cur_drop = qoc_fa_decide(fs, st, skb->cb[QOC_CB_HISTORY] & 3, t->drop_ppm);
+		fs->cur_drop = qoc_fa_decide(fs, st, c, t->drop_ppm, t->order);
 	}
 	int drop = fs->cur_drop;
 	if (flags & QOC_F_MISALIGNED) {
@@ -142,7 +235,7 @@ static __always_inline int qoc_fa_drops(struct qoc_target *t, struct qoc_stream 
 		drop = drop && fs->prev_drop;
 	}
 	if (drop)
-		fs->debt -= (__s64)QOC_PPM * len;
+		fs->debt -= per_byte * (__s64)QOC_PPM * len;
 	return drop;
 }
 

@@ -360,6 +360,52 @@ TEST_CASE("sensor: frame_aware sends whole frames only", "[kernel][sensor][frame
   }
 }
 
+TEST_CASE("sensor: frame_aware follows its drop order on the uplink", "[kernel][sensor][frame_aware][order]") {
+  SensorFixture fx;
+  std::vector<int> frame_of;
+  const Datagrams dg = cut_at_frames(corpus_ts(12), &frame_of);
+  const std::uint16_t kTail = 40000;
+  REQUIRE_OK(fx.sensor->set_policy(SensorFixture::stream(kTail), Policy::frame_aware(0.25, DropOrder::tail)));
+  auto own = fx.sensor->policy(SensorFixture::stream(kTail));
+  REQUIRE_OK(own);
+  CHECK(*own == Policy::frame_aware(0.25, DropOrder::tail));
+  const auto sent = fx.replay(dg, 1, {kTail});
+  const auto& got = fx.received[kTail].count;
+  // Frames in decode order: kept whole or not at all.
+  std::map<int, int> delivered, size;
+  std::map<int, FrameClass> frame_class;
+  for (std::size_t i = 0; i < dg.size(); ++i) {
+    if (!frame_of[i]) continue;
+    const auto h = fnv(dg[i].data(), dg[i].size());
+    size[frame_of[i]]++;
+    delivered[frame_of[i]] += got.count(h) ? 1 : 0;
+    frame_class.emplace(frame_of[i], fx.class_of.at(h));
+  }
+  // From the second GOP on (before it only disp frames go), what goes in
+  // each GOP is one run ending at its next ref frame, diff frames too.
+  int refs = 0, not_a_tail = 0, diff_dropped = 0, cut = 0;
+  bool dropping = false;
+  for (const auto& [f, n] : delivered) {
+    cut += n != 0 && n != size[f] ? 1 : 0;
+    const FrameClass c = frame_class[f];
+    if (c == FrameClass::ref) {
+      ++refs;
+      dropping = false;
+    }
+    if (refs < 2) continue;
+    if (n == 0) dropping = true;
+    else if (dropping) ++not_a_tail;
+    diff_dropped += n == 0 && c == FrameClass::diff ? 1 : 0;
+  }
+  CHECK(cut == 0);
+  CHECK(not_a_tail == 0);
+  CHECK(diff_dropped > 0);
+  const SensorStreamStats st = fx.check_counters(sent.at(kTail));
+  const double byte_drop = sum4(st.dropped_bytes) / static_cast<double>(sum4(sent.at(kTail).bytes));
+  INFO("dropped " << byte_drop << " of the bytes");
+  CHECK(std::fabs(byte_drop - 0.25) <= 0.02);
+}
+
 TEST_CASE("sensor: a policy change takes effect while the stream flows", "[kernel][sensor]") {
   SensorFixture fx;
   const std::uint16_t kOwn = 40000, kDefault = 40001;
