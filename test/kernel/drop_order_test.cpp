@@ -45,10 +45,14 @@ struct Corpus {
 
 std::uint64_t wire(const std::vector<std::uint8_t>& d) { return 14 + 20 + 8 + d.size(); }
 
-const Corpus& corpus() {
-  static const Corpus made = [] {
+// The corpus with up to `bframes` B-frames in a row (0: I and P frames only).
+const Corpus& corpus(int bframes = 3) {
+  static std::map<int, Corpus> made;
+  auto it = made.find(bframes);
+  if (it != made.end()) return it->second;
+  return made[bframes] = [bframes] {
     Corpus c;
-    c.dg = cut_at_frames(corpus_ts(12), &c.frame_of);
+    c.dg = cut_at_frames(corpus_ts(12, bframes), &c.frame_of);
     auto e = Edge::create();
     REQUIRE_OK(e);
     Capture cap;
@@ -73,7 +77,6 @@ const Corpus& corpus() {
     }
     return c;
   }();
-  return made;
 }
 
 struct Case {
@@ -109,8 +112,8 @@ struct OrderFixture : EdgeFixture {
 
   // Sends the corpus once, paced, while every socket drains; returns the
   // payload hashes each process received.
-  std::vector<std::set<std::uint64_t>> replay() {
-    const auto& dg = corpus().dg;
+  std::vector<std::set<std::uint64_t>> replay(const Corpus& c) {
+    const auto& dg = c.dg;
     std::vector<std::set<std::uint64_t>> got(socks.size());
     std::atomic<bool> running{true};
     std::vector<std::thread> rx;
@@ -159,8 +162,7 @@ struct Outcome {
   std::vector<std::vector<std::uint8_t>> delivered;  // in the order sent
 };
 
-Outcome outcome_of(const std::set<std::uint64_t>& got) {
-  const Corpus& c = corpus();
+Outcome outcome_of(const std::set<std::uint64_t>& got, const Corpus& c) {
   Outcome o;
   for (const auto& [f, idx] : c.frame_dgrams) {
     std::size_t n = 0;
@@ -192,8 +194,7 @@ std::vector<std::vector<int>> gops_after_first(const Corpus& c) {
 // Checks common to every order: the byte share, and that the delivered
 // frames decode (in each GOP nothing after a dropped diff frame or a dropped
 // ref frame; ffmpeg reports no error).
-void check_common(const Case& k, const Outcome& o, const TargetStats& s) {
-  const Corpus& c = corpus();
+void check_common(const Case& k, const Outcome& o, const TargetStats& s, const Corpus& c) {
   const double dropped = static_cast<double>(sum4(s.dropped_bytes)) / static_cast<double>(c.total_bytes);
   INFO("dropped " << dropped << " of the bytes");
   CHECK(std::fabs(dropped - k.p) <= 0.02);
@@ -238,16 +239,16 @@ TEST_CASE("frame_aware's drop orders: each drops whole frames at p, in its own s
   for (DropOrder o : {DropOrder::disp, DropOrder::tail, DropOrder::thin})
     for (double p : ps) cases.push_back({o, p});
   OrderFixture fx(cases);
-  const auto got = fx.replay();
+  const auto got = fx.replay(c);
   const auto gops = gops_after_first(c);
   REQUIRE(gops.size() > 30);
 
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const Case& k = cases[i];
     INFO(to_string(Policy::frame_aware(k.p, k.order)));
-    const Outcome o = outcome_of(got[i]);
+    const Outcome o = outcome_of(got[i], c);
     const TargetStats s = fx.stats_of(i);
-    check_common(k, o, s);
+    check_common(k, o, s, c);
     // Dropped frames of each class, and in decode order.
     std::map<FrameClass, int> dropped;
     std::vector<int> dropped_frames;
@@ -323,4 +324,35 @@ TEST_CASE("frame_aware's drop orders: each drops whole frames at p, in its own s
       CHECK(widest <= 2 * mean + 1);
     }
   }
+}
+
+TEST_CASE("frame_aware's thin on a stream that allows no thinning drops GOP tails",
+          "[kernel][replication][frame_aware][order]") {
+  // I and P frames only: every P frame is referenced by the next, so no
+  // frame can go alone (no disp class): thin drops GOP tails, sized by the
+  // debt as disp's level 1, spread over the GOPs, and every delivered frame
+  // decodes.
+  const Corpus& c = corpus(0);
+  REQUIRE(share(c, FrameClass::disp) == 0);
+  const Case k{DropOrder::thin, 0.20};
+  OrderFixture fx({k});
+  const auto got = fx.replay(c);
+  const auto gops = gops_after_first(c);
+  REQUIRE(gops.size() > 30);
+  const Outcome o = outcome_of(got[0], c);
+  check_common(k, o, fx.stats_of(0), c);
+  int not_a_tail = 0, tails = 0, refs = 0;
+  for (const auto& g : gops) {
+    bool dropping = false;
+    for (int f : g) {
+      if (!o.kept.at(f)) dropping = true;
+      else if (dropping) ++not_a_tail;
+      refs += c.frame_class.at(f) == FrameClass::ref && !o.kept.at(f) ? 1 : 0;
+    }
+    tails += dropping ? 1 : 0;
+  }
+  INFO(tails << " of " << gops.size() << " GOPs lost a tail");
+  CHECK(not_a_tail == 0);
+  CHECK(refs == 0);
+  CHECK(tails >= static_cast<int>(gops.size()) * 3 / 4);
 }

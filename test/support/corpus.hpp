@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -24,23 +25,24 @@ inline std::uint64_t fnv(const std::uint8_t* p, std::size_t n) {
   return h;
 }
 
-// A TS file made once per test run: 640x480 H.264 with B-frames
-// (non-reference), a GOP of `gop` frames.
-inline const std::vector<std::uint8_t>& corpus_ts(int gop) {
-  static std::map<int, std::vector<std::uint8_t>> made;
-  auto it = made.find(gop);
+// A TS file made once per test run: 640x480 H.264 with up to `bframes`
+// B-frames in a row (non-reference; 0: none, every frame after the key frame
+// a P frame referenced by the next), a GOP of `gop` frames.
+inline const std::vector<std::uint8_t>& corpus_ts(int gop, int bframes = 3) {
+  static std::map<std::pair<int, int>, std::vector<std::uint8_t>> made;
+  auto it = made.find({gop, bframes});
   if (it != made.end()) return it->second;
   const std::string path = "/tmp/qocnet-corpus-" + std::to_string(::getpid()) + ".ts";
   auto r = testbed::run({"ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
                          "testsrc2=size=640x480:rate=25", "-t", "20", "-c:v", "libx264", "-preset",
-                         "veryfast", "-b:v", "4M", "-bf", "3", "-g", std::to_string(gop),
+                         "veryfast", "-b:v", "4M", "-bf", std::to_string(bframes), "-g", std::to_string(gop),
                          "-x264-params", "b-pyramid=none", "-f", "mpegts", path});
   INFO(describe(r));
   REQUIRE(r.ok());
   std::ifstream f(path, std::ios::binary);
   std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(f)), {});
   ::unlink(path.c_str());
-  return made[gop] = std::move(data);
+  return made[{gop, bframes}] = std::move(data);
 }
 
 // ffmpeg's default UDP output: 7 TS packets per datagram, whatever the frames.
