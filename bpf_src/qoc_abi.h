@@ -58,8 +58,13 @@ struct qoc_stream_key {
 enum qoc_scan_phase {
 	QOC_SCAN_SEEK = 0,    /* looking for a 00 00 01 start code */
 	QOC_SCAN_NAL = 1,     /* the next byte is a NAL unit header */
-	QOC_SCAN_SLICE = 2,   /* collecting an H.264 slice header's first bytes */
+	QOC_SCAN_SLICE = 2,   /* collecting a slice header's first bytes */
 	QOC_SCAN_DONE = 3,    /* the frame's class is known */
+	QOC_SCAN_PPS = 4,     /* collecting an HEVC PPS's first bytes, then SEEK */
+	/* A flag on SEEK, NAL and PPS: the frame's class is known already
+	 * (random_access_indicator), and the scanner reads on to the frame's
+	 * first slice only to learn an HEVC PPS on the way. */
+	QOC_SCAN_LEARN = 8,
 };
 
 /* qoc_streams value: what the DPI learnt of a stream, and its counters. */
@@ -70,11 +75,11 @@ struct qoc_stream {
 	__u8 frame_class;   /* class of the current frame (REF while pending) */
 	__u8 scan_phase;    /* enum qoc_scan_phase */
 	__u8 scan_zeros;    /* zero bytes just seen (0..3) */
-	__u8 scan_nbytes;   /* slice header bytes collected */
+	__u8 scan_nbytes;   /* bytes collected after a NAL header's first byte */
 	__u8 video_cc;      /* last continuity counter on the video PID */
 	__u8 has_cc;        /* video_cc is valid */
-	__u8 pad0;
-	__u32 scan_acc;     /* slice header bytes, big endian */
+	__u8 hevc_pps_seen; /* hevc_pps holds a PPS of this stream's video */
+	__u32 scan_acc;     /* slice header or PPS bytes, big endian */
 	__u32 frames;       /* PES starts seen on the video PID */
 	__u16 history;      /* classes of the last 8 frames, 2 bits each, newest low */
 	__u16 ref_frames;   /* frames found ref so far (saturates at 65535) */
@@ -92,6 +97,13 @@ struct qoc_stream {
 	 * so they follow a mix that changes (a scene change, or a sensor that
 	 * starts dropping the least valuable classes upstream). */
 	__u64 win[QOC_NUM_CLASSES];
+	/* HEVC: the first 4 bytes of the last PPS seen (after its NAL header),
+	 * where the slice headers' num_extra_slice_header_bits comes from. */
+	__u32 hevc_pps;
+	/* HEVC frames whose slice_type was read without a PPS of theirs seen
+	 * (none yet, or another pps_id): num_extra_slice_header_bits taken
+	 * as 0, its default (docs/DPI.md, HEVC intra pictures). */
+	__u32 hevc_pps_unknown;
 };
 
 /* qoc_counters (one per-CPU entry): what the parser met, datagram by datagram.

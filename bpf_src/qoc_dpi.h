@@ -122,7 +122,7 @@ static __always_inline void qoc_dpi_finish(struct __sk_buff *skb, struct qoc_str
 		flags |= QOC_F_PSI;
 	if (w->new_frame)
 		flags |= QOC_F_NEW_FRAME;
-	if (st->scan_phase != QOC_SCAN_DONE)
+	if (!qoc_class_known(st->scan_phase))
 		flags |= QOC_F_PENDING;
 	if (w->misaligned)
 		flags |= QOC_F_MISALIGNED;

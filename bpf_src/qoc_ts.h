@@ -8,7 +8,10 @@
  *   H.264: random_access_indicator, IDR (NAL 5) or an I/SI slice -> ref;
  *          another slice with nal_ref_idc != 0 -> diff; nal_ref_idc = 0 -> disp.
  *   HEVC:  IRAP (NAL 16..23) -> ref; sub-layer non-reference (even <= 14)
- *          -> disp; any other slice -> diff.
+ *          -> disp; another reference picture (TRAIL_R, TSA_R, STSA_R,
+ *          RADL_R, RASL_R) whose first slice segment is I -> ref; any other
+ *          slice -> diff. The slice header's num_extra_slice_header_bits
+ *          comes from the stream's last PPS (qoc_hevc_slice_class).
  * A frame is ref until its class is known (its parameter sets and SEI must
  * not be dropped anyway); the scanner carries its state across TS packets and
  * datagrams until it meets the first slice header of the frame. */
@@ -83,6 +86,12 @@ static __always_inline int qoc_ue(__u32 *bits, __u32 *used)
 	return code - 1;
 }
 
+/* Bytes the scanner collects after a NAL unit header's first byte: HEVC's
+ * second header byte, then 4 bytes of the slice header or PPS. H.264's header
+ * has one byte: its slice collection starts at 1, so 4 bytes of the slice
+ * header. Either way scan_acc ends up holding the 4 bytes after the header. */
+#define QOC_SCAN_NBYTES 5
+
 /* first_mb_in_slice, then slice_type: I (2, 7) and SI (4, 9) make a ref frame. */
 static __always_inline __u8 qoc_h264_slice_class(__u32 acc)
 {
@@ -97,32 +106,101 @@ static __always_inline __u8 qoc_h264_slice_class(__u32 acc)
 	return (type == 2 || type == 4) ? QOC_CLASS_REF : QOC_CLASS_DIFF;
 }
 
-/* A NAL unit header byte (the first one, for HEVC). */
-static __always_inline void qoc_nal_header(qoc_vstream *vs, __u8 codec, __u8 b)
+/* An HEVC PPS's first 4 bytes: pps_pic_parameter_set_id ue(v),
+ * pps_seq_parameter_set_id ue(v), dependent_slice_segments_enabled_flag,
+ * output_flag_present_flag, num_extra_slice_header_bits u(3). Returns
+ * pps_id | num_extra_slice_header_bits << 8, or -1 when the ids are out of
+ * their ranges (0..63, 0..15) or do not fit. */
+static __always_inline int qoc_hevc_pps(__u32 acc)
+{
+	__u32 used = 0;
+	int pps_id = qoc_ue(&acc, &used);
+	int sps_id = qoc_ue(&acc, &used);
+
+	if (pps_id < 0 || pps_id > 63 || sps_id < 0 || sps_id > 15 || used + 5 > 32)
+		return -1;
+	return pps_id | (int)(((acc >> 27) & 7) << 8);
+}
+
+/* The first slice segment header of an HEVC reference picture that is not an
+ * IRAP (so no no_output_of_prior_pics_flag): first_slice_segment_in_pic_flag
+ * u(1), slice_pic_parameter_set_id ue(v), num_extra_slice_header_bits x
+ * slice_reserved_flag u(1), slice_type ue(v): I (2) makes a ref frame, P (1)
+ * and B (0) a diff one. num_extra_slice_header_bits comes from the stream's
+ * last PPS when its pps_id is the slice's; otherwise it is taken as 0 (its
+ * default) and the frame is counted in hevc_pps_unknown. A first segment that
+ * is not the picture's (a PES that does not start with its picture) cannot be
+ * read without the SPS: ref, as any frame whose class is not known. */
+static __always_inline __u8 qoc_hevc_slice_class(struct qoc_stream *st)
+{
+	__u32 acc = st->scan_acc;
+	__u32 used = 1;
+
+	if (!(acc >> 31))
+		return QOC_CLASS_REF;
+	acc <<= 1;
+	int pps_id = qoc_ue(&acc, &used);
+	if (pps_id < 0)
+		return QOC_CLASS_REF;
+	int pps = st->hevc_pps_seen ? qoc_hevc_pps(st->hevc_pps) : -1;
+	__u32 extra = 0;
+	if (pps >= 0 && (pps & 0xff) == pps_id)
+		extra = (pps >> 8) & 7;
+	else
+		st->hevc_pps_unknown++;
+	acc <<= extra;
+	used += extra;
+	int type = qoc_ue(&acc, &used);
+	if (type < 0)
+		return QOC_CLASS_REF;
+	return type == 2 ? QOC_CLASS_REF : QOC_CLASS_DIFF;
+}
+
+/* The scanner collects the bytes after a NAL unit header from `nbytes` on. */
+static __always_inline void qoc_collect(qoc_vstream *vs, __u8 phase, __u8 nbytes)
+{
+	vs->scan_phase = phase;
+	vs->scan_nbytes = nbytes;
+	vs->scan_acc = 0;
+}
+
+/* The current frame's class is known (the scanner may still read on for
+ * the PPS: QOC_SCAN_LEARN). */
+static __always_inline int qoc_class_known(__u8 phase)
+{
+	return phase == QOC_SCAN_DONE || (phase & QOC_SCAN_LEARN);
+}
+
+/* A NAL unit header byte (the first one, for HEVC). `learn`: the frame's
+ * class is known; only a PPS is of interest, up to the first slice. */
+static __always_inline void qoc_nal_header(qoc_vstream *vs, __u8 codec, __u8 b, __u8 learn)
 {
 	if (codec == QOC_CODEC_HEVC) {
 		__u8 t = (b >> 1) & 0x3f;
-		if (t >= 16 && t <= 23)
+		if (t == 34)
+			qoc_collect(vs, QOC_SCAN_PPS | learn, 0);
+		else if (t >= 32)
+			vs->scan_phase = QOC_SCAN_SEEK | learn; /* VPS, SPS, AUD, SEI, ... */
+		else if (learn)
+			vs->scan_phase = QOC_SCAN_DONE; /* the first slice: no PPS after it */
+		else if (t >= 16 && t <= 23)
 			qoc_decide(vs, QOC_CLASS_REF);
 		else if (t <= 14 && !(t & 1))
 			qoc_decide(vs, QOC_CLASS_DISP);
-		else if (t < 32)
+		else if (t <= 9) /* TRAIL_R, TSA_R, STSA_R, RADL_R, RASL_R */
+			qoc_collect(vs, QOC_SCAN_SLICE, 0);
+		else /* reserved VCL types */
 			qoc_decide(vs, QOC_CLASS_DIFF);
-		else
-			vs->scan_phase = QOC_SCAN_SEEK; /* VPS, SPS, PPS, AUD, SEI, ... */
 		return;
 	}
 	__u8 t = b & 0x1f;
 	if (t == 5) {
 		qoc_decide(vs, QOC_CLASS_REF);
 	} else if (t >= 1 && t <= 2) { /* non-IDR slice, or its partition A */
-		if (!(b & 0x60)) {
+		if (!(b & 0x60))
 			qoc_decide(vs, QOC_CLASS_DISP);
-		} else {
-			vs->scan_phase = QOC_SCAN_SLICE;
-			vs->scan_nbytes = 0;
-			vs->scan_acc = 0;
-		}
+		else
+			qoc_collect(vs, QOC_SCAN_SLICE, 1);
 	} else {
 		vs->scan_phase = QOC_SCAN_SEEK; /* SEI, SPS, PPS, AUD, ... */
 	}
@@ -139,38 +217,50 @@ static __always_inline void qoc_scan_es(struct qoc_stream *st, __u8 codec, __u8 
 	for (__u32 k = 0; k < QOC_TS_SIZE - 4; k++) {
 		__u32 j = from + k;
 		__u8 phase = vs->scan_phase;
+		__u8 learn = phase & QOC_SCAN_LEARN;
 		if (j >= QOC_TS_SIZE || phase == QOC_SCAN_DONE ||
-		    (phase == QOC_SCAN_SLICE && vs->scan_nbytes >= 4))
+		    (phase == QOC_SCAN_SLICE && vs->scan_nbytes >= QOC_SCAN_NBYTES))
 			break;
 		__u8 *q = p + (j & 0xff);
 		if ((void *)(q + 1) > end)
 			break; /* cannot happen (p has 188 bytes); ends the impossible path */
 		__u8 b = *q;
+		phase &= ~QOC_SCAN_LEARN;
 		if (phase == QOC_SCAN_SEEK) {
 			if (b == 0) {
 				if (vs->scan_zeros < 3)
 					vs->scan_zeros++;
 			} else {
 				if (b == 1 && vs->scan_zeros >= 2)
-					vs->scan_phase = QOC_SCAN_NAL;
+					vs->scan_phase = QOC_SCAN_NAL | learn;
 				vs->scan_zeros = 0;
 			}
 		} else if (phase == QOC_SCAN_NAL) {
-			qoc_nal_header(vs, codec, b);
-		} else { /* QOC_SCAN_SLICE: the slice header's first 4 bytes */
-			vs->scan_acc = (vs->scan_acc << 8) | b;
-			vs->scan_nbytes++;
+			qoc_nal_header(vs, codec, b, learn);
+		} else { /* QOC_SCAN_SLICE, QOC_SCAN_PPS: the bytes after the NAL header */
+			__u32 acc = (vs->scan_acc << 8) | b;
+			__u8 n = vs->scan_nbytes + 1;
+			vs->scan_acc = acc;
+			vs->scan_nbytes = n;
+			if (phase == QOC_SCAN_PPS && n >= QOC_SCAN_NBYTES) {
+				/* Kept as read; decoded at the next slice that needs it. */
+				vs->hevc_pps = acc;
+				vs->hevc_pps_seen = 1;
+				vs->scan_phase = QOC_SCAN_SEEK | learn;
+				vs->scan_zeros = b == 0; /* a start code may begin here */
+			}
 		}
 	}
 	/* Decoded once, outside the byte loop. */
-	if (st->scan_phase == QOC_SCAN_SLICE && st->scan_nbytes >= 4)
-		qoc_decide(st, qoc_h264_slice_class(st->scan_acc));
+	if (st->scan_phase == QOC_SCAN_SLICE && st->scan_nbytes >= QOC_SCAN_NBYTES)
+		qoc_decide(st, codec == QOC_CODEC_HEVC ? qoc_hevc_slice_class(st)
+						       : qoc_h264_slice_class(st->scan_acc));
 }
 
 /* Adds the current frame's class (ref while not known) to the datagram's. */
 static __always_inline void qoc_add_video_class(struct qoc_stream *st, struct qoc_walk *d)
 {
-	__u8 cls = st->scan_phase == QOC_SCAN_DONE ? st->frame_class : QOC_CLASS_REF;
+	__u8 cls = qoc_class_known(st->scan_phase) ? st->frame_class : QOC_CLASS_REF;
 	if (cls > d->vmax)
 		d->vmax = cls;
 }
@@ -288,6 +378,7 @@ static __always_inline void qoc_parse_pmt(struct qoc_stream *st, __u8 *p,
 				st->video_pid = pid;
 				st->codec = codec;
 				st->has_cc = 0;
+				st->hevc_pps_seen = 0; /* another stream's PPS */
 				st->scan_phase = QOC_SCAN_DONE; /* no frame until the next PES start */
 				st->frame_class = QOC_CLASS_REF;
 			}
@@ -328,8 +419,13 @@ static __always_inline int qoc_video_packet(struct qoc_stream *st, __u8 *p, __u3
 		st->scan_nbytes = 0;
 		st->scan_acc = 0;
 		st->frame_class = QOC_CLASS_REF;
-		if (rai)
+		if (rai) {
 			qoc_decide(st, QOC_CLASS_REF);
+			/* Known, but an HEVC IRAP frame carries the parameter sets:
+			 * read on to its first slice for the PPS. */
+			if (st->codec == QOC_CODEC_HEVC)
+				st->scan_phase = QOC_SCAN_SEEK | QOC_SCAN_LEARN;
+		}
 		/* PES header: 00 00 01 stream_id len(2) flags(2) header_data_length */
 		if (off + 9 > QOC_TS_SIZE || qoc_at(p, off, end) != 0 || qoc_at(p, off + 1, end) != 0 ||
 		    qoc_at(p, off + 2, end) != 1) {

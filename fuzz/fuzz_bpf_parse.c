@@ -81,12 +81,26 @@ static void check_streams(void)
 		if (!qoc_streams_map.used[i])
 			continue;
 		const struct qoc_stream *st = &qoc_streams_vals[i];
-		if (st->scan_phase > QOC_SCAN_DONE)
+		switch (st->scan_phase) {
+		case QOC_SCAN_SEEK: case QOC_SCAN_NAL: case QOC_SCAN_SLICE: case QOC_SCAN_DONE:
+		case QOC_SCAN_PPS:
+			break;
+		case QOC_SCAN_SEEK | QOC_SCAN_LEARN: case QOC_SCAN_NAL | QOC_SCAN_LEARN:
+		case QOC_SCAN_PPS | QOC_SCAN_LEARN:
+			if (st->codec != QOC_CODEC_HEVC)
+				FAIL("scan_phase %u for codec %u", st->scan_phase, st->codec);
+			break;
+		default:
 			FAIL("scan_phase %u", st->scan_phase);
+		}
+		if ((st->scan_phase & QOC_SCAN_LEARN) && st->frame_class != QOC_CLASS_REF)
+			FAIL("scan_phase %u with frame_class %u", st->scan_phase, st->frame_class);
 		if (st->scan_zeros > 3)
 			FAIL("scan_zeros %u", st->scan_zeros);
-		if (st->scan_nbytes > 4)
+		if (st->scan_nbytes > QOC_SCAN_NBYTES)
 			FAIL("scan_nbytes %u", st->scan_nbytes);
+		if (st->hevc_pps_seen > 1)
+			FAIL("hevc_pps_seen %u", st->hevc_pps_seen);
 		if (st->video_cc > 15 || st->has_cc > 1)
 			FAIL("video_cc %u has_cc %u", st->video_cc, st->has_cc);
 		if (st->frame_class > QOC_CLASS_REF)

@@ -97,6 +97,11 @@ H264_B = b"\x00\x00\x01\x01\x9e\x42\x11"   # nal_ref_idc 0: disposable
 HEVC_IDR = b"\x00\x00\x01\x26\x01\xaf"     # IDR_W_RADL (19)
 HEVC_TRAIL_N = b"\x00\x00\x01\x00\x01\xd0"  # TRAIL_N (0): disposable
 HEVC_TRAIL_R = b"\x00\x00\x01\x02\x01\xd0"  # TRAIL_R (1)
+# A PPS (34) with num_extra_slice_header_bits 2, and TRAIL_R pictures whose
+# first slice segment has 2 reserved bits, then slice_type I (ref) or B.
+HEVC_PPS = b"\x00\x00\x01\x44\x01\xc5\xc1\x72\x24"
+HEVC_TRAIL_R_I = b"\x00\x00\x01\x02\x01\xf7\x88\x84"
+HEVC_TRAIL_R_B = b"\x00\x00\x01\x02\x01\xd8\x88\x84"
 
 
 def main():
@@ -114,6 +119,11 @@ def main():
         eth(udp4(PAT + pmt(0x24) + pes(HEVC_IDR, cc=0))),
         eth(udp4(pes(HEVC_TRAIL_R, cc=1) + cont(cc=2))),
         eth(udp4(pes(HEVC_TRAIL_N, cc=3))),
+    ])
+    seed("hevc_intra", [
+        eth(udp4(PAT + pmt(0x24) + pes(HEVC_TRAIL_R_I, cc=0))),  # no PPS seen yet
+        eth(udp4(pes(HEVC_PPS + HEVC_TRAIL_R_I, cc=1))),
+        eth(udp4(pes(HEVC_TRAIL_R_B, cc=2) + cont(cc=3))),
     ])
     seed("vlan_ipv4_options", [
         eth(udp4(psi_dgram), vlans=(0x8100,)),

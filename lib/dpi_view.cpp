@@ -108,6 +108,7 @@ StreamStats stream_stats_of(const qoc_stream_key& k, const qoc_stream& v) {
   s.ts_bad_sync = v.ts_bad_sync;
   s.ts_malformed = v.ts_malformed;
   s.ts_unparsed = v.ts_unparsed;
+  s.hevc_pps_unknown = v.hevc_pps_unknown;
   return s;
 }
 

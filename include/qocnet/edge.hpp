@@ -153,6 +153,9 @@ struct StreamStats {
   std::uint64_t ts_bad_sync = 0;  // datagrams where a TS packet lacked 0x47
   std::uint64_t ts_malformed = 0; // TS/PSI/PES headers that contradict themselves
   std::uint64_t ts_unparsed = 0;  // datagrams with more TS packets than inspected
+  // HEVC frames whose slice_type was read without a PPS of theirs seen on
+  // the stream (num_extra_slice_header_bits taken as 0; docs/DPI.md).
+  std::uint32_t hevc_pps_unknown = 0;
 };
 
 // The parser's tallies over every frame the program saw (summed over CPUs).

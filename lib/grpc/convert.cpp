@@ -333,6 +333,7 @@ void to_proto(const StreamStats& s, v1::StreamStats* out) {
   out->set_ts_bad_sync(s.ts_bad_sync);
   out->set_ts_malformed(s.ts_malformed);
   out->set_ts_unparsed(s.ts_unparsed);
+  out->set_hevc_pps_unknown(s.hevc_pps_unknown);
 }
 
 void to_proto(const DpiCounters& c, v1::DpiCounters* out) {

@@ -7,7 +7,14 @@ same video, on a corpus made here with ffmpeg:
   * FFmpeg's trace_headers bitstream filter (the NAL unit headers and slice
     headers as FFmpeg parses them): H.264 IDR or I/SI slice -> ref,
     nal_ref_idc = 0 -> disp, otherwise diff; HEVC IRAP (16..23) -> ref,
-    sub-layer non-reference types (even, <= 14) -> disp, otherwise diff.
+    sub-layer non-reference types (even, <= 14) -> disp, a reference
+    picture whose first slice segment is I (slice_type 2) -> ref,
+    otherwise diff.
+
+`hevc_intra` holds HEVC intra pictures that are not IRAPs (TRAIL_R with I
+slices): x265 codes a scene cut closer than min-keyint to the last keyframe
+as such a picture. The check requires ffprobe to call them I, so the case
+cannot silently vanish from the corpus if the encoder changes.
 
 Each file must agree on at least 99.9 % of its frames on both, and every
 frame ffprobe sees must have a row. The same holds for pcaps captured (on an
@@ -37,11 +44,20 @@ CORPUS = {
     "h264_b_flat": ["-c:v", "libx264", "-bf", "3", "-g", "50", "-x264-params", "b-pyramid=none"],
     "h264_b_pyramid": ["-c:v", "libx264", "-bf", "3", "-g", "50", "-x264-params", "b-pyramid=normal"],
     "hevc": ["-c:v", "libx265", "-x265-params", "bframes=3:keyint=50:log-level=error"],
+    "hevc_intra": ["-c:v", "libx265", "-x265-params",
+                   "bframes=3:keyint=100:min-keyint=100:scenecut=40:log-level=error"],
     "h264_pid_0x321": ["-c:v", "libx264", "-bf", "2", "-g", "50",
                        "-mpegts_pmt_start_pid", "0x200", "-mpegts_start_pid", "0x321"],
     "h264_with_audio": ["-c:v", "libx264", "-bf", "2", "-g", "50", "-c:a", "mp2"],
 }
 AUDIO = {"h264_with_audio"}
+# name -> (second lavfi source, filter_complex): a scene cut every 0.8 s,
+# where the mandelbrot picture is laid over testsrc2 and taken away again.
+SCENE_CUTS = {"hevc_intra": ("mandelbrot=size=320x240:rate=25",
+                             "[0][1]overlay=enable='lt(mod(t\\,1.6)\\,0.8)'")}
+# name -> how many pictures ffprobe must call I although their NAL type is
+# not an IRAP one (the case the file is there for).
+MIN_NON_IRAP_INTRA = {"hevc_intra": 4}
 
 
 def run(cmd, **kw):
@@ -53,6 +69,9 @@ def make(name, workdir):
     cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", SRC]
     if name in AUDIO:
         cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]
+    if name in SCENE_CUTS:
+        second, graph = SCENE_CUTS[name]
+        cmd += ["-f", "lavfi", "-i", second, "-filter_complex", graph]
     cmd += ["-t", str(SECONDS)] + CORPUS[name] + ["-f", "mpegts", out]
     run(cmd)
     return out
@@ -81,6 +100,12 @@ PACKET_LINE = re.compile(r"Packet: \d+ bytes,.* pts (-?\d+),")
 
 def trace_expected(path, hevc):
     """Expected class per PTS from FFmpeg's parse of the NAL unit headers."""
+    return {pts: classify_nal(vcl, hevc) for pts, vcl in trace_first_vcl(path, hevc).items()}
+
+
+def trace_first_vcl(path, hevc):
+    """(nal_ref_idc, nal_unit_type, slice_type) of each frame's first slice,
+    by PTS, as FFmpeg's trace_headers reads them (nal_ref_idc None for HEVC)."""
     res = subprocess.run(["ffmpeg", "-hide_banner", "-copyts", "-i", path, "-map", "0:v:0",
                           "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"],
                          capture_output=True, text=True)
@@ -92,7 +117,7 @@ def trace_expected(path, hevc):
 
     def close():
         if pts is not None and first_vcl is not None:
-            expected[pts] = classify_nal(first_vcl, hevc)
+            expected[pts] = first_vcl
 
     for line in res.stderr.splitlines():
         m = PACKET_LINE.search(line)
@@ -108,9 +133,7 @@ def trace_expected(path, hevc):
             ref_idc = value
         elif field == "nal_unit_type":
             nal_type = value
-            if hevc and nal_type < 32:
-                first_vcl = (None, nal_type, None)
-        elif field == "slice_type" and not hevc and nal_type in (1, 2, 5):
+        elif field == "slice_type" and (nal_type < 32 if hevc else nal_type in (1, 2, 5)):
             first_vcl = (ref_idc, nal_type, value)
     close()
     return expected
@@ -123,7 +146,7 @@ def classify_nal(vcl, hevc):
             return "ref"
         if nal_type <= 14 and nal_type % 2 == 0:
             return "disp"
-        return "diff"
+        return "ref" if slice_type == 2 else "diff"
     if nal_type == 5 or slice_type % 5 in (2, 4):
         return "ref"
     if ref_idc == 0:
@@ -134,11 +157,28 @@ def classify_nal(vcl, hevc):
 PICT_OK = {"I": {"ref"}, "P": {"diff"}, "B": {"diff", "disp"}}
 
 
+def non_irap_intra(pict, vcl):
+    """PTSs of the pictures ffprobe calls I whose NAL type is not an IRAP one."""
+    return sorted(p for p, t in pict.items()
+                  if t == "I" and p in vcl and not 16 <= vcl[p][1] <= 23)
+
+
 def check(qocnetctl, path, hevc):
     got = qocnet_frames(qocnetctl, path)
     by_pts = {pts: cls for pts, cls in got}
     pict = ffprobe_pict_types(path)
-    expected = trace_expected(path, hevc)
+    vcl = trace_first_vcl(path, hevc)
+    expected = {p: classify_nal(v, hevc) for p, v in vcl.items()}
+    name = os.path.splitext(os.path.basename(path))[0]
+    want_intra = MIN_NON_IRAP_INTRA.get(name, 0) if hevc else 0
+    intra = non_irap_intra(pict, vcl) if hevc else []
+    intra_ok = len(intra) >= want_intra
+    if want_intra:
+        wrong = [p for p in intra if by_pts.get(p) != "ref"]
+        enough = "yes" if intra_ok else "NO: the encoder no longer makes them, change its settings"
+        print(f"{os.path.basename(path)}: {len(intra)} pictures with pict_type I and a non-IRAP "
+              f"NAL type (need >= {want_intra}: {enough}); qocnet calls "
+              f"{len(intra) - len(wrong)} of them ref" + (f", not pts {wrong[:8]}" if wrong else ""))
     missing = [p for p in pict if p not in by_pts]
     pict_ok = sum(1 for p, t in pict.items() if by_pts.get(p) in PICT_OK.get(t, set()))
     nal_ok = sum(1 for p, c in expected.items() if by_pts.get(p) == c)
@@ -146,7 +186,7 @@ def check(qocnetctl, path, hevc):
     pict_rate = pict_ok / len(pict) if pict else 0.0
     nal_rate = nal_ok / len(expected) if expected else 0.0
     ok = (len(pict) > 0 and not missing and pict_rate >= 0.999 and nal_rate >= 0.999
-          and len(expected) == len(pict))
+          and len(expected) == len(pict) and intra_ok)
     print(f"{os.path.basename(path)}: {len(got)} frames classified ({counts}); ffprobe frames "
           f"{len(pict)}, missing {len(missing)}; pict_type agreement {pict_ok}/{len(pict)} "
           f"= {100 * pict_rate:.2f} %; NAL-header agreement {nal_ok}/{len(expected)} = "
@@ -156,6 +196,28 @@ def check(qocnetctl, path, hevc):
             want = expected.get(p)
             if by_pts.get(p) not in PICT_OK.get(t, set()) or by_pts.get(p) != want:
                 print(f"  pts {p}: pict_type {t}, NAL headers say {want}, qocnet {by_pts.get(p)}")
+    return ok
+
+
+PPS_NOTE = re.compile(r"stream \S+: (\d+) HEVC frames had their slice_type read before a PPS")
+
+
+def check_pps_count(qocnetctl, path, workdir):
+    """qocnetctl classify reports the HEVC frames read without their PPS: none
+    for the whole file (its PPS comes with every IRAP), some for a copy cut
+    mid-GOP (the pictures before the next IRAP come before any PPS)."""
+    def count(p):
+        res = run([qocnetctl, "classify", p])
+        m = PPS_NOTE.search(res.stderr)
+        return int(m.group(1)) if m else 0
+    data = open(path, "rb").read()
+    cut = os.path.join(workdir, "cut-" + os.path.basename(path))
+    with open(cut, "wb") as f:
+        f.write(data[188 * (len(data) // 188 // 3):])
+    whole, mid = count(path), count(cut)
+    ok = whole == 0 and mid > 0
+    print(f"{os.path.basename(path)}: HEVC frames read without their PPS: {whole} in the file, "
+          f"{mid} in a copy cut mid-GOP (want 0 and > 0): {'PASS' if ok else 'FAIL'}")
     return ok
 
 
@@ -226,7 +288,10 @@ def main():
         for name in CORPUS:
             if args.only and name != args.only:
                 continue
-            ok &= check(args.qocnetctl, make(name, workdir), hevc=name.startswith("hevc"))
+            path = make(name, workdir)
+            ok &= check(args.qocnetctl, path, hevc=name.startswith("hevc"))
+            if name in MIN_NON_IRAP_INTRA:
+                ok &= check_pps_count(args.qocnetctl, path, workdir)
         if not args.only or args.only == "udp":
             source = os.path.join(workdir, "h264_with_audio.ts")
             if not os.path.exists(source):

@@ -121,3 +121,23 @@ TEST_CASE("a process's IP and MAC are canonical, its interface name checked", "[
     CHECK_THAT(b.error().message, Catch::Contains(says));
   }
 }
+
+TEST_CASE("a stream's DPI counters reach protobuf, the HEVC PPS count included", "[unit][grpc]") {
+  StreamStats s;
+  s.source = "10.0.0.1:40000";
+  s.source_port = 40000;
+  s.destination_port = 5000;
+  s.codec = Codec::hevc;
+  s.frames = 9;
+  s.ts_unparsed = 4;
+  s.hevc_pps_unknown = 3;
+  v1::StreamStats m;
+  grpc_api::to_proto(s, &m);
+  v1::StreamStats parsed;
+  REQUIRE(parsed.ParseFromString(m.SerializeAsString()));
+  CHECK(parsed.stream().source() == "10.0.0.1");
+  CHECK(parsed.codec() == v1::CODEC_HEVC);
+  CHECK(parsed.frames() == 9);
+  CHECK(parsed.ts_unparsed() == 4);
+  CHECK(parsed.hevc_pps_unknown() == 3);
+}

@@ -127,6 +127,14 @@ int run_classify_unguarded(const std::string& file, bool frames, const std::stri
                  "qocnetctl: note: %s: %zu frames over the test-run limit (%zu bytes) that are not UDP "
                  "carrying TS were not run (other)\n",
                  file.c_str(), not_run, qocnet::max_test_run_frame());
+  if (auto streams = edge->streams())
+    for (const auto& s : *streams)
+      if (s.hevc_pps_unknown && (want.empty() || qocnet::to_string(qocnet::stream_id_of(s.key)) == want))
+        std::fprintf(stderr,
+                     "qocnetctl: note: %s: stream %s: %u HEVC frames had their slice_type read "
+                     "before a PPS of theirs was seen (num_extra_slice_header_bits taken as 0)\n",
+                     file.c_str(), qocnet::to_string(qocnet::stream_id_of(s.key)).c_str(),
+                     s.hevc_pps_unknown);
   if (!csv)
     std::fprintf(stderr, "%s: %zu datagrams (%s): ref %zu, diff %zu, disp %zu, other %zu; %zu video frames\n",
                  file.c_str(), datagrams, source->kind().c_str(), by[3], by[2], by[1], by[0], video_frames);
