@@ -152,6 +152,8 @@ enum qoc_policy {
 /* frame_aware's drop orders (qoc_target.order): which frames go first. */
 enum qoc_order {
 	QOC_ORDER_DISP = 0, /* disp frames, then GOP tails, then whole GOPs */
+	QOC_ORDER_TAIL = 1, /* GOP tails first (disp and diff frames alike), then whole GOPs */
+	QOC_ORDER_THIN = 2, /* disp frames spread evenly, then GOP tails, then whole GOPs */
 };
 
 #define QOC_PPM 1000000u /* drop rates are in parts per million */
@@ -164,8 +166,6 @@ struct qoc_proc {
 	__be32 ip4;      /* destination IPv4 address (0: keep the sensor's) */
 	__u32 flags;     /* QOC_PROC_F_* */
 };
-	QOC_ORDER_TAIL = 1, /* GOP tails first (disp and diff frames alike), then whole GOPs */
-	QOC_ORDER_THIN = 2, /* disp frames spread evenly, then GOP tails, then whole GOPs */
 
 /* The port is a veth whose other end lives in another namespace: the copy
  * that takes the frame itself goes with bpf_redirect_peer, straight into the

@@ -91,12 +91,12 @@ qoc_target to_target(std::uint32_t slot, std::uint32_t sub, const Policy& p) {
   t.proc = slot;
   t.sub = sub;
   t.policy = static_cast<__u8>(p.kind);
+  t.order = static_cast<__u8>(p.order);
   t.drop_ppm = static_cast<__u32>(p.drop * QOC_PPM + 0.5);
   return t;
 }
 
 }  // namespace
-  t.order = static_cast<__u8>(p.order);
 
 std::string to_string(const StreamId& s) {
   const bool v6 = s.source.find(':') != std::string::npos;
