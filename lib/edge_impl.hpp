@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -61,6 +62,21 @@ struct Edge::Impl {
   std::map<std::pair<std::string, std::uint32_t>, std::uint32_t> sub_slots;
   std::vector<bool> sub_used = std::vector<bool>(QOC_MAX_SUBS, false);
   std::uint32_t sub_hint = 0;  // where the search for a free slot starts
+  // The process name of each subscription slot in use (for departed).
+  std::vector<std::string> sub_owner = std::vector<std::string>(QOC_MAX_SUBS);
+  // Final counters of ended subscriptions, by (stream key bytes, process
+  // name), summed over the pair's ended subscriptions; the oldest pair is
+  // forgotten beyond QOC_MAX_SUBS (departed_order: first booked first).
+  std::map<std::pair<std::string, std::string>, TargetStats> departed;
+  std::deque<std::pair<std::string, std::string>> departed_order;
+  // An ARRAY_OF_MAPS and its one inner map, made on first use: an update of
+  // a map-in-map returns after an RCU grace period (the kernel waits for
+  // running BPF programs), so every datagram that read an older target list
+  // has been counted once wait_for_datapath returns.
+  detail::UniqueFd grace_outer, grace_inner;
+  Status wait_for_datapath();
+  // Adds a slot's counters to departed (called as the slot is given back).
+  void book_departed(const std::string& kb, std::uint32_t slot);
   QocTable qoc_table = QocTable::paper_default();
   mutable std::mutex mu;
 
@@ -111,10 +127,12 @@ struct Edge::Impl {
   Result<const std::vector<TargetEntry>*> targets_of(const StreamId& stream) const;
   // The subscription slot of (stream, process slot): its own, or a free one
   // zeroed for it (`fresh` set); resource_exhausted when none is free.
-  Result<std::uint32_t> sub_slot_of(const std::string& kb, std::uint32_t proc, bool* fresh);
+  Result<std::uint32_t> sub_slot_of(const std::string& kb, std::uint32_t proc, const std::string& name,
+                                    bool* fresh);
   // Whether one of the list's processes has process slot `proc`.
   bool lists_slot(const std::vector<TargetEntry>& list, std::uint32_t proc) const;
-  // Gives back the stream's subscription slots of processes not in `list`.
+  // Gives back the stream's subscription slots of processes not in `list`,
+  // their final counters booked in departed (after wait_for_datapath).
   void release_sub_slots(const std::string& kb, const std::vector<TargetEntry>& list);
   // Takes the subscription slots the pinned qoc_subs map names for the
   // restored targets, so their counters and frame_aware state go on.

@@ -1,5 +1,10 @@
 // Edge: processes, clone targets and drop policies (bpf_src/qoc_replicate.h).
 #include <arpa/inet.h>
+#include <linux/bpf.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <optional>
@@ -151,7 +156,8 @@ Result<StreamId> parse_stream_id(const std::string& text) {
   return stream_id_of(key);
 }
 
-Result<std::uint32_t> Edge::Impl::sub_slot_of(const std::string& kb, std::uint32_t proc, bool* fresh) {
+Result<std::uint32_t> Edge::Impl::sub_slot_of(const std::string& kb, std::uint32_t proc, const std::string& name,
+                                              bool* fresh) {
   *fresh = false;
   if (auto it = sub_slots.find({kb, proc}); it != sub_slots.end()) return it->second;
   for (std::uint32_t n = 0; n < QOC_MAX_SUBS; ++n) {
@@ -162,6 +168,7 @@ Result<std::uint32_t> Edge::Impl::sub_slot_of(const std::string& kb, std::uint32
     QOCNET_TRY(sub_stats.update_all(slot, qoc_tstats{}));
     QOCNET_TRY(sub_fstate.update(slot, qoc_fstate{}));
     sub_used[slot] = true;
+    sub_owner[slot] = name;
     sub_slots[{kb, proc}] = slot;
     sub_hint = (slot + 1) % QOC_MAX_SUBS;
     *fresh = true;
@@ -181,13 +188,86 @@ bool Edge::Impl::lists_slot(const std::vector<TargetEntry>& list, std::uint32_t 
   });
 }
 
+namespace {
+long sys_bpf(int cmd, bpf_attr* attr) { return ::syscall(__NR_bpf, cmd, attr, sizeof *attr); }
+}  // namespace
+
+Status Edge::Impl::wait_for_datapath() {
+  auto failed = [](const char* what) {
+    return make_error(Errc::internal, std::string(what) + ": " + std::strerror(errno),
+                      "the final counters of a departed process may miss its last datagrams");
+  };
+  if (!grace_outer.valid()) {
+    bpf_attr a{};
+    a.map_type = BPF_MAP_TYPE_ARRAY;
+    a.key_size = a.value_size = 4;
+    a.max_entries = 1;
+    detail::UniqueFd inner(static_cast<int>(sys_bpf(BPF_MAP_CREATE, &a)));
+    if (!inner.valid()) return failed("creating the grace map's inner map");
+    bpf_attr o{};
+    o.map_type = BPF_MAP_TYPE_ARRAY_OF_MAPS;
+    o.key_size = o.value_size = 4;
+    o.max_entries = 1;
+    o.inner_map_fd = static_cast<__u32>(inner.get());
+    detail::UniqueFd outer(static_cast<int>(sys_bpf(BPF_MAP_CREATE, &o)));
+    if (!outer.valid()) return failed("creating the grace map");
+    grace_inner = std::move(inner);
+    grace_outer = std::move(outer);
+  }
+  __u32 key = 0, value = static_cast<__u32>(grace_inner.get());
+  bpf_attr u{};
+  u.map_fd = static_cast<__u32>(grace_outer.get());
+  u.key = reinterpret_cast<__u64>(&key);
+  u.value = reinterpret_cast<__u64>(&value);
+  u.flags = BPF_ANY;
+  if (sys_bpf(BPF_MAP_UPDATE_ELEM, &u) < 0) return failed("updating the grace map");
+  return {};
+}
+
+void Edge::Impl::book_departed(const std::string& kb, std::uint32_t slot) {
+  const std::pair<std::string, std::string> key{kb, sub_owner[slot]};
+  auto [it, fresh] = departed.try_emplace(key);
+  TargetStats& s = it->second;
+  if (fresh) {
+    s.process = key.second;
+    s.departed = true;
+    departed_order.push_back(key);
+  }
+  if (auto vals = sub_stats.lookup_all(slot); vals && *vals)
+    for (const auto& v : **vals) {
+      for (int c = 0; c < 4; ++c) {
+        s.delivered[c] += v.dlv_dgrams[c];
+        s.delivered_bytes[c] += v.dlv_bytes[c];
+        s.dropped[c] += v.drop_dgrams[c];
+        s.dropped_bytes[c] += v.drop_bytes[c];
+      }
+      s.clones += v.clones;
+      s.partial += v.partial;
+      s.held_until_rap += v.held;
+      s.held_until_rap_bytes += v.held_bytes;
+    }
+  while (departed_order.size() > QOC_MAX_SUBS) {
+    departed.erase(departed_order.front());
+    departed_order.pop_front();
+  }
+}
+
 void Edge::Impl::release_sub_slots(const std::string& kb, const std::vector<TargetEntry>& list) {
+  bool waited = false;
   for (auto it = sub_slots.lower_bound({kb, 0}); it != sub_slots.end() && it->first.first == kb;) {
     if (lists_slot(list, it->first.second)) {
       ++it;
       continue;
     }
+    // The datapath no longer names the slot, but a datagram that read the
+    // old list may still be counted on it: wait for those, then book.
+    if (!waited) {
+      (void)wait_for_datapath();  // failing, the count may miss a last datagram: still booked
+      waited = true;
+    }
+    book_departed(kb, it->second);
     sub_used[it->second] = false;
+    sub_owner[it->second].clear();
     it = sub_slots.erase(it);
   }
 }
@@ -219,7 +299,7 @@ Status Edge::Impl::publish_targets(const qoc_stream_key& key, const std::vector<
   for (std::size_t i = 0; i < list.size(); ++i) {
     const std::uint32_t proc = processes.at(list[i].process).slot;
     bool fresh = false;
-    auto sub = sub_slot_of(kb, proc, &fresh);
+    auto sub = sub_slot_of(kb, proc, list[i].process, &fresh);
     if (!sub) {
       give_back();
       return std::move(sub).error();
@@ -498,6 +578,16 @@ Result<std::vector<TargetStats>> Edge::target_stats(const StreamId& stream) cons
       }
     out.push_back(std::move(s));
   }
+  return out;
+}
+
+Result<std::vector<TargetStats>> Edge::departed_stats(const StreamId& stream) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  QOCNET_ASSIGN(key, stream_key_of(stream));
+  const std::string kb = key_bytes_of(key);
+  std::vector<TargetStats> out;
+  for (auto it = impl_->departed.lower_bound({kb, ""}); it != impl_->departed.end() && it->first.first == kb; ++it)
+    out.push_back(it->second);
   return out;
 }
 

@@ -208,6 +208,9 @@ struct TargetStats {
   // re-added, or moved from a policy that drops everything), until the
   // stream's next random access point; counted as dropped too.
   std::uint64_t held_until_rap = 0, held_until_rap_bytes = 0;
+  // departed_stats: the process has left the stream, and these are the
+  // counters its subscriptions had when they ended (final; `policy` unset).
+  bool departed = false;
 };
 
 // A loaded program as the kernel reports it.
@@ -300,6 +303,13 @@ class Edge {
   // frame_aware): a live map update, no recompile.
   Status set_policy(std::string_view process, const StreamId& stream, const Policy& policy);
   Result<std::vector<TargetStats>> target_stats(const StreamId& stream) const;
+  // What the datapath counted for each process that has left `stream`
+  // (removed, or taken off its targets), read when its subscription ended,
+  // after every datagram the datapath was still sending it had been counted:
+  // its final count, summed over its ended subscriptions of the stream.
+  // Empty when none left; the last QOC_MAX_SUBS (stream, process) pairs
+  // are kept.
+  Result<std::vector<TargetStats>> departed_stats(const StreamId& stream) const;
 
   // QoC (docs/QOC.md). The table used to turn requirements into policies
   // (default: the paper's Table 1).

@@ -444,7 +444,15 @@ void ControlCore::set_policy(std::string process, StreamKey stream, Policy polic
 }
 
 void ControlCore::target_stats(StreamKey stream, Done<std::vector<TargetStats>> done) {
-  run<std::vector<TargetStats>>(std::move(done), [this, stream] { return edge_->target_stats(stream_id_of(stream)); });
+  // The stream's targets, then the processes that left it (departed).
+  run<std::vector<TargetStats>>(std::move(done), [this, stream]() -> Result<std::vector<TargetStats>> {
+    auto now = edge_->target_stats(stream_id_of(stream));
+    QOCNET_ASSIGN(gone, edge_->departed_stats(stream_id_of(stream)));
+    if (!now && (now.error().code != Errc::not_found || gone.empty())) return now;
+    std::vector<TargetStats> all = now ? std::move(*now) : std::vector<TargetStats>{};
+    all.insert(all.end(), gone.begin(), gone.end());
+    return all;
+  });
 }
 
 Result<StreamPolicy> ControlCore::set_requirement_now(const std::string& process, const StreamKey& stream,

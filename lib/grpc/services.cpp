@@ -358,7 +358,7 @@ QueueWriter<Proto>* closed_stream(const ::grpc::Status& st) {
   if (!stream) return finish(ctx, std::move(stream).error());
   auto* reactor = ctx->DefaultReactor();
   core_.target_stats(*stream, reply<std::vector<TargetStats>>(reactor, [resp](const std::vector<TargetStats>& all) {
-    for (const auto& t : all) to_proto(t, resp->add_targets());
+    for (const auto& t : all) to_proto(t, t.departed ? resp->add_departed() : resp->add_targets());
   }));
   return reactor;
 }
