@@ -468,12 +468,21 @@ Result<StreamPolicy> ControlCore::set_requirement_now(const std::string& process
     return make_error(Errc::failed_precondition,
                       "process '" + process + "' is not a clone target of stream " + to_string(stream),
                       "set its clone targets first (SetCloneTargets) or register the process with the stream");
-  QOCNET_ASSIGN(policy, policy_for(table_, required));
   auto& d = registry_.demand(process, stream);
-  d.required = d.target = required;
-  d.wanted = policy;
+  d.wanted = start_loop(d, required);
   QOCNET_TRY(apply_stream(stream, reason));
   return stream_policy(d);
+}
+
+Policy ControlCore::start_loop(Demand& d, double required) const {
+  d.required = required;
+  if (!d.changed) d.before = d.wanted;
+  d.changed = true;
+  d.target = required;
+  d.model = QocModel(table_, options_.loop);
+  // The table's own answer (no margin): the reports then correct it.
+  auto p = policy_for(table_, required);
+  return p ? *p : Policy::keep();
 }
 
 void ControlCore::set_requirement(std::string process, StreamKey stream, double required, Done<StreamPolicy> done) {
@@ -519,22 +528,24 @@ void ControlCore::qoc_table(Done<QocTable> done) {
 void ControlCore::set_qoc_table(QocTable table, DoneStatus done) {
   run_status(std::move(done), [this, table = std::move(table)]() -> Status {
     // Every requirement must still be reachable before anything changes.
-    std::map<std::pair<std::string, StreamKey>, Policy> next;
+    std::set<std::pair<std::string, StreamKey>> next;
     for (const auto& [name, p] : registry_.processes())
       for (const auto& [key, d] : p.demands) {
         if (d.required <= 0) continue;
-        const double target = std::min(d.target, table.lossless());
-        auto pol = target >= table.lossless() ? Result<Policy>(Policy::keep()) : control::choose_policy(table, target);
-        if (!pol) return std::move(pol).error().context("process '" + name + "' on " + to_string(key));
-        next[{name, key}] = *pol;
+        if (d.required > table.lossless())
+          return out_of_range("required", d.required, table, "lower the requirement first")
+              .context("process '" + name + "' on " + to_string(key));
+        next.insert({name, key});
       }
     // The Edge keeps its old table when the new one cannot be saved: so does
     // the core, and the caller hears why.
     QOCNET_TRY(edge_->replace_qoc_table(table));
     table_ = table;
+    // The loop starts again from the new table's curves.
     std::set<StreamKey> touched;
-    for (auto& [k, pol] : next) {
-      registry_.demand(k.first, k.second).wanted = pol;
+    for (const auto& k : next) {
+      Demand& d = registry_.demand(k.first, k.second);
+      d.wanted = start_loop(d, d.required);
       touched.insert(k.second);
     }
     for (const auto& key : touched) QOCNET_TRY(apply_stream(key, "qoc table"));
@@ -702,7 +713,6 @@ void ControlCore::register_process(ProcessSpec spec, std::vector<StreamKey> stre
       return make_error(Errc::invalid_argument, "streams is empty", "name at least one stream the process consumes");
     if (!std::isfinite(required) || required < 0 || required > table_.lossless())
       return out_of_range("required", required, table_, "give the QoC the process needs (0: everything)");
-    QOCNET_ASSIGN(policy, policy_for(table_, required));
     // Check every stream's new target list fits before anything changes.
     std::vector<std::vector<std::string>> lists;
     for (const auto& s : streams) {
@@ -732,8 +742,7 @@ void ControlCore::register_process(ProcessSpec spec, std::vector<StreamKey> stre
     publish_tokens();
     for (const auto& s : streams) {
       auto& d = registry_.demand(spec.name, s);
-      d.required = d.target = required;
-      d.wanted = policy;
+      d.wanted = start_loop(d, required);
     }
     for (const auto& s : streams) QOCNET_TRY(apply_stream(s, "registered"));
     for (const auto& s : streams) out.policies.push_back(stream_policy(registry_.demand(spec.name, s)));
@@ -771,15 +780,21 @@ void ControlCore::report_measured(std::string name, std::optional<StreamKey> str
     if (!std::isfinite(measured) || measured < 0 || measured > table_.lossless())
       return out_of_range("measured", measured, table_, "report the metric the process measured over its last interval");
     QOCNET_ASSIGN(d, registry_.demand_for(name, stream));
-    const LoopStep step = loop_step(options_.loop, table_.lossless(), d->required, d->target, measured);
-    if (step.target != d->target) {
-      QOCNET_ASSIGN(policy, policy_for(table_, step.target));
-      d->target = step.target;
-      const bool changed = !(policy == d->wanted);
-      d->wanted = policy;
-      if (changed) QOCNET_TRY(apply_stream(d->stream, "measured"));
+    // No requirement (or one an operator's policy replaced): nothing to hold.
+    if (d->required <= 0) return Measurement{stream_policy(*d), LoopAction::held};
+    if (d->model.empty()) d->model = QocModel(table_, options_.loop);  // restored from a saved state
+    d->model.observe(d->wanted, measured, d->changed ? &d->before : nullptr, d->required);
+    d->changed = false;
+    const QocModel::Choice c = d->model.choose(d->required, d->wanted);
+    const LoopAction action = action_of(d->wanted, c.policy);
+    d->target = c.expected;
+    if (!(c.policy == d->wanted)) {
+      if (!d->changed) d->before = d->wanted;
+      d->wanted = c.policy;
+      d->changed = true;
+      QOCNET_TRY(apply_stream(d->stream, "measured"));
     }
-    return Measurement{stream_policy(*d), step.action};
+    return Measurement{stream_policy(*d), action};
   });
 }
 

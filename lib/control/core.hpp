@@ -175,6 +175,9 @@ class ControlCore {
   SensorEntry make_sensor(const SensorConfig& config);
   void pushed(const std::string& sensor, const SensorLink* link, const SensorPush& push, const Status& outcome);
   void bump_epoch();
+  // A demand's first policy for its requirement: a fresh QoC model (the
+  // table's curves) and the table's policy for it.
+  Policy start_loop(Demand& d, double required) const;
   Result<StreamPolicy> set_requirement_now(const std::string& process, const StreamKey& stream, double required,
                                            const char* reason);
   Status remove_process_now(const std::string& name);

@@ -53,17 +53,10 @@ const char* to_string(LoopAction a) noexcept {
   return "?";
 }
 
-LoopStep loop_step(const LoopConfig& loop, double lossless, double required, double target, double measured) {
-  LoopStep step{target, LoopAction::held};
-  if (required <= 0) return step;
-  if (measured < required) {
-    step.target = std::min(lossless, target + loop.gain * (required - measured) + 0.005);
-    step.action = LoopAction::tightened;
-  } else if (measured > required + loop.margin) {
-    step.target = std::max(required - loop.floor, target - loop.gain * (measured - required - loop.margin));
-    step.action = step.target < target ? LoopAction::loosened : LoopAction::held;
-  }
-  return step;
+LoopAction action_of(const Policy& from, const Policy& to) {
+  const double a = from.kind == PolicyKind::keep ? 0.0 : from.drop;
+  const double b = to.kind == PolicyKind::keep ? 0.0 : to.drop;
+  return b < a ? LoopAction::tightened : b > a ? LoopAction::loosened : LoopAction::held;
 }
 
 }  // namespace qocnet::control

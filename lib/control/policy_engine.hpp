@@ -40,29 +40,14 @@ Policy effective_policy(std::span<const Policy> policies);
 // more, or when it drops everything.
 Policy edge_share(const Policy& wanted, const Policy& sensor);
 
-// The closed loop on measured QoC (docs/SERVICE.md, Closed loop).
-struct LoopConfig {
-  double margin = 0.03;  // measured > required + margin: loosen
-  double gain = 0.5;     // correction per report, times the error
-  double floor = 0.2;    // the target never goes below required - floor
-};
-
+// What a report did to a process's policy: less loss (tightened), more
+// (loosened), or the same (held). The closed loop itself is the QoC model
+// (control/qoc_model.hpp; docs/SERVICE.md, Closed loop).
 enum class LoopAction { held, tightened, loosened };
 const char* to_string(LoopAction a) noexcept;
 
-struct LoopStep {
-  double target = 0;  // the new target QoC to choose the policy for
-  LoopAction action = LoopAction::held;
-};
-
-// One step of the loop for a process that requires `required` (0: none, the
-// loop holds), whose current target is `target`, and that measured
-// `measured` over its last interval:
-//   measured < required            tightened: target += gain * error + 0.005,
-//                                  at most `lossless`;
-//   measured > required + margin   loosened: target -= gain * (excess - margin),
-//                                  at least required - floor (held if already there);
-//   otherwise                      held.
-LoopStep loop_step(const LoopConfig& loop, double lossless, double required, double target, double measured);
+// The action that moving from policy `from` to `to` is (by their drop rates;
+// keep drops 0).
+LoopAction action_of(const Policy& from, const Policy& to);
 
 }  // namespace qocnet::control

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "control/daemon_state.hpp"
+#include "control/qoc_model.hpp"
 #include "qocnet/edge.hpp"
 #include "qocnet/error.hpp"
 #include "qocnet/qoc.hpp"
@@ -21,8 +22,11 @@ namespace qocnet::control {
 struct Demand {
   StreamKey stream;
   double required = 0;  // 0: none reported
-  double target = 0;    // after the closed loop's correction
+  double target = 0;    // the QoC the closed loop expects under `wanted`
   Policy wanted;        // what the process gets end to end
+  QocModel model;       // its QoC against the drop, learnt from its reports (empty: none yet)
+  bool changed = false; // `wanted` changed since its last report, from `before`
+  Policy before;
 };
 
 struct ProcessRecord {

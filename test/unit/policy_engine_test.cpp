@@ -1,76 +1,158 @@
 // The policy engine's pure functions (lib/control/policy_engine.hpp): the
-// closed loop, Eq. 3 and the edge's share after the sensor. No root.
+// closed loop (the QoC model), Eq. 3 and the edge's share after the sensor. No root.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <random>
 #include <vector>
 
 #include "control/policy_engine.hpp"
+#include "control/qoc_model.hpp"
 
 using namespace qocnet;
 using namespace qocnet::control;
 using Catch::Detail::Approx;
 
 namespace {
-const LoopConfig kLoop{};  // margin 0.03, gain 0.5, floor 0.2
+
+// The demo's table (examples/analytics/qoc_table.yaml).
+QocTable demo_table() {
+  auto t = QocTable::make(
+      "detection rate", 1.0,
+      {{PolicyKind::uniform, {{0.005, 0.01, 0.02, 0.05, 0.1, 0.24}, {0.91, 0.85, 0.70, 0.38, 0.15, 0.05}}},
+       {PolicyKind::differential,
+        {{0.005, 0.01, 0.02, 0.05, 0.1, 0.17, 0.24, 0.32, 0.4, 0.5}, {1.0, 0.98, 0.98, 0.95, 0.93, 0.71, 0.44, 0.43, 0.29, 0.19}}},
+       {PolicyKind::frame_aware,
+        {{0.005, 0.01, 0.02, 0.05, 0.1, 0.17, 0.24, 0.32, 0.4, 0.5}, {0.99, 0.99, 0.99, 0.98, 0.95, 0.92, 0.82, 0.71, 0.65, 0.48}}}});
+  REQUIRE(t.ok());
+  return *t;
 }
 
-TEST_CASE("the loop tightens when the measured QoC is below the requirement", "[unit][policy]") {
-  const LoopStep s = loop_step(kLoop, 1.0, 0.9, 0.9, 0.8);
-  CHECK(s.action == LoopAction::tightened);
-  CHECK(s.target == Approx(0.9 + 0.5 * 0.1 + 0.005));
-  // Each report moves it further while the process still misses.
-  const LoopStep t = loop_step(kLoop, 1.0, 0.9, s.target, 0.85);
-  CHECK(t.action == LoopAction::tightened);
-  CHECK(t.target == Approx(s.target + 0.5 * 0.05 + 0.005));
-}
-
-TEST_CASE("the loop never asks for more than the loss-free QoC", "[unit][policy]") {
-  const LoopStep s = loop_step(kLoop, 1.0, 0.95, 0.99, 0.2);
-  CHECK(s.action == LoopAction::tightened);
-  CHECK(s.target == 1.0);
-  // Already at the cap: still tightened (the process misses), target stays.
-  const LoopStep t = loop_step(kLoop, 1.0, 0.95, 1.0, 0.5);
-  CHECK(t.action == LoopAction::tightened);
-  CHECK(t.target == 1.0);
-  // Another metric's loss-free value caps it (e.g. 40 dB).
-  CHECK(loop_step(kLoop, 40.0, 30.0, 30.0, 0.0).target == 40.0);
-}
-
-TEST_CASE("the loop loosens only above the margin", "[unit][policy]") {
-  // measured 0.95 > 0.9 + 0.03: loosen by gain * (0.95 - 0.9 - 0.03).
-  const LoopStep s = loop_step(kLoop, 1.0, 0.9, 0.95, 0.95);
-  CHECK(s.action == LoopAction::loosened);
-  CHECK(s.target == Approx(0.95 - 0.5 * 0.02));
-  // Inside [required, required + margin]: held, target unchanged.
-  for (double measured : {0.9, 0.91, 0.929}) {
-    INFO(measured);
-    const LoopStep h = loop_step(kLoop, 1.0, 0.9, 0.95, measured);
-    CHECK(h.action == LoopAction::held);
-    CHECK(h.target == 0.95);
+// A process whose QoC loses `scale` times what the table says, each window
+// measured with noise of spread `noise`.
+struct Process {
+  const QocTable& table;
+  double scale, noise;
+  std::mt19937 rng{7};
+  double mean(const Policy& p) const {
+    if (p.kind == PolicyKind::keep || p.drop <= 0) return table.lossless();
+    return std::clamp(1.0 - scale * (1.0 - table.qoc_at(p.kind, p.drop)), 0.0, 1.0);
   }
-}
-
-TEST_CASE("the loop never loosens below required - floor", "[unit][policy]") {
-  // 0.72 - 0.5 * (1.0 - 0.9 - 0.03) = 0.685: held at 0.9 - 0.2.
-  const LoopStep s = loop_step(kLoop, 1.0, 0.9, 0.72, 1.0);
-  CHECK(s.action == LoopAction::loosened);
-  CHECK(s.target == Approx(0.7));
-  // At the floor: held there.
-  const LoopStep t = loop_step(kLoop, 1.0, 0.9, 0.7, 1.0);
-  CHECK(t.action == LoopAction::held);
-  CHECK(t.target == Approx(0.7));
-  // A narrower floor from the configuration.
-  LoopConfig narrow;
-  narrow.floor = 0.05;
-  CHECK(loop_step(narrow, 1.0, 0.9, 0.87, 1.0).target == Approx(0.85));
-}
-
-TEST_CASE("the loop holds for a process without a requirement", "[unit][policy]") {
-  for (double measured : {0.0, 0.5, 1.0}) {
-    const LoopStep s = loop_step(kLoop, 1.0, 0.0, 0.0, measured);
-    CHECK(s.action == LoopAction::held);
-    CHECK(s.target == 0.0);
+  double window(const Policy& p) { return std::clamp(mean(p) + std::normal_distribution<double>(0, noise)(rng), 0.0, 1.0); }
+  // The least bandwidth (1 - drop), over the table's kinds, at which the
+  // requirement holds in 95 % of windows (mean - 1.645 spreads meets it).
+  double least_bandwidth(double required) const {
+    double best = 1.0;
+    for (const auto& [kind, curve] : table.curves())
+      for (double d = 0.0005; d <= curve.loss.back(); d += 0.0005)
+        if (mean(Policy{kind, d}) - 1.645 * noise >= required) best = std::min(best, 1.0 - d);
+    return best;
   }
+};
+
+struct LoopRun {
+  double met = 0;        // share of windows after the warm-up at or above the requirement
+  double over_least = 0; // mean bandwidth after the warm-up over the least, minus 1
+  int steps_over_climb = 0;
+};
+
+// The control core's loop on one process: policy_for the table first, then
+// one report per window (the first after a change unsettled).
+LoopRun run_loop(Process& proc, double required, int windows, int warmup) {
+  const ModelConfig cfg;
+  QocModel model(proc.table, cfg);
+  Policy applied = *policy_for(proc.table, required);
+  Policy before = Policy::keep();
+  bool changed = true;
+  int met = 0, counted = 0;
+  double bw = 0;
+  LoopRun out;
+  for (int w = 0; w < windows; ++w) {
+    const double q = proc.window(applied);
+    if (w >= warmup) {
+      met += q >= required;
+      bw += applied.kind == PolicyKind::keep ? 1.0 : 1.0 - applied.drop;
+      ++counted;
+    }
+    model.observe(applied, q, changed ? &before : nullptr, required);
+    const QocModel::Choice c = model.choose(required, applied);
+    // never more than `climb` grid points up in one report
+    const double step = model.drop_at(PolicyKind::frame_aware, 1);
+    const double now = applied.kind == PolicyKind::keep ? 0.0 : applied.drop;
+    if (c.policy.drop > now + cfg.climb * std::max(step, model.drop_at(PolicyKind::uniform, 1)) + 1e-9)
+      ++out.steps_over_climb;
+    changed = !(c.policy == applied);
+    before = applied;
+    applied = c.policy;
+  }
+  out.met = static_cast<double>(met) / counted;
+  out.over_least = bw / counted / proc.least_bandwidth(required) - 1.0;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the QoC loop holds a requirement the table underrates, at near the least bandwidth", "[unit][policy][loop]") {
+  const QocTable t = demo_table();
+  Process proc{t, 0.6, 0.015};
+  const LoopRun r = run_loop(proc, 0.85, 120, 2);
+  INFO("windows met " << r.met << ", bandwidth over the least " << r.over_least);
+  CHECK(r.met >= 0.95);
+  CHECK(r.over_least <= 0.05);
+  CHECK(r.over_least >= 0.0);
+  CHECK(r.steps_over_climb == 0);
+}
+
+TEST_CASE("the QoC loop holds a requirement the table overrates, tightening at once", "[unit][policy][loop]") {
+  const QocTable t = demo_table();
+  Process proc{t, 1.6, 0.015};
+  const LoopRun r = run_loop(proc, 0.85, 120, 2);
+  INFO("windows met " << r.met << ", bandwidth over the least " << r.over_least);
+  CHECK(r.met >= 0.95);
+  CHECK(r.over_least <= 0.05);
+  // The table's policy misses: the first report moves to less loss.
+  QocModel m(t, ModelConfig{});
+  const Policy start = *policy_for(t, 0.85);
+  const Policy keep = Policy::keep();
+  m.observe(start, proc.mean(start), &keep, 0.85);
+  const QocModel::Choice c = m.choose(0.85, start);
+  CHECK(action_of(start, c.policy) == LoopAction::tightened);
+  CHECK(c.lower >= 0.85);
+}
+
+TEST_CASE("the QoC model ignores a report flattered by a less lossy policy before", "[unit][policy][loop]") {
+  const QocTable t = demo_table();
+  const Policy p{PolicyKind::frame_aware, 0.2};
+  QocModel m(t, ModelConfig{});
+  const std::size_t i = 20;  // 0.2 on the frame_aware grid (50 points over 0.5)
+  REQUIRE(m.drop_at(PolicyKind::frame_aware, i) == Approx(0.2));
+  const double before = m.estimate(PolicyKind::frame_aware, i).expected;
+  const Policy less{PolicyKind::frame_aware, 0.1}, more{PolicyKind::frame_aware, 0.3};
+  m.observe(p, 0.99, &less, 0.85);  // flattered by the policy before: ignored
+  CHECK(m.estimate(PolicyKind::frame_aware, i).expected == Approx(before));
+  CHECK(m.estimate(PolicyKind::frame_aware, i).reports == 0);
+  m.observe(p, 0.99, &more, 0.85);  // after a move to less loss: learnt
+  CHECK(m.estimate(PolicyKind::frame_aware, i).reports == 1);
+  m.observe(p, 0.6, &less, 0.85);  // a miss: the new policy is the likely cause
+  CHECK(m.estimate(PolicyKind::frame_aware, i).reports == 2);
+  CHECK(m.estimate(PolicyKind::frame_aware, i).expected < before);
+}
+
+TEST_CASE("the QoC model's bound never rises with the drop, and no loss is lossless", "[unit][policy][loop]") {
+  const QocTable t = demo_table();
+  QocModel m(t, ModelConfig{});
+  m.observe(Policy{PolicyKind::frame_aware, 0.1}, 0.7, nullptr, 0.85);
+  m.observe(Policy{PolicyKind::frame_aware, 0.3}, 0.95, nullptr, 0.85);  // better at more drop: noise
+  for (PolicyKind k : {PolicyKind::uniform, PolicyKind::differential, PolicyKind::frame_aware}) {
+    CHECK(m.estimate(k, 0).expected == Approx(1.0));
+    for (std::size_t i = 1; i < m.points(k); ++i) {
+      CHECK(m.estimate(k, i).lower <= m.estimate(k, i - 1).lower);
+      CHECK(m.estimate(k, i).expected <= m.estimate(k, i - 1).expected);
+    }
+  }
+  CHECK(action_of(Policy::keep(), Policy::frame_aware(0.1)) == LoopAction::loosened);
+  CHECK(action_of(Policy::frame_aware(0.1), Policy::keep()) == LoopAction::tightened);
+  CHECK(action_of(Policy::frame_aware(0.1), Policy::differential(0.1)) == LoopAction::held);
 }
 
 TEST_CASE("a target turns into the cheapest policy that meets it", "[unit][policy]") {

@@ -1,0 +1,142 @@
+#include "qoc_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace qocnet::control {
+
+namespace {
+
+// Exponentially forgetting mean over the last `memory` samples.
+void learn(double& n, double& mean, double x, int memory) {
+  n = std::min(n + 1, static_cast<double>(std::max(memory, 1)));
+  mean += (x - mean) / n;
+}
+
+// The same, with the spread around the mean.
+void learn(double& n, double& mean, double& var, double x, int memory) {
+  n = std::min(n + 1, static_cast<double>(std::max(memory, 1)));
+  const double d = x - mean;
+  mean += d / n;
+  var = (1 - 1 / n) * (var + d * d / n);
+}
+
+}  // namespace
+
+QocModel::QocModel(const QocTable& table, const ModelConfig& config) : config_(config), lossless_(table.lossless()) {
+  const int bins = std::max(config_.bins, 1);
+  for (const auto& [kind, curve] : table.curves()) {
+    if (curve.loss.empty()) continue;
+    Curve c;
+    const double last = curve.loss.back();
+    for (int i = 0; i <= bins; ++i) {
+      Point p;
+      p.drop = last * i / bins;
+      p.prior = i == 0 ? lossless_ : table.qoc_at(kind, p.drop);
+      c.points.push_back(p);
+    }
+    curves_[kind] = std::move(c);
+  }
+}
+
+std::size_t QocModel::nearest(const Curve& c, double drop) const {
+  std::size_t best = 0;
+  for (std::size_t i = 1; i < c.points.size(); ++i)
+    if (std::abs(c.points[i].drop - drop) < std::abs(c.points[best].drop - drop)) best = i;
+  return best;
+}
+
+void QocModel::observe(const Policy& applied, double measured, const Policy* before, double required) {
+  const bool lossless = applied.kind == PolicyKind::keep || applied.drop <= 0;
+  const double was = !before || before->kind == PolicyKind::keep ? 0.0 : before->drop;
+  if (before && measured >= required && was < (lossless ? 0.0 : applied.drop)) return;
+  double resid = 0;
+  for (auto& [kind, c] : curves_) {
+    if (!lossless && kind != applied.kind) continue;
+    Point& p = c.points[lossless ? 0 : nearest(c, applied.drop)];
+    const double table_loss = lossless_ - p.prior;
+    learn(p.n, p.mean, p.var, measured, config_.memory);
+    // The scale, where the table expects a loss large enough to learn it
+    // from (a window's noise over a tiny loss says nothing of the scale).
+    if (table_loss > 0.02 * lossless_)
+      learn(c.ns, c.scale, std::clamp((lossless_ - measured) / table_loss, 0.0, 20.0), config_.memory);
+    // How far the report falls from the curve as now learnt.
+    resid = measured - (lossless_ - scale_of(c) * table_loss);
+  }
+  learn(nv_, var_, resid * resid, config_.memory);
+}
+
+double QocModel::scale_of(const Curve& c) const {
+  double n = c.ns, sum = c.ns * c.scale;
+  if (c.ns == 0)
+    for (const auto& [kind, o] : curves_) {
+      n += o.ns;
+      sum += o.ns * o.scale;
+    }
+  return (1 + sum) / (1 + n);
+}
+
+double QocModel::window_var() const {
+  const double sd_prior = config_.sd_prior * lossless_;
+  return (sd_prior * sd_prior + nv_ * var_) / (1 + nv_);
+}
+
+std::vector<QocModel::Estimate> QocModel::estimates(const Curve& c) const {
+  const double curve_var = window_var();
+  const double s = scale_of(c);
+  std::vector<Estimate> out;
+  for (const Point& p : c.points) {
+    Estimate e;
+    const double predicted = std::clamp(lossless_ - s * (lossless_ - p.prior), 0.0, lossless_);
+    e.expected = (predicted + p.n * p.mean) / (1 + p.n);
+    const double var = (curve_var + p.n * p.var) / (1 + p.n);
+    e.sd = std::max(std::sqrt(var), config_.sd_floor * lossless_);
+    e.lower = e.expected - config_.z * e.sd;
+    e.reports = p.n;
+    if (!out.empty()) {  // QoC never rises with the drop: what one point lacks, those above lack too
+      e.expected = std::min(e.expected, out.back().expected);
+      e.lower = std::min(e.lower, out.back().lower);
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+
+std::size_t QocModel::points(PolicyKind kind) const {
+  auto it = curves_.find(kind);
+  return it == curves_.end() ? 0 : it->second.points.size();
+}
+
+double QocModel::drop_at(PolicyKind kind, std::size_t i) const { return curves_.at(kind).points.at(i).drop; }
+
+QocModel::Estimate QocModel::estimate(PolicyKind kind, std::size_t i) const {
+  return estimates(curves_.at(kind)).at(i);
+}
+
+QocModel::Choice QocModel::choose(double required, const Policy& current) const {
+  Choice best{Policy::keep(), lossless_, lossless_};
+  const double now = current.kind == PolicyKind::keep ? 0.0 : current.drop;
+  bool first = true;
+  for (const auto& [kind, c] : curves_) {
+    const auto est = estimates(c);
+    if (first) {  // no loss: the same point on every curve
+      best.expected = est[0].expected;
+      best.lower = est[0].lower;
+      first = false;
+    }
+    const double step = c.points.size() > 1 ? c.points[1].drop : 0.0;
+    const double cap = now + config_.climb * step + 1e-12;
+    for (std::size_t i = est.size(); i-- > 1;) {
+      if (est[i].lower < required || c.points[i].drop > cap) continue;
+      const double drop = c.points[i].drop;
+      const bool better = drop > best.policy.drop + 1e-12 ||
+                          (std::abs(drop - best.policy.drop) <= 1e-12 && kind == current.kind);
+      if (best.policy.kind == PolicyKind::keep || better)
+        best = Choice{Policy{kind, drop}, est[i].expected, est[i].lower};
+      break;
+    }
+  }
+  return best;
+}
+
+}  // namespace qocnet::control
