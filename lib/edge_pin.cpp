@@ -505,6 +505,8 @@ Status Edge::Impl::adopt_sub_slots() {
       if (!lists_slot(list, t.proc) || t.sub >= QOC_MAX_SUBS || sub_used[t.sub] || sub_slots.count({kb, t.proc}))
         continue;
       sub_used[t.sub] = true;
+      for (const auto& e : list)
+        if (auto p = processes.find(e.process); p != processes.end() && p->second.slot == t.proc) sub_owner[t.sub] = e.process;
       sub_slots[{kb, t.proc}] = t.sub;
     }
   }
