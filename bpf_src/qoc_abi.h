@@ -104,6 +104,13 @@ struct qoc_stream {
 	 * (none yet, or another pps_id): num_extra_slice_header_bits taken
 	 * as 0, its default (docs/DPI.md, HEVC intra pictures). */
 	__u32 hevc_pps_unknown;
+	/* The current frame is a random access point: an H.264 IDR, an HEVC
+	 * IRAP, or a frame the muxer marked (random_access_indicator). A
+	 * decoder can start there; at an intra picture that is none of these
+	 * it can not (later pictures may reference earlier ones, and the
+	 * parameter sets may be missing). */
+	__u8 frame_rap;
+	__u8 pad1[7];
 };
 
 /* qoc_counters (one per-CPU entry): what the parser met, datagram by datagram.
@@ -275,7 +282,8 @@ struct qoc_walk {
 	__be32 orig_ip4;  /* the destination address the datagram came with */
 	__u8 video;       /* replication: the datagram holds video (QOC_F_VIDEO) */
 	__u8 rap;         /* replication: it starts a ref frame whose class is
-			   * known: a joining target's video starts here;
+			   * known and a random access point (QOC_F_RAP): a
+			   * joining target's video starts here;
 			   * sensor: the datagram is held (qoc_sensor.h) */
 	__u8 hdr[38];     /* see hdr_fast: Ethernet, IPv4, the UDP ports */
 };
@@ -316,5 +324,7 @@ enum qoc_cb_slot {
 				   * Without it nothing may read the scratch walk. */
 #define QOC_F_UNPARSED (1u << 7)  /* TS packets the DPI did not inspect (a GSO
 				   * super-packet, a long datagram): classed ref */
+#define QOC_F_RAP (1u << 8)       /* the current frame is a random access point
+				   * (qoc_stream.frame_rap) */
 
 #endif /* QOC_ABI_H */

@@ -68,7 +68,7 @@
 /* Version of the map layouts in qoc_abi.h; bumped on any layout change so a
  * pinned map of another layout is refused instead of silently reused. */
 #ifndef QOC_ABI_VERSION
-#define QOC_ABI_VERSION 10
+#define QOC_ABI_VERSION 11
 #endif
 
 /* Bytes of a stream's recent window (struct qoc_stream.win): about 2 GOPs of

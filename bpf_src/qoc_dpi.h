@@ -126,6 +126,8 @@ static __always_inline void qoc_dpi_finish(struct __sk_buff *skb, struct qoc_str
 		flags |= QOC_F_PENDING;
 	if (w->misaligned)
 		flags |= QOC_F_MISALIGNED;
+	if (st->frame_rap)
+		flags |= QOC_F_RAP;
 	qoc_set_cb(skb, cls, st->frames, st->history, flags,
 		   st->video_pid | ((__u32)st->codec << 16));
 }

@@ -207,8 +207,7 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 		w->hdr_fast = 0;
 		__u32 f = skb->cb[QOC_CB_FLAGS];
 		w->video = !!(f & QOC_F_VIDEO);
-		w->rap = (skb->cb[QOC_CB_CLASS] & 3) == QOC_CLASS_REF && (f & QOC_F_NEW_FRAME) &&
-			 !(f & QOC_F_PENDING);
+		w->rap = (f & QOC_F_RAP) && (f & QOC_F_NEW_FRAME) && !(f & QOC_F_PENDING);
 		if (!w->ipv6 && w->l3_off == 14 && w->l4_off == 34 &&
 		    !bpf_skb_load_bytes(skb, 0, w->hdr, QOC_HDR_FAST_LEN)) {
 			w->hdr_fast = 1;
@@ -250,8 +249,8 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 		struct qoc_tstats *ts = qoc_sub_stats.lookup(&sub);
 		struct qoc_fstate *fs = qoc_sub_fstate.lookup(&sub);
 		/* A joining target: its video starts at a datagram that starts a
-		 * ref frame (whose class is known); before it a decoder could
-		 * only fail, so it is held back, and its policy not asked. */
+		 * random access point (QOC_F_RAP, known); before it a decoder
+		 * could only fail, so it is held back, and its policy not asked. */
 		int held = 0;
 		if (fs && !fs->joined && *video) {
 			if (*rap)

@@ -57,8 +57,9 @@ static __always_inline int qoc_sensor_end(struct __sk_buff *skb, struct qoc_stre
 		fs = qoc_fstate.lookup_or_try_init(&key, &fzero);
 	}
 	/* The uplink restarts a stream that everything was dropped of at its
-	 * next random access point (a datagram that starts a ref frame whose
-	 * class is known): before it the edge's decoders could only fail.
+	 * next random access point (a datagram that starts a frame the DPI
+	 * knows is one, QOC_F_RAP): before it the edge's decoders could only
+	 * fail.
 	 * Held datagrams are counted as held and as dropped. The outcome is
 	 * kept in the walk and read back through a volatile pointer: a branch
 	 * on a register would double the verifier's states of every path
@@ -69,7 +70,7 @@ static __always_inline int qoc_sensor_end(struct __sk_buff *skb, struct qoc_stre
 		struct qoc_fstate jzero = {};
 		struct qoc_fstate *js = fs ? fs : qoc_fstate.lookup_or_try_init(&key, &jzero);
 		if (js && js->join_epoch != t.join) {
-			if (cls == QOC_CLASS_REF && (flags & QOC_F_NEW_FRAME) && !(flags & QOC_F_PENDING))
+			if ((flags & QOC_F_RAP) && (flags & QOC_F_NEW_FRAME) && !(flags & QOC_F_PENDING))
 				js->join_epoch = t.join;
 			else
 				*held = 1;

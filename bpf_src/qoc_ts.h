@@ -183,8 +183,10 @@ static __always_inline void qoc_nal_header(qoc_vstream *vs, __u8 codec, __u8 b, 
 			vs->scan_phase = QOC_SCAN_SEEK | learn; /* VPS, SPS, AUD, SEI, ... */
 		else if (learn)
 			vs->scan_phase = QOC_SCAN_DONE; /* the first slice: no PPS after it */
-		else if (t >= 16 && t <= 23)
+		else if (t >= 16 && t <= 23) {
 			qoc_decide(vs, QOC_CLASS_REF);
+			vs->frame_rap = 1; /* IRAP */
+		}
 		else if (t <= 14 && !(t & 1))
 			qoc_decide(vs, QOC_CLASS_DISP);
 		else if (t <= 9) /* TRAIL_R, TSA_R, STSA_R, RADL_R, RASL_R */
@@ -196,6 +198,7 @@ static __always_inline void qoc_nal_header(qoc_vstream *vs, __u8 codec, __u8 b, 
 	__u8 t = b & 0x1f;
 	if (t == 5) {
 		qoc_decide(vs, QOC_CLASS_REF);
+		vs->frame_rap = 1; /* IDR */
 	} else if (t >= 1 && t <= 2) { /* non-IDR slice, or its partition A */
 		if (!(b & 0x60))
 			qoc_decide(vs, QOC_CLASS_DISP);
@@ -419,6 +422,7 @@ static __always_inline int qoc_video_packet(struct qoc_stream *st, __u8 *p, __u3
 		st->scan_nbytes = 0;
 		st->scan_acc = 0;
 		st->frame_class = QOC_CLASS_REF;
+		st->frame_rap = !!rai;
 		if (rai) {
 			qoc_decide(st, QOC_CLASS_REF);
 			/* Known, but an HEVC IRAP frame carries the parameter sets:

@@ -32,8 +32,8 @@ namespace qocnet::detail {
 // pins cannot be reused by the new code: a pin of another version is
 // refused, never reused. The assert below fails when qoc_abi.h's own
 // version moves, as a reminder to bump this one with it.
-inline constexpr std::uint32_t kMapLayoutVersion = 8;
-static_assert(QOC_ABI_VERSION == 10,
+inline constexpr std::uint32_t kMapLayoutVersion = 9;
+static_assert(QOC_ABI_VERSION == 11,
               "qoc_abi.h changed its version: bump kMapLayoutVersion and this assert");
 
 inline constexpr std::uint32_t kPinMagic = 0x716f636eu;  // "qocn"

@@ -6,8 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <numeric>
+#include <sstream>
 #include <thread>
 
 #include "../support/corpus.hpp"
@@ -42,6 +44,55 @@ std::uint64_t bytes_of(const Datagrams& dg, std::size_t from, std::size_t to) {
 }
 
 std::uint64_t bytes_of(const Datagrams& dg) { return bytes_of(dg, 0, dg.size()); }
+
+// H.264 whose scene cuts (a mandelbrot picture laid over testsrc2 every
+// 0.8 s) come closer than min-keyint: x264 codes them as I frames that are
+// not IDRs, and the muxer does not mark them random access points.
+struct SceneCuts {
+  std::vector<std::uint8_t> ts;
+  struct Frame {
+    std::uint64_t pos = 0;  // byte offset of its first TS packet
+    bool intra = false, key = false;
+  };
+  std::vector<Frame> frames;
+};
+
+const SceneCuts& scene_cuts() {
+  static SceneCuts made = [] {
+    SceneCuts sc;
+    const std::string path = "/tmp/qocnet-scenecuts-" + std::to_string(::getpid()) + ".ts";
+    auto r = testbed::run({"ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                           "testsrc2=size=640x480:rate=25", "-f", "lavfi", "-i", "mandelbrot=size=640x480:rate=25",
+                           "-filter_complex", "[0][1]overlay=enable='lt(mod(t\\,1.6)\\,0.8)'", "-t", "8", "-c:v",
+                           "libx264", "-preset", "veryfast", "-b:v", "2M", "-bf", "2", "-x264-params",
+                           "keyint=100:min-keyint=100:scenecut=100:b-pyramid=none", "-f", "mpegts", path});
+    INFO(describe(r));
+    REQUIRE(r.ok());
+    auto probe = testbed::run({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                               "frame=pkt_pos,pict_type,key_frame", "-of", "csv=p=0", path});
+    INFO(describe(probe));
+    REQUIRE(probe.ok());
+    {
+      std::ifstream f(path, std::ios::binary);
+      std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(f)), {});
+      sc.ts = std::move(data);
+    }
+    ::unlink(path.c_str());
+    std::istringstream in(*probe);
+    std::string line;
+    while (std::getline(in, line)) {
+      // key_frame,pkt_pos,pict_type (ffprobe's order of the entries)
+      std::istringstream l(line);
+      std::string key, pos, type;
+      if (!std::getline(l, key, ',') || !std::getline(l, pos, ',') || !std::getline(l, type, ',')) continue;
+      if (pos.empty() || pos == "N/A") continue;
+      sc.frames.push_back({std::stoull(pos), type.rfind("I", 0) == 0, key == "1"});
+    }
+    std::sort(sc.frames.begin(), sc.frames.end(), [](const auto& a, const auto& b) { return a.pos < b.pos; });
+    return sc;
+  }();
+  return made;
+}
 
 }  // namespace
 
@@ -122,4 +173,61 @@ TEST_CASE("a target that joins mid-GOP gets its video from the next random acces
   REQUIRE_FALSE(again.empty());
   CHECK(decode_errors(again).empty());
   CHECK(drain(rx[0]).size() == kPhase2 - kPhase1);
+}
+
+TEST_CASE("a joining target starts at a random access point and not at an intra frame that is none",
+          "[kernel][replication][join]") {
+  const SceneCuts& sc = scene_cuts();
+  const Datagrams sent = cut_every_7(sc.ts);
+  // The first intra frame that is not a random access point, and the next
+  // one that is, by datagram.
+  std::size_t cut = 0, next_key = 0;
+  for (const auto& f : sc.frames)
+    if (!cut && f.intra && !f.key && f.pos / 1316 > 0) cut = f.pos / 1316;
+    else if (cut && f.key && f.pos / 1316 > cut) {
+      next_key = f.pos / 1316;
+      break;
+    }
+  INFO("non-IDR I frame at datagram " << cut << ", next IDR at " << next_key << " of " << sent.size());
+  REQUIRE(cut > 0);
+  REQUIRE(next_key > cut + 10);
+  // Decoding from the intra frame fails: no parameter sets, references
+  // before it (the test can fail).
+  CHECK_FALSE(decode_errors(Datagrams(sent.begin() + static_cast<long>(cut), sent.end())).empty());
+
+  EdgeFixture fx(1, {}, true);
+  REQUIRE_OK(fx.edge->attach_port("e0"));
+  REQUIRE_OK(fx.edge->add_process({"proc0", testbed::Topology::edge_port_to_process(0), testbed::Topology::process_mac(0),
+                                   testbed::Topology::process_ip(0), 6000}));
+  auto rx = testbed::UdpSocket::open(fx.topo->procs[0], testbed::Topology::process_ip(0), 6000);
+  REQUIRE_OK(rx);
+  auto tx = testbed::UdpSocket::open(fx.topo->sensor, testbed::Topology::sensor_ip, kSport);
+  REQUIRE_OK(tx);
+  const StreamId stream{testbed::Topology::sensor_ip, kSport, kDport};
+  REQUIRE_OK(fx.edge->set_clone_targets(stream, {"proc0"}));
+  REQUIRE_OK(fx.edge->set_policy("proc0", stream, Policy::uniform(1.0)));
+  auto send = [&](std::size_t from, std::size_t to) {
+    for (std::size_t i = from; i < to; ++i) {
+      REQUIRE_OK(tx->send_to(testbed::Topology::service_ip, kDport, sent[i]));
+      if (i % 64 == 63) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  };
+  // proc0 drops everything until just before the intra frame, then keeps.
+  send(0, cut);
+  CHECK(drain(*rx).empty());
+  REQUIRE_OK(fx.edge->set_policy("proc0", stream, Policy::keep()));
+  send(cut, sent.size());
+  const Datagrams got = drain(*rx);
+  auto ts = fx.edge->target_stats(stream);
+  REQUIRE_OK(ts);
+  REQUIRE(ts->size() == 1);
+  INFO("received " << got.size() << " of the " << sent.size() - cut << " sent since the join; held "
+                   << ts->front().held_until_rap);
+  // Everything from the intra frame to the next IDR is held (PSI-only
+  // datagrams aside), and what arrives decodes.
+  CHECK(ts->front().held_until_rap >= next_key - cut - 2);
+  CHECK(ts->front().held_until_rap + got.size() == sent.size() - cut);
+  REQUIRE_FALSE(got.empty());
+  CHECK(decode_errors(got).empty());
 }
