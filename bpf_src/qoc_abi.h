@@ -281,9 +281,10 @@ struct qoc_walk {
 	__u32 pending_sub;/* that target's subscription slot */
 	__be32 orig_ip4;  /* the destination address the datagram came with */
 	__u8 video;       /* replication: the datagram holds video (QOC_F_VIDEO) */
-	__u8 rap;         /* replication: it starts a ref frame whose class is
-			   * known and a random access point (QOC_F_RAP): a
-			   * joining target's video starts here;
+	__u8 rap;         /* replication: 1: it starts a frame the DPI knows is
+			   * a random access point (QOC_F_RAP): a joining
+			   * target's video starts here; 2: it holds packets the
+			   * DPI did not inspect, which may hold one;
 			   * sensor: the datagram is held (qoc_sensor.h) */
 	__u8 hdr[38];     /* see hdr_fast: Ethernet, IPv4, the UDP ports */
 };

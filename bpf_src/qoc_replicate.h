@@ -207,7 +207,11 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 		w->hdr_fast = 0;
 		__u32 f = skb->cb[QOC_CB_FLAGS];
 		w->video = !!(f & QOC_F_VIDEO);
-		w->rap = (f & QOC_F_RAP) && (f & QOC_F_NEW_FRAME) && !(f & QOC_F_PENDING);
+		/* 1: a random access point starts in it; 2: packets the DPI did
+		 * not inspect (a GSO super-packet), which may hold one. */
+		w->rap = (f & QOC_F_RAP) && (f & QOC_F_NEW_FRAME) && !(f & QOC_F_PENDING) ? 1
+			 : (f & QOC_F_UNPARSED)                                          ? 2
+												  : 0;
 		if (!w->ipv6 && w->l3_off == 14 && w->l4_off == 34 &&
 		    !bpf_skb_load_bytes(skb, 0, w->hdr, QOC_HDR_FAST_LEN)) {
 			w->hdr_fast = 1;
@@ -250,12 +254,14 @@ static __always_inline int qoc_replicate(struct __sk_buff *skb)
 		struct qoc_fstate *fs = qoc_sub_fstate.lookup(&sub);
 		/* A joining target: its video starts at a datagram that starts a
 		 * random access point (QOC_F_RAP, known); before it a decoder
-		 * could only fail, so it is held back, and its policy not asked. */
+		 * could only fail, so it is held back, and its policy not asked.
+		 * Packets the DPI did not inspect may hold one: they go, and the
+		 * target still waits for a random access point it knows of. */
 		int held = 0;
 		if (fs && !fs->joined && *video) {
-			if (*rap)
+			if (*rap == 1)
 				fs->joined = 1;
-			else
+			else if (*rap == 0)
 				held = 1;
 		}
 		if (held || qoc_target_drops(t, st, ts, t->policy == QOC_POLICY_FRAME_AWARE ? fs : 0,

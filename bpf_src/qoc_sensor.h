@@ -72,7 +72,7 @@ static __always_inline int qoc_sensor_end(struct __sk_buff *skb, struct qoc_stre
 		if (js && js->join_epoch != t.join) {
 			if ((flags & QOC_F_RAP) && (flags & QOC_F_NEW_FRAME) && !(flags & QOC_F_PENDING))
 				js->join_epoch = t.join;
-			else
+			else if (!(flags & QOC_F_UNPARSED)) /* uninspected packets may hold one: they go */
 				*held = 1;
 		}
 	}
