@@ -785,7 +785,9 @@ void ControlCore::report_measured(std::string name, std::optional<StreamKey> str
     if (d->model.empty()) d->model = QocModel(table_, options_.loop);  // restored from a saved state
     d->model.observe(d->wanted, measured, d->changed ? &d->before : nullptr, d->required);
     d->changed = false;
-    const QocModel::Choice c = d->model.choose(d->required, d->wanted);
+    QocModel::Choice c = d->model.choose(d->required, d->wanted);
+    if (c.policy == d->wanted)
+      if (auto p = d->model.probe(d->required, d->wanted)) c.policy = *p;  // another drop order, a step less lossy
     const LoopAction action = action_of(d->wanted, c.policy);
     d->target = c.expected;
     if (!(c.policy == d->wanted)) {

@@ -35,7 +35,10 @@ QocModel::QocModel(const QocTable& table, const ModelConfig& config) : config_(c
       p.prior = i == 0 ? lossless_ : table.qoc_at(kind, p.drop);
       c.points.push_back(p);
     }
-    curves_[kind] = std::move(c);
+    if (kind == PolicyKind::frame_aware)
+      for (DropOrder o : {DropOrder::disp, DropOrder::tail, DropOrder::thin}) curves_[{kind, o}] = c;
+    else
+      curves_[{kind, DropOrder::disp}] = std::move(c);
   }
 }
 
@@ -49,10 +52,12 @@ std::size_t QocModel::nearest(const Curve& c, double drop) const {
 void QocModel::observe(const Policy& applied, double measured, const Policy* before, double required) {
   const bool lossless = applied.kind == PolicyKind::keep || applied.drop <= 0;
   const double was = !before || before->kind == PolicyKind::keep ? 0.0 : before->drop;
+  ++reports_;
   if (before && measured >= required && was < (lossless ? 0.0 : applied.drop)) return;
   double resid = 0;
-  for (auto& [kind, c] : curves_) {
-    if (!lossless && kind != applied.kind) continue;
+  for (auto& [key, c] : curves_) {
+    if (!lossless && key != key_of(applied)) continue;
+    if (!lossless) c.last = reports_;
     Point& p = c.points[lossless ? 0 : nearest(c, applied.drop)];
     const double table_loss = lossless_ - p.prior;
     learn(p.n, p.mean, p.var, measured, config_.memory);
@@ -67,13 +72,14 @@ void QocModel::observe(const Policy& applied, double measured, const Policy* bef
 }
 
 double QocModel::scale_of(const Curve& c) const {
-  double n = c.ns, sum = c.ns * c.scale;
-  if (c.ns == 0)
-    for (const auto& [kind, o] : curves_) {
+  // The prior: the table's 1 as one report, with what the other curves learnt.
+  double n = 1, sum = 1;
+  for (const auto& [key, o] : curves_)
+    if (&o != &c) {
       n += o.ns;
       sum += o.ns * o.scale;
     }
-  return (1 + sum) / (1 + n);
+  return (sum / n + c.ns * c.scale) / (1 + c.ns);
 }
 
 double QocModel::window_var() const {
@@ -102,22 +108,51 @@ std::vector<QocModel::Estimate> QocModel::estimates(const Curve& c) const {
   return out;
 }
 
-std::size_t QocModel::points(PolicyKind kind) const {
-  auto it = curves_.find(kind);
+std::size_t QocModel::points(PolicyKind kind, DropOrder order) const {
+  auto it = curves_.find(key_of(Policy{kind, 0, order}));
   return it == curves_.end() ? 0 : it->second.points.size();
 }
 
-double QocModel::drop_at(PolicyKind kind, std::size_t i) const { return curves_.at(kind).points.at(i).drop; }
+double QocModel::drop_at(PolicyKind kind, std::size_t i, DropOrder order) const {
+  return curves_.at(key_of(Policy{kind, 0, order})).points.at(i).drop;
+}
 
-QocModel::Estimate QocModel::estimate(PolicyKind kind, std::size_t i) const {
-  return estimates(curves_.at(kind)).at(i);
+QocModel::Estimate QocModel::estimate(PolicyKind kind, std::size_t i, DropOrder order) const {
+  return estimates(curves_.at(key_of(Policy{kind, 0, order}))).at(i);
+}
+
+std::optional<Policy> QocModel::probe(double required, const Policy& current) {
+  if (config_.probe_every <= 0 || current.kind != PolicyKind::frame_aware || current.drop <= 0 ||
+      reports_ - last_probe_ < config_.probe_every)
+    return std::nullopt;
+  const Curve* cur = &curves_.at(key_of(current));
+  const Curve* pick = nullptr;
+  DropOrder order = current.order;
+  for (const auto& [key, c] : curves_)
+    if (key.first == PolicyKind::frame_aware && key != key_of(current) &&
+        (c.last < 0 || reports_ - c.last > 6L * config_.probe_every) && (!pick || c.last < pick->last)) {
+      pick = &c;
+      order = key.second;
+    }
+  if (!pick) return std::nullopt;
+  last_probe_ = reports_;
+  // The largest drop, a grid point or more below the current one, where the
+  // probed order's own estimate (its scale, or the others' before it has
+  // one) meets the requirement.
+  const auto est = estimates(*pick);
+  const double step = cur->points.size() > 1 ? cur->points[1].drop : 0.0;
+  double drop = 0;
+  for (std::size_t i = 1; i < est.size(); ++i)
+    if (pick->points[i].drop <= current.drop - step + 1e-12 && est[i].lower >= required) drop = pick->points[i].drop;
+  if (drop <= 0) return std::nullopt;
+  return Policy{PolicyKind::frame_aware, drop, order};
 }
 
 QocModel::Choice QocModel::choose(double required, const Policy& current) const {
   Choice best{Policy::keep(), lossless_, lossless_};
   const double now = current.kind == PolicyKind::keep ? 0.0 : current.drop;
   bool first = true;
-  for (const auto& [kind, c] : curves_) {
+  for (const auto& [key, c] : curves_) {
     const auto est = estimates(c);
     if (first) {  // no loss: the same point on every curve
       best.expected = est[0].expected;
@@ -130,9 +165,9 @@ QocModel::Choice QocModel::choose(double required, const Policy& current) const 
       if (est[i].lower < required || c.points[i].drop > cap) continue;
       const double drop = c.points[i].drop;
       const bool better = drop > best.policy.drop + 1e-12 ||
-                          (std::abs(drop - best.policy.drop) <= 1e-12 && kind == current.kind);
+                          (std::abs(drop - best.policy.drop) <= 1e-12 && key == key_of(current));
       if (best.policy.kind == PolicyKind::keep || better)
-        best = Choice{Policy{kind, drop}, est[i].expected, est[i].lower};
+        best = Choice{Policy{key.first, drop, key.second}, est[i].expected, est[i].lower};
       break;
     }
   }

@@ -13,11 +13,17 @@
 // The loop then picks the largest drop whose QoC, less z spreads, still
 // meets the requirement: the requirement holds in about 95 % of the
 // process's windows (z = 1.65) at the least bandwidth the model knows of.
+// frame_aware has one curve per drop order (disp, tail, thin), all with the
+// table's frame_aware curve as prior; the loop probes an order it has not
+// measured lately (probe()), and each process ends up on the order its own
+// reports show loses least.
 // Pure data and arithmetic: no clock, no I/O; unit-tested without root.
 #pragma once
 
 #include <cstddef>
 #include <map>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "qocnet/qoc.hpp"
@@ -30,6 +36,7 @@ struct ModelConfig {
   int bins = 50;           // grid points over (0, the table's last loss] per kind
   int memory = 8;          // reports a grid point (and the curve's scale and spread) remember
   int climb = 2;           // grid points the drop may rise per report
+  int probe_every = 6;     // reports between probes of another drop order (0: never)
   double sd_floor = 0.01;  // of `lossless`: the least spread ever assumed
   double sd_prior = 0.03;  // of `lossless`: the spread assumed before any report
 };
@@ -54,10 +61,11 @@ class QocModel {
     double lower = 0;     // expected - z sd, made non-increasing in the drop
     double reports = 0;   // reports remembered at the point
   };
-  // The curve of `kind` at grid point i (0: no loss); empty kind: none.
-  std::size_t points(PolicyKind kind) const;
-  double drop_at(PolicyKind kind, std::size_t i) const;
-  Estimate estimate(PolicyKind kind, std::size_t i) const;
+  // The curve of `kind` (and drop order) at grid point i (0: no loss);
+  // points() is 0 for a kind the table lacks.
+  std::size_t points(PolicyKind kind, DropOrder order = DropOrder::disp) const;
+  double drop_at(PolicyKind kind, std::size_t i, DropOrder order = DropOrder::disp) const;
+  Estimate estimate(PolicyKind kind, std::size_t i, DropOrder order = DropOrder::disp) const;
 
   struct Choice {
     Policy policy;          // keep when no drop meets the requirement
@@ -68,6 +76,14 @@ class QocModel {
   // the largest grid drop whose lower bound meets it, rising at most
   // `climb` grid points above `current`'s drop (falling at once).
   Choice choose(double required, const Policy& current) const;
+  // When the loop holds `current` (a frame_aware policy) and a probe is due
+  // (`probe_every` reports since the last): the drop order measured least
+  // lately (never, or not in the last 6 x probe_every reports), at the
+  // largest drop at least one grid point below `current`'s where that
+  // order's own estimate meets `required` (an order known to be worse is
+  // probed where it should still meet it). Nothing when no probe is due
+  // or no such drop exists.
+  std::optional<Policy> probe(double required, const Policy& current);
 
  private:
   struct Point {
@@ -78,10 +94,14 @@ class QocModel {
   struct Curve {
     std::vector<Point> points;
     double ns = 0, scale = 1;  // the loss scale learnt from `ns` reports
+    long last = -1;            // the report it last learnt from (-1: none)
   };
-  // The loss scale with the table's 1 counted as one report; a curve with
-  // no report of its own takes what the other kinds learnt (the process's
-  // metric, not the kind, is what suffers more or less than the table).
+  using Key = std::pair<PolicyKind, DropOrder>;
+  static Key key_of(const Policy& p) { return {p.kind, p.kind == PolicyKind::frame_aware ? p.order : DropOrder::disp}; }
+  // The loss scale: the curve's reports, with one more of the prior, which
+  // is the table's 1 pooled with what the other curves learnt (the
+  // process's metric, not the kind, is what suffers more or less than the
+  // table, until the curve's own reports say otherwise).
   double scale_of(const Curve& c) const;
   // The spread of one window's QoC around the curves, as a variance: the
   // process's, whatever the kind.
@@ -91,8 +111,9 @@ class QocModel {
 
   ModelConfig config_;
   double lossless_ = 1.0;
-  std::map<PolicyKind, Curve> curves_;
+  std::map<Key, Curve> curves_;
   double nv_ = 0, var_ = 0;  // the mean square of `nv_` reports around the curves
+  long reports_ = 0, last_probe_ = 0;
 };
 
 using LoopConfig = ModelConfig;
