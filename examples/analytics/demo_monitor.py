@@ -397,9 +397,14 @@ class Monitor:
 
 
 def short_policy(policy) -> str:
-    """keep, frame_aware(0.33): the drop rate to two decimals."""
+    """keep, frame_aware(0.33), frame_aware(0.33,tail): the drop rate to two
+    decimals, the drop order kept."""
     text = qc.policy_text(policy)
-    return text if "(" not in text else f"{text.split('(')[0]}({policy.drop:.2f})"
+    if "(" not in text:
+        return text
+    rest = text.split("(", 1)[1].rstrip(")")
+    order = rest.split(",", 1)[1] if "," in rest else ""
+    return f"{text.split('(')[0]}({policy.drop:.2f}{',' + order if order else ''})"
 
 
 def policy_path(seen: list) -> str:

@@ -22,6 +22,19 @@ import bandwidth  # noqa: E402
 import windows  # noqa: E402
 
 
+class MonitorPolicyText(unittest.TestCase):
+    def test_short_policy_keeps_the_drop_order(self):
+        import demo_monitor
+        from qocnet.v1 import types_pb2
+        tail = types_pb2.Policy(kind=types_pb2.POLICY_KIND_FRAME_AWARE, drop=0.3333,
+                                order=types_pb2.DROP_ORDER_TAIL)
+        disp = types_pb2.Policy(kind=types_pb2.POLICY_KIND_FRAME_AWARE, drop=0.3333)
+        keep = types_pb2.Policy(kind=types_pb2.POLICY_KIND_KEEP)
+        self.assertEqual(demo_monitor.short_policy(tail), "frame_aware(0.33,tail)")
+        self.assertEqual(demo_monitor.short_policy(disp), "frame_aware(0.33)")
+        self.assertEqual(demo_monitor.short_policy(keep), "keep")
+
+
 class Window(unittest.TestCase):
     def test_ratio_of_sums_not_mean_of_ratios(self):
         w = analytics.QocWindow(window_s=10)
