@@ -562,6 +562,47 @@ TEST_CASE("sensor: a stream that was dropped entirely restarts at its next rando
   CHECK(dropped_now == Catch::Detail::Approx(0.2).margin(0.03));
 }
 
+TEST_CASE("sensor: a restart waits for a random access point and not an intra frame that is none",
+          "[kernel][sensor][join]") {
+  const SceneCuts& sc = scene_cuts();
+  const Datagrams dg = cut_every_7(sc.ts);
+  std::size_t cut = 0, next_key = 0;
+  for (const auto& f : sc.frames)
+    if (!cut && f.intra && !f.key && f.pos / 1316 > 0) cut = f.pos / 1316;
+    else if (cut && f.key && f.pos / 1316 > cut) {
+      next_key = f.pos / 1316;
+      break;
+    }
+  INFO("non-IDR I frame at datagram " << cut << ", next IDR at " << next_key << " of " << dg.size());
+  REQUIRE(cut > 0);
+  REQUIRE(next_key > cut + 10);
+  // Rotated so that the switch (the replay's middle) falls on the intra
+  // frame's datagram, and what follows runs on to the end without a seam.
+  const std::size_t n = dg.size(), start = (cut + n - n / 2) % n;
+  REQUIRE(start > next_key);  // the seam comes before the switch
+  Datagrams run;
+  for (std::size_t i = 0; i < n; ++i) run.push_back(dg[(start + i) % n]);
+  SensorFixture fx;
+  const std::uint16_t kPort = 40020;
+  REQUIRE_OK(fx.sensor->set_policy(SensorFixture::stream(kPort), Policy::uniform(1.0)));
+  SensorStreamStats before;
+  std::size_t got_before = 0;
+  const auto sent = fx.replay(run, 1, {kPort}, [&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    before = fx.stats_of(kPort);
+    got_before = fx.received[kPort].n;
+    REQUIRE_OK(fx.sensor->set_policy(SensorFixture::stream(kPort), Policy::keep()));
+  });
+  const SensorStreamStats st = fx.check_counters(sent.at(kPort));
+  const Datagrams& all = fx.received[kPort].seq;
+  const Datagrams after(all.begin() + static_cast<long>(got_before), all.end());
+  const std::uint64_t held = st.held_until_rap - before.held_until_rap;
+  INFO(after.size() << " arrived after the switch, " << held << " held");
+  CHECK(held >= next_key - cut - 2);
+  REQUIRE_FALSE(after.empty());
+  CHECK(decode_errors(after).empty());
+}
+
 TEST_CASE("sensor: bad requests are refused and change nothing", "[kernel][sensor]") {
   SensorFixture fx;
   const StreamId s = SensorFixture::stream(40000);

@@ -6,10 +6,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <sstream>
 #include <utility>
 #include <string>
 #include <vector>
@@ -109,5 +111,55 @@ inline std::string decode_errors(const std::vector<std::vector<std::uint8_t>>& d
   REQUIRE(r.ok());
   return *r;
 }
+
+// H.264 whose scene cuts (a mandelbrot picture laid over testsrc2 every
+// 0.8 s) come closer than min-keyint: x264 codes them as I frames that are
+// not IDRs, and the muxer does not mark them random access points.
+struct SceneCuts {
+  std::vector<std::uint8_t> ts;
+  struct Frame {
+    std::uint64_t pos = 0;  // byte offset of its first TS packet
+    bool intra = false, key = false;
+  };
+  std::vector<Frame> frames;
+};
+
+inline const SceneCuts& scene_cuts() {
+  static SceneCuts made = [] {
+    SceneCuts sc;
+    const std::string path = "/tmp/qocnet-scenecuts-" + std::to_string(::getpid()) + ".ts";
+    auto r = testbed::run({"ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                           "testsrc2=size=640x480:rate=25", "-f", "lavfi", "-i", "mandelbrot=size=640x480:rate=25",
+                           "-filter_complex", "[0][1]overlay=enable='lt(mod(t\\,1.6)\\,0.8)'", "-t", "8", "-c:v",
+                           "libx264", "-preset", "veryfast", "-b:v", "2M", "-bf", "2", "-x264-params",
+                           "keyint=100:min-keyint=100:scenecut=100:b-pyramid=none", "-f", "mpegts", path});
+    INFO(describe(r));
+    REQUIRE(r.ok());
+    auto probe = testbed::run({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                               "frame=pkt_pos,pict_type,key_frame", "-of", "csv=p=0", path});
+    INFO(describe(probe));
+    REQUIRE(probe.ok());
+    {
+      std::ifstream f(path, std::ios::binary);
+      std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(f)), {});
+      sc.ts = std::move(data);
+    }
+    ::unlink(path.c_str());
+    std::istringstream in(*probe);
+    std::string line;
+    while (std::getline(in, line)) {
+      // key_frame,pkt_pos,pict_type (ffprobe's order of the entries)
+      std::istringstream l(line);
+      std::string key, pos, type;
+      if (!std::getline(l, key, ',') || !std::getline(l, pos, ',') || !std::getline(l, type, ',')) continue;
+      if (pos.empty() || pos == "N/A") continue;
+      sc.frames.push_back({std::stoull(pos), type.rfind("I", 0) == 0, key == "1"});
+    }
+    std::sort(sc.frames.begin(), sc.frames.end(), [](const auto& a, const auto& b) { return a.pos < b.pos; });
+    return sc;
+  }();
+  return made;
+}
+
 
 }  // namespace qocnet::test
