@@ -785,9 +785,25 @@ void ControlCore::report_measured(std::string name, std::optional<StreamKey> str
     if (d->model.empty()) d->model = QocModel(table_, options_.loop);  // restored from a saved state
     d->model.observe(d->wanted, measured, d->changed ? &d->before : nullptr, d->required);
     d->changed = false;
-    QocModel::Choice c = d->model.choose(d->required, d->wanted);
-    if (c.policy == d->wanted)
-      if (auto p = d->model.probe(d->required, d->wanted)) c.policy = *p;  // another drop order, a step less lossy
+    // The drop order the stream's other frame_aware processes share (none:
+    // no other, or they differ): the sensor drops for the stream only what
+    // all drop alike (Eq. 3), so the loop keeps to it where it costs
+    // little, and probes other orders only on a stream of its own.
+    std::optional<DropOrder> share;
+    bool others = false, mixed = false;
+    if (auto targets = targets_of(d->stream); targets)
+      for (const auto& other : *targets) {
+        if (other == name) continue;
+        const Policy& w = registry_.demand(other, d->stream).wanted;
+        if (w.kind != PolicyKind::frame_aware || w.drop <= 0) continue;
+        if (others && share != w.order) mixed = true;
+        others = true;
+        share = w.order;
+      }
+    if (mixed) share.reset();
+    QocModel::Choice c = d->model.choose(d->required, d->wanted, share);
+    if (c.policy == d->wanted && !others)
+      if (auto p = d->model.probe(d->required, d->wanted)) c.policy = *p;  // another drop order
     const LoopAction action = action_of(d->wanted, c.policy);
     d->target = c.expected;
     if (!(c.policy == d->wanted)) {

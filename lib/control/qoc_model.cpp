@@ -148,8 +148,9 @@ std::optional<Policy> QocModel::probe(double required, const Policy& current) {
   return Policy{PolicyKind::frame_aware, drop, order};
 }
 
-QocModel::Choice QocModel::choose(double required, const Policy& current) const {
+QocModel::Choice QocModel::choose(double required, const Policy& current, std::optional<DropOrder> share) const {
   Choice best{Policy::keep(), lossless_, lossless_};
+  Choice shared = best;  // the best in the shared order
   const double now = current.kind == PolicyKind::keep ? 0.0 : current.drop;
   bool first = true;
   for (const auto& [key, c] : curves_) {
@@ -168,8 +169,16 @@ QocModel::Choice QocModel::choose(double required, const Policy& current) const 
                           (std::abs(drop - best.policy.drop) <= 1e-12 && key == key_of(current));
       if (best.policy.kind == PolicyKind::keep || better)
         best = Choice{Policy{key.first, drop, key.second}, est[i].expected, est[i].lower};
+      if (share && key == Key{PolicyKind::frame_aware, *share})
+        shared = Choice{Policy{key.first, drop, key.second}, est[i].expected, est[i].lower};
       break;
     }
+  }
+  if (share && best.policy.kind == PolicyKind::frame_aware && best.policy.order != *share &&
+      shared.policy.kind == PolicyKind::frame_aware) {
+    const Curve& c = curves_.at({PolicyKind::frame_aware, *share});
+    const double step = c.points.size() > 1 ? c.points[1].drop : 0.0;
+    if (shared.policy.drop >= best.policy.drop - config_.share_slack * step - 1e-12) return shared;
   }
   return best;
 }

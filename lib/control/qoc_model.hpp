@@ -37,6 +37,7 @@ struct ModelConfig {
   int memory = 8;          // reports a grid point (and the curve's scale and spread) remember
   int climb = 2;           // grid points the drop may rise per report
   int probe_every = 6;     // reports between probes of another drop order (0: never)
+  int share_slack = 3;     // grid points of drop given up to share the stream's drop order
   double sd_floor = 0.01;  // of `lossless`: the least spread ever assumed
   double sd_prior = 0.03;  // of `lossless`: the spread assumed before any report
 };
@@ -75,7 +76,12 @@ class QocModel {
   // The policy meeting `required` at the least bandwidth: over every kind,
   // the largest grid drop whose lower bound meets it, rising at most
   // `climb` grid points above `current`'s drop (falling at once).
-  Choice choose(double required, const Policy& current) const;
+  // `share`: the drop order the stream's other frame_aware processes hold.
+  // The sensor can drop for the stream only what every process drops
+  // (Eq. 3), so a frame_aware choice in another order costs the uplink:
+  // `share` is taken instead while it allows a drop no more than
+  // `share_slack` grid points below the best.
+  Choice choose(double required, const Policy& current, std::optional<DropOrder> share = std::nullopt) const;
   // When the loop holds `current` (a frame_aware policy) and a probe is due
   // (`probe_every` reports since the last): the drop order measured least
   // lately (never, or not in the last 6 x probe_every reports), at the

@@ -342,26 +342,29 @@ Result<DaemonConfig> parse(const YAML::Node& root, const Reader& r) {
     c.qoc_table_file = path;
   }
   if (auto l = root["loop"]) {
-    QOCNET_TRY(r.mapping(l, "loop", {"z", "bins", "memory", "climb", "probe_every"}));
+    QOCNET_TRY(r.mapping(l, "loop", {"z", "bins", "memory", "climb", "probe_every", "share_slack"}));
     if (l["z"]) { QOCNET_ASSIGN(v, r.number(l["z"], "loop.z")); ctl.loop.z = v; }
     double bins = ctl.loop.bins, memory = ctl.loop.memory, climb = ctl.loop.climb, probe = ctl.loop.probe_every;
     if (l["probe_every"]) { QOCNET_ASSIGN(v, r.number(l["probe_every"], "loop.probe_every")); probe = v; }
+    double slack = ctl.loop.share_slack;
+    if (l["share_slack"]) { QOCNET_ASSIGN(v, r.number(l["share_slack"], "loop.share_slack")); slack = v; }
     if (l["bins"]) { QOCNET_ASSIGN(v, r.number(l["bins"], "loop.bins")); bins = v; }
     if (l["memory"]) { QOCNET_ASSIGN(v, r.number(l["memory"], "loop.memory")); memory = v; }
     if (l["climb"]) { QOCNET_ASSIGN(v, r.number(l["climb"], "loop.climb")); climb = v; }
     auto whole = [](double v, double lo, double hi) { return v >= lo && v <= hi && v == std::floor(v); };
     if (!(ctl.loop.z >= 0 && ctl.loop.z <= 5) || !whole(bins, 1, 200) || !whole(memory, 1, 1000) ||
-        !whole(climb, 1, bins) || !whole(probe, 0, 1000))
+        !whole(climb, 1, bins) || !whole(probe, 0, 1000) || !whole(slack, 0, bins))
       return bad(r.origin(), "loop",
                  "z " + std::to_string(ctl.loop.z) + ", bins " + std::to_string(bins) + ", memory " +
                      std::to_string(memory) + ", climb " + std::to_string(climb) + ", probe_every " +
-                     std::to_string(probe) + " is out of range",
+                     std::to_string(probe) + ", share_slack " + std::to_string(slack) + " is out of range",
                         "z in [0, 5] (1.65: the requirement met in 95 % of windows), bins a whole number in "
-                        "[1, 200], memory in [1, 1000], climb in [1, bins], probe_every in [0, 1000] (0: never)");
+                        "[1, 200], memory in [1, 1000], climb in [1, bins], probe_every in [0, 1000] (0: never), share_slack in [0, bins]");
     ctl.loop.bins = static_cast<int>(bins);
     ctl.loop.memory = static_cast<int>(memory);
     ctl.loop.climb = static_cast<int>(climb);
     ctl.loop.probe_every = static_cast<int>(probe);
+    ctl.loop.share_slack = static_cast<int>(slack);
   }
   return c;
 }

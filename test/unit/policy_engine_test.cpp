@@ -146,6 +146,39 @@ TEST_CASE("the QoC loop finds the drop order that costs the process least", "[un
   CHECK(r.over_least <= 0.07);
 }
 
+TEST_CASE("the QoC loop keeps to the stream's shared drop order where it costs little", "[unit][policy][loop]") {
+  const QocTable t = demo_table();
+  const double step = 0.01;  // the frame_aware grid: 50 points over 0.5
+  // Teach an order a scale: reports of the QoC a process losing `s` times
+  // the table's loss would measure at drop 0.2.
+  auto teach = [&](QocModel& m, DropOrder o, double s) {
+    const Policy p{PolicyKind::frame_aware, 0.2, o};
+    for (int i = 0; i < 8; ++i) m.observe(p, 1.0 - s * (1.0 - t.qoc_at(PolicyKind::frame_aware, 0.2)), nullptr, 0.85);
+  };
+  const Policy at_tail{PolicyKind::frame_aware, 0.5, DropOrder::tail};  // no climb limit in reach
+  {  // disp costs this process as little as tail: the shared disp is taken
+    QocModel m(t, ModelConfig{});
+    teach(m, DropOrder::tail, 0.5);
+    teach(m, DropOrder::disp, 0.5);
+    const auto alone = m.choose(0.85, at_tail);
+    const auto shared = m.choose(0.85, at_tail, DropOrder::disp);
+    INFO("alone " << to_string(alone.policy) << ", shared " << to_string(shared.policy));
+    CHECK(shared.policy.order == DropOrder::disp);
+    CHECK(shared.policy.drop >= alone.policy.drop - 3 * step - 1e-9);
+    CHECK(shared.lower >= 0.85);
+  }
+  {  // disp costs it far more: tail, though the stream shares disp
+    QocModel m(t, ModelConfig{});
+    teach(m, DropOrder::tail, 0.5);
+    teach(m, DropOrder::disp, 2.0);
+    const auto alone = m.choose(0.85, at_tail);
+    const auto shared = m.choose(0.85, at_tail, DropOrder::disp);
+    INFO("alone " << to_string(alone.policy) << ", shared " << to_string(shared.policy));
+    CHECK(alone.policy.order == DropOrder::tail);
+    CHECK(shared.policy == alone.policy);
+  }
+}
+
 TEST_CASE("the QoC model ignores a report flattered by a less lossy policy before", "[unit][policy][loop]") {
   const QocTable t = demo_table();
   const Policy p{PolicyKind::frame_aware, 0.2};
