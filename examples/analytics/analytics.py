@@ -446,7 +446,10 @@ def arguments(description: str, required: float, every: int) -> argparse.Argumen
     ap.add_argument("--sample-every", type=int, default=every,
                     help="analyse every k-th frame of the reference (default %(default)s)")
     ap.add_argument("--report-every", type=float, default=5.0, help="seconds between measured-QoC reports")
-    ap.add_argument("--window", type=float, default=15.0, help="seconds of samples in a report")
+    ap.add_argument("--window", type=float, default=None,
+                    help="seconds of samples in a report (default: --report-every, so that each report is "
+                         "one window of the kind the requirement is judged over, and the loop learns the "
+                         "spread of those windows)")
     ap.add_argument("--status", help="write a JSON status here every second")
     ap.add_argument("--out", help="directory for the process's output")
     return ap
@@ -498,7 +501,7 @@ class Process:
     def window(self, stream: Optional[str] = None) -> QocWindow:
         key = stream or "*"
         if key not in self.windows:
-            self.windows[key] = QocWindow(self.args.window)
+            self.windows[key] = QocWindow(self.args.window or self.args.report_every)
         return self.windows[key]
 
     def register(self):

@@ -11,8 +11,9 @@
 //     remembered over the last `memory` reports at that point.
 //
 // The loop then picks the largest drop whose QoC, less z spreads, still
-// meets the requirement: the requirement holds in about 95 % of the
-// process's windows (z = 1.65) at the least bandwidth the model knows of.
+// meets the requirement: the requirement holds in 95 % or more of the
+// process's windows (z = 2: the spread is estimated from few reports) at
+// the least bandwidth the model knows of.
 // frame_aware has one curve per drop order (disp, tail, thin), all with the
 // table's frame_aware curve as prior; the loop probes an order it has not
 // measured lately (probe()), and each process ends up on the order its own
@@ -32,7 +33,7 @@ namespace qocnet::control {
 
 // The loop's settings (qocnetd's `loop:` configuration).
 struct ModelConfig {
-  double z = 1.65;         // spreads of margin below the expected QoC (one-sided 95 %)
+  double z = 2.0;          // spreads of margin below the expected QoC (t, 7 dof, one-sided 95 %: 1.89)
   int bins = 50;           // grid points over (0, the table's last loss] per kind
   int memory = 8;          // reports a grid point (and the curve's scale and spread) remember
   int climb = 2;           // grid points the drop may rise per report

@@ -358,7 +358,7 @@ Result<DaemonConfig> parse(const YAML::Node& root, const Reader& r) {
                  "z " + std::to_string(ctl.loop.z) + ", bins " + std::to_string(bins) + ", memory " +
                      std::to_string(memory) + ", climb " + std::to_string(climb) + ", probe_every " +
                      std::to_string(probe) + ", share_slack " + std::to_string(slack) + " is out of range",
-                        "z in [0, 5] (1.65: the requirement met in 95 % of windows), bins a whole number in "
+                        "z in [0, 5] (2.0, the default: the requirement met in about 97 % of windows), bins a whole number in "
                         "[1, 200], memory in [1, 1000], climb in [1, bins], probe_every in [0, 1000] (0: never), share_slack in [0, bins]");
     ctl.loop.bins = static_cast<int>(bins);
     ctl.loop.memory = static_cast<int>(memory);
