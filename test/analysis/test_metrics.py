@@ -262,6 +262,25 @@ class OfflineBound(unittest.TestCase):
             self.assertAlmostEqual(steps[k - 1][2], r["mse"], places=6)
             self.assertAlmostEqual(steps[k - 1][1], sum(f.size for f in kept) / sum(sizes))
 
+    def test_the_pixel_blind_greedy_freezes_fewest_frames_per_byte(self):
+        # I B B P B B P; the scene changes at 4. Dropping P6 freezes 4, 5, 6
+        # (3 frames for 1100 bytes); P3 freezes 1..6 (6 for 1900); the I
+        # all 7 (for 2200); a B one for 100. The pixel-blind greedy (a frozen frame costs 1) drops
+        # P6's tail first; the bound, seeing that 4..6 differ from 3, drops
+        # a B frame of the still part instead.
+        values = [10, 10, 10, 10, 200, 200, 200]
+        sizes = [300, 100, 100, 600, 100, 100, 900]
+        frames, imgs, g = greedy_of(values, "IBBPBBP", sizes)
+        blind = bound.Greedy(frames, lambda i, j: 1.0)
+        steps = blind.run(min_bandwidth=0.9)
+        self.assertEqual({frames[d].disp for d in steps[0][0]}, {4, 5, 6})
+        self.assertAlmostEqual(steps[0][2], 3 / 7, msg="its cost is the share of frames frozen")
+        steps = g.run(min_bandwidth=0.9)
+        first = frames[steps[0][0][0]]
+        self.assertEqual((len(steps[0][0]), first.kind), (1, "B"))
+        self.assertIn(first.disp, (1, 2))
+        self.assertAlmostEqual(steps[0][2], 0.0)
+
     def test_selection_within_a_bandwidth(self):
         rng = np.random.default_rng(3)
         pattern = "IBBPBBPBBP" * 4

@@ -44,7 +44,7 @@ WIRE_OVERHEAD = 42
 MIN_BANDWIDTH = 0.3
 # Bandwidths at which HOG/SIFT are measured, besides the online points.
 GRID = sorted({round(0.3 + 0.05 * i, 2) for i in range(15)} | {0.76, 0.97, 0.98, 0.99, 0.995})
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass
@@ -318,6 +318,27 @@ def compute(clip, ts_path, pcap_path, sample_every, hog, bandwidths, work_dir, l
                        "hog_recall": r.get("hog_recall"), "sift_share": r.get("sift_share"),
                        "frames_lost": r["frames_lost"], "dropped_I": kinds["I"], "dropped_P": kinds["P"],
                        "dropped_B": kinds["B"], "dropped": sorted(pts_of[d] for d in dropped)})
+    # The same greedy blind to the pixels: every frame newly shown frozen
+    # costs 1, whatever it shows. It knows each frame's bytes and
+    # dependencies in advance, as the bound does, but not its content, as
+    # the kernel does not: the difference between the two is what knowing
+    # the pictures is worth; between it and the datapath, what knowing the
+    # sizes ahead (and choosing freely among the units) is worth.
+    gb = Greedy(frames, lambda i, j: 1.0, other)
+    gb.run(min(MIN_BANDWIDTH, targets[0] - 0.02), targets)
+    blind = []
+    for b in targets:
+        if b not in gb.best:
+            continue
+        dropped, bw, _ = gb.best[b]
+        r = measure(ref, ref_pts, {pts_of[d] for d in dropped}, det, sample_every, hog)
+        kinds = {"I": 0, "P": 0, "B": 0}
+        for d in dropped:
+            kinds[frames[d].kind] += 1
+        blind.append({"at": b, "bandwidth": bw, "mse": r["mse"], "psnr": r["psnr"],
+                      "hog_recall": r.get("hog_recall"), "sift_share": r.get("sift_share"),
+                      "frames_lost": r["frames_lost"], "dropped_I": kinds["I"], "dropped_P": kinds["P"],
+                      "dropped_B": kinds["B"]})
     near = min(points, key=lambda p: abs(p["at"] - 0.76))
     dropped = {f.dec for f in frames if f.pts in set(near["dropped"])}
     bw = near["bandwidth"]
@@ -331,7 +352,7 @@ def compute(clip, ts_path, pcap_path, sample_every, hog, bandwidths, work_dir, l
     log(f"  bound {clip}: cut at {bw:.3f} decodes {check['frames_decoded']} of {check['frames_kept']} "
         f"kept frames, {check['identical']} identical")
     return {"clip": clip, "frames": len(frames), "total_bytes": g.total, "curve": curve, "points": points,
-            "check": check, "sample_every": sample_every, "hog": hog}
+            "blind": blind, "check": check, "sample_every": sample_every, "hog": hog}
 
 
 def _safe_job(a):
@@ -396,13 +417,14 @@ def for_runs(rows, video_dir, out_dir, sample, work_dir, jobs=2, log=print):
     return result
 
 
-def at(bound, bandwidth):
+def at(bound, bandwidth, which="points"):
     """The bound's measured point for a bandwidth (the selection with the
-    most bytes not above it), or None."""
+    most bytes not above it), or None. which="blind": the pixel-blind
+    greedy's."""
     if not bound:
         return None
     key = round(bandwidth, 4)
-    for p in bound["points"]:
+    for p in bound.get(which) or []:
         if round(p["at"], 4) == key:
             return p
     return None

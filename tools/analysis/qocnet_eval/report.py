@@ -272,6 +272,10 @@ def write_all(rows, meta, out, doc, info, bound=None):
                  for c in clips if c in bound for p in bound[c]["points"]]
         write_csv(os.path.join(out, "bound.csv"), brows, BOUND_FIELDS)
         write_csv(os.path.join(out, "gap.csv"), gp, GAP_FIELDS)
+        blind = [{"clip": c, "at": p["at"], **{k: p.get(k) for k in BOUND_FIELDS[2:]}}
+                 for c in clips if c in bound for p in bound[c].get("blind") or []]
+        if blind:
+            write_csv(os.path.join(out, "blind.csv"), blind, BOUND_FIELDS)
     if doc:
         from . import evaldoc
         text = evaldoc.render(agg, rows, meta, tg, info, os.path.relpath(out, os.path.dirname(doc)), bound, gp)
