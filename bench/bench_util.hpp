@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers shared by qocnet's benchmark programs: the command line (CLI11),
 // errors and interruption, statistics, JSON output (the common JSON-lines
 // format of scripts/bench), a description of the machine a run was made on,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet_daemon_bench — qocnetd as an operator sees it (needs root):
 //
 //   1. policy-change latency: ControlService.SetPolicy on a process that is a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet_dpi_bench — per-datagram cost of the edge program's DPI (needs root).
 //
 // Every figure is the kernel's own: BPF_PROG_TEST_RUN (bpf_prog_test_run_opts)

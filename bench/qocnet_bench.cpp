@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet_bench — two figures of the edge datapath, in one run (needs root):
 //
 //  1. cold compile+attach: each trial is a fresh process (this program,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet_replication_bench — one UDP video stream replicated to N consumers,
 // qocnet against the kernel's and user space's ways of doing it (needs root).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet_sensor_bench — what the sensor's egress program costs a sender, per
 // datagram (needs root).
 //

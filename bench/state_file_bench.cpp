@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet_state_file_bench: what one save of a pinned edge's state file costs
 // (docs/BENCHMARKS.md, Control plane: State file cost). The state is the one
 // of the flood test: 64 processes, 8 streams of 8 targets, one port. Times,

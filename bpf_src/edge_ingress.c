@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* qocnet edge program: TC ingress (clsact) of every sensor-facing port. */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/pkt_cls.h>

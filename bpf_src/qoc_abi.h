@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* The one definition of every struct shared by qocnet's BPF programs and its
  * C++ control plane. Plain C, fixed-width kernel types only, no padding holes:
  * the C++ side static_asserts every size (lib/abi_checks.cpp). */

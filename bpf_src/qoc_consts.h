@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* qocnet datapath limits. Every limit is overridable with -D at compile time;
  * the control plane passes the values it was configured with. */
 #ifndef QOC_CONSTS_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* Classifies the frame in an skb: parse to UDP, walk the TS packets, update
  * the stream's state and counters, and leave the verdict in skb->cb[] (see
  * enum qoc_cb_slot). A non-linear frame is pulled linear up to the bytes

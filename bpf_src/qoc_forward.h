@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* Static L2 forwarding along port pairs, with per-port counters. */
 #ifndef QOC_FORWARD_H
 #define QOC_FORWARD_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* Maps of the edge datapath. Everything that changes while running lives here;
  * user space owns the entries (lib/edge.cpp). */
 #ifndef QOC_MAPS_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* Header parsing for the edge program: Ethernet, 802.1Q/802.1ad, IPv4 (with
  * options), IPv6 (with a bounded walk over extension headers), UDP. A cursor
  * moves through the frame; each step checks its bounds first and returns

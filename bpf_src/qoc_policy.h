@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* The drop policies (DESIGN.md, Policies): whether one target drops a
  * datagram, from its policy, the datagram's class and the stream's state.
  * One decision for both ends of the uplink: the edge asks it for every clone

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* Selective replication: a datagram of a stream with clone targets goes to
  * every target whose policy keeps it, each copy rewritten to the target's
  * addresses; `bpf_clone_redirect` for every kept target but the last, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* The sensor's egress: every datagram of a stream leaves the sensor or is
  * dropped by the stream's policy, the same decision the edge takes for a
  * clone target (qoc_policy.h), so the uplink carries no more than the

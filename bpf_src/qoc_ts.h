@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* MPEG-TS deep packet inspection: walks a UDP payload TS header to TS header
  * (188-byte stride, bounded), learns the video PID from the PAT and PMT, and
  * classifies each video frame from its first bytes. The scanner's state lives

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* qocnet sensor program: TC egress (clsact) of the sensor's uplink. */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/pkt_cls.h>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Embeds BPF C sources into the library as C++ raw strings, so libqocnet
 # compiles its datapath at run time without the source tree. The sources stay
 # real .c/.h files in bpf_src/; QOCNET_BPF_SRC_DIR overrides them at run time.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sanitizer and fuzzing builds (docs/TESTING.md, Sanitizers and Fuzzing).
 #
 # QOCNET_SANITIZE=<list>  e.g. "address,undefined": every target of the build

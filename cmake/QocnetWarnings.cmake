@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # qocnet_warnings(target): the project's warning set, -Werror when QOCNET_WERROR.
 function(qocnet_warnings target)
   target_compile_options(${target} PRIVATE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // edge_app: a complete qocnet edge application in the style of the paper's
 // Listing 1. It builds a small edge in network namespaces (one camera, the
 // edge, three analytics containers with their own addresses), replays an

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet port-pair demo: a sensor streams numbered UDP datagrams into the edge;
 // the edge's BPF program forwards them along a port pair to process A, the
 // pair is changed live to process B, then removed so the edge's own stack

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Host build of the edge datapath's DPI (bpf_src/qoc_dpi.h with
  * qoc_parse.h and qoc_ts.h) for fuzz_bpf_parse: just enough of libbcc's
  * BPF C dialect, in plain C, for the headers to compile and run unchanged

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* fuzz_bpf_parse: the edge program's DPI (bpf_src/qoc_dpi.h: qoc_parse.h's
  * Ethernet/VLAN/IPv4/IPv6/UDP parse and qoc_ts.h's TS walk, PAT/PMT parsing
  * and frame scanner) compiled for the host through fuzz/bpf_host_shim.h,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_classify: the offline classifier (`qocnetctl classify`) on arbitrary
 // bytes: FrameSource's format recognition and its pcap (both byte orders,
 // us/ns), pcapng and .ts readers, the link-type conversion to Ethernet, and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_config: qocnetd's configuration parser (parse_daemon_config, a pure
 // function: text in, Result out, no file read) on arbitrary text. It must
 // never throw or crash; a config it accepts must keep its promises, else

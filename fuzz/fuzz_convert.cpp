@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_convert: qocnetd's request checks on arbitrary bytes. The first byte
 // picks a request message type, the rest is parsed with ParseFromArray; a
 // message that parses goes through what every handler runs first

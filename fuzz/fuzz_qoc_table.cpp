@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_qoc_table: the QoC table loader (QocTable::parse_yaml, what
 // QocTable::load, qocnetd's --qoc-table and qocnetctl read) on arbitrary
 // text, then what a loaded table is used for: qoc_at, max_loss,

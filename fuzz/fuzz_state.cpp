@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_state: the pinned edge's state file parser (detail::parse_state,
 // lib/state_file.hpp), what Edge::create reads when it re-adopts a pinned
 // datapath. Each input is parsed as it is (so the seal is exercised) and

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes the seed corpus of fuzz_bpf_parse (fuzz/corpus/fuzz_bpf_parse/):
 crafted frames (IPv4, IPv4 options, 802.1Q and QinQ, IPv6 with extension
 headers, fragments, a short UDP length) carrying MPEG-TS with PAT, PMT

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The C++ side of the shared ABI: every struct in bpf_src/qoc_abi.h has the
 // size and layout the BPF programs give it.
 #include <cstddef>

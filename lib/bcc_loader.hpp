@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Finding and opening the compiler module, libqocnet-bcc.so (bcc_module.h):
 // the one part of qocnet that links libbcc, LLVM and Clang. libqocnet opens it
 // on the first compile only, so a process that never compiles never maps them.

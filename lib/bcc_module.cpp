@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libqocnet-bcc.so: the only code of qocnet that calls libbcc (and through it
 // LLVM and Clang). libqocnet dlopen()s it on the first compile; see
 // bcc_module.h for the ABI and lib/bcc_loader.cpp for the lookup.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* The C ABI between libqocnet and its compiler module, libqocnet-bcc.so.
  *
  * libbcc brings LLVM and Clang (~76 MiB mapped, ~0.15 s to load), which a

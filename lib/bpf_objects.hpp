@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RAII owners of loaded BPF programs and maps, and typed map views whose key
 // and value sizes are checked against the kernel's map when opened.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet::cleanup: removes a kept or orphaned pinned datapath (qocnet's TC
 // filters, clsact qdiscs left empty by that, pins, state), leaving other
 // tools' filters alone.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Run-time compilation of qocnet's BPF C through libbcc.
 //
 // libbcc (with LLVM and Clang) is reached through the compiler module,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reading the DPI's maps into the public types, for every datapath that runs
 // the DPI (the edge's and the sensor's programs share qoc_streams and
 // qoc_counters, bpf_src/qoc_dpi.h).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The state behind qocnet::Edge, shared by the files that implement it
 // (edge.cpp: programs, ports, DPI; replication.cpp: processes, targets,
 // policies).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Edge: pinning, restart without loss and the control-plane state file
 // (docs/ARCHITECTURE.md, Pinning and restart).
 #include <yaml-cpp/yaml.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Network namespace helpers: identify the calling thread's namespace and
 // enter another one for the duration of a scope.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A pinned edge datapath on a BPF filesystem (docs/ARCHITECTURE.md, Pinning
 // and restart):
 //

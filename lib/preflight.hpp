@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Checks made before touching the kernel, each failing with an error that
 // names the cause and the fix.
 #pragma once

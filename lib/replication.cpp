@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Edge: processes, clone targets and drop policies (bpf_src/qoc_replicate.h).
 #include <arpa/inet.h>
 #include <linux/bpf.h>

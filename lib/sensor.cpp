@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Sensor: the DPI and the edge's drop policies on the TC egress of the
 // sensor's uplink (bpf_src/sensor_egress.c, qoc_sensor.h; docs/SENSOR.md).
 #include "qocnet/sensor.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The control-plane state file of a pinned edge (docs/ARCHITECTURE.md,
 // Pinning and restart): what the Edge knows that the maps do not say (ports
 // and who made their clsact qdisc, processes by name, clone targets by name

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A BPF program attached to a TC hook (clsact ingress or egress) of one port.
 //
 // The filter sits at a fixed handle and priority, so a later run finds a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // YAML scalars written by hand for the state files that are rewritten on
 // every change (the edge's, lib/edge_pin.cpp; qocnetd's,
 // lib/control/daemon_state.cpp): yaml-cpp's emitter costs milliseconds a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "qocnet_client/proto_text.hpp"
 
 #include <cstdio>

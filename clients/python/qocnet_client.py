@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """qocnet_client: a small client of qocnetd's QocService for analytics processes.
 
 A computation process registers itself (its name, the UDP port it receives

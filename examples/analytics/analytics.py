@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Pieces shared by qocnet's example computation processes (detector.py,
 counter.py, feature_monitor.py, recorder.py).
 

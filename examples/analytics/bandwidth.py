@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The demo's bandwidth accounting (demo_monitor.py), kept free of gRPC so it
 can be tested on its own.
 

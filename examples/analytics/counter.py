@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """People counter: counts the people (OpenCV HOG) on the frames it
 receives. QoC = count accuracy: min/max of its count and the loss-free
 frame's count, weighted by the larger count, over a sliding window. A

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """The demo's live table and summary (scripts/demo runs it).
 
 Every second: qocnetd's statistics (ControlService.WatchStats: per-process

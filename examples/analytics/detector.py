@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Pedestrian detector: OpenCV's HOG people detector on the frames it
 receives. QoC = detection rate: the people found on the loss-free frame
 (boxes) that it also finds on the frame it was shown (IoU >= 0.5), over a

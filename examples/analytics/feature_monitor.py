@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Feature-match monitor: SIFT features of the loss-free frame still
 matched (Lowe's ratio test) in the frame it was shown, the paper's
 detection metric, over a sliding window of sampled frames (default

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Recorder: writes every stream it receives to a .ts file, untouched. It
 needs everything (requirement 1.0 = keep). QoC = completeness: TS packets
 received / (received + missing by the continuity counter), per stream; on a

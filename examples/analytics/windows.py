@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The demo summary's per-process figures over fixed windows (docs/DEMO.md,
 "Windows"): the share of 5-second windows after a warm-up in which the
 process's measured QoC was at or above its requirement, and its mean

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A computation process's side of qocnet: register with qocnetd, require a
 QoC, follow the policy the edge applies, and unregister on exit.
 

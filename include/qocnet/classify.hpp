@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Offline classification: run the real edge program (BPF_PROG_TEST_RUN) over
 // the datagrams of an MPEG-TS file or of a packet capture, and report the
 // class it gives each datagram and each video frame. Used by

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet::cleanup — removes what a pinned qocnet datapath leaves behind when
 // it was kept (EdgeOptions::keep_datapath) or its process died: qocnet's TC
 // filters in the calling thread's network namespace, clsact qdiscs left

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet::Edge — the edge datapath: a libbcc-compiled TC ingress program on
 // the sensor-facing ports, and the maps that steer it while it runs.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet's one error model: every fallible call of the public API returns a
 // Result<T>, which holds either a value or an Error that names the cause and
 // the fix. Codes follow gRPC's status codes so the service layer maps them 1:1.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Quality of Computing: drop policies, the QoC table that maps a policy's
 // packet loss to a process's QoC metric, the choice of policy for a required
 // QoC, a stream's effective quality (paper Eq. 3) and the bandwidth

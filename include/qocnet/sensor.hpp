@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet::Sensor — the sensor's datapath: a libbcc-compiled TC egress program
 // on the sensor's uplink that runs the edge's DPI on every outgoing datagram
 // and applies its stream's policy (keep, uniform, differential, frame_aware)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet::testbed — sensors, an edge and computation processes on one machine,
 // as network namespaces joined by veth pairs. Used by qocnet's tests, demo and
 // benchmarks, and by applications that want to try their analytics against a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet::control::ControlCore -- the one place that owns the edge datapath
 // in qocnetd (docs/ARCHITECTURE.md, Control plane). No gRPC, no protobuf:
 // its API speaks the library's domain types.

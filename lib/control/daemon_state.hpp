@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What qocnetd keeps across its own restarts besides the datapath (which the
 // Edge keeps in its pins and state file): the tokens of registered processes,
 // as SHA-256 hashes only, and the edge's epoch, which orders its policy

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet::control::Executor -- the control core's single writer: one
 // boost::asio::io_context run by one thread. Everything that reads or
 // changes the Edge, the registry or the sensors' state is posted here and

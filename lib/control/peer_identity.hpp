@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet::control -- who a local caller is, from the kernel's word alone.
 //
 // A computation process reaches qocnetd over the process socket; the socket's

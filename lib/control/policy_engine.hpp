@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet::control policy engine: every decision that turns requirements and
 // measurements into drop policies, as pure functions (no datapath, no I/O,
 // no locks). The library's Edge (report_qoc, effective_policy) and qocnetd's

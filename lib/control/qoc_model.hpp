@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet::control QoC model: what one process's measured QoC does as its
 // drop rate rises, learnt online from its reports (docs/SERVICE.md, Closed
 // loop). One curve per policy kind of the QoC table, on a grid of drop

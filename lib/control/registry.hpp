@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet::control registry: the processes the control plane knows, the
 // hashes of their tokens, and what each asked of each stream (its demand:
 // requirement, the closed loop's target, the policy it gets end to end).

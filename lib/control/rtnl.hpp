@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet::control::rtnl -- the little of rtnetlink that peer identity needs:
 // list a namespace's links and addresses, ask how a namespace numbers another
 // (its nsid), and decide whether a link is a veth whose other end lives in

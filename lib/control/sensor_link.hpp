@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet::control::SensorLink -- how the control core tells a sensor agent
 // the effective policy of each of its streams (docs/SERVICE.md, Feedback).
 //

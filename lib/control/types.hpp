@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The control core's results, as domain types (no gRPC, no protobuf): what
 // ControlCore's completions hand back and its watch hubs publish. The wire
 // layer (lib/grpc/convert.hpp) maps them to their messages.

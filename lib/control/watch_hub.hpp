@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet::control watch hubs: fan-out of policy changes (WatchPolicy) and
 // stats samples (WatchStats) to any number of subscribers, with no thread
 // per subscriber. Both live on the executor: publish, subscribe and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The gRPC wrapper's translations: qocnet errors to gRPC statuses, and the
 // library's domain types to and from their protobuf messages. Every
 // from_proto checks its message and names the offending field.

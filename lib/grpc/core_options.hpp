@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What qocnetd's configuration gives its control core: the core's own
 // options (lib/control/core.hpp) and how the gRPC sensor links reach the
 // sensor agents (TLS toward agents on TCP).

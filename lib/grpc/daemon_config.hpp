@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnetd's configuration: a YAML file (--config), then command-line flags
 // on top. docs/SERVICE.md lists every key.
 #pragma once

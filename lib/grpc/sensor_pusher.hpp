@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The gRPC SensorLink (lib/control/sensor_link.hpp): pushes a sensor's
 // effective policies to its agent (SensorService.SetStreamPolicy), off the
 // control core's executor. One worker thread per sensor holds the latest

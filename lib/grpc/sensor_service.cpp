@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "sensor_service.hpp"
 
 #include "control/daemon_state.hpp"

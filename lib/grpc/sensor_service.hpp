@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SensorService on top of a qocnet::Sensor (the sensor agent's datapath): the
 // edge sets each stream's effective policy; the agent applies it on the
 // uplink's egress program.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What qocnetd and qocnet-sensor share as gRPC servers: a local socket (and
 // optionally TCP with TLS / mutual TLS), the health service starting at
 // NOT_SERVING and server reflection (signals: each program's asio::signal_set).

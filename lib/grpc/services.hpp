@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet's gRPC services, a thin front end on the control core
 // (lib/control/core.hpp): ControlService for operators and QocService for
 // computation processes (callback API). Every handler checks who may call it

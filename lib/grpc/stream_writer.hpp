@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A server-streaming reactor fed by producers on other threads: push() queues
 // a message and starts a write when none is in flight; OnWriteDone writes the
 // next. close() finishes the call after the queue drains. gRPC calls OnDone

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Who a caller of qocnetd is and what it may do (docs/SECURITY.md).
 //
 // Roles follow from how the call arrived, never from what it says:

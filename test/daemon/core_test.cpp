@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnetd's control core seen from outside: the QoC table a pinned edge
 // keeps is the one qocnetd uses after a restart; many policy and stats
 // watchers at once, each getting its messages, none holding a thread.

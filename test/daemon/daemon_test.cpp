@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnetd through its gRPC services: the status codes of the contract, that a
 // rejected call leaves no state behind, authorization (tokens, mTLS), the rate
 // limit, and restart without loss (kill -9 mid-stream, re-adoption of the

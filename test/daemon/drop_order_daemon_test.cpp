@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // frame_aware's drop order through qocnetd: SetPolicy takes it, GetTargetStats
 // and GetEffectivePolicy give it back, an unknown one is refused naming the
 // field, and a pinned restart keeps it (the state file's order key).

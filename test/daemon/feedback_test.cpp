@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Edge -> sensor feedback end to end: three processes register with qocnetd
 // over gRPC and report requirements; qocnetd pushes the stream's effective
 // policy (the strictest) to the sensor agent, whose egress program sends no

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """One gRPC call to qocnetd, for the daemon tests: over TLS (run inside the
 daemon's namespace with nsenter) or over its Unix socket. Prints "OK" (for
 reflection: the services it lists, one per line) or "<STATUS_CODE> <details>"."""

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnetd against hostile or careless input: one stream written several ways
 // is one stream; forged calls do not use up a process's rate budget and
 // over-long fields are refused naming the field; tokens survive a restart;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tenancy: a computation process reaches only its own copies. It registers
 // over the process socket with no address at all; qocnetd takes the
 // destination from the caller's own veth (found from its namespace), admits

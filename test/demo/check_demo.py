@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The short demo end to end (root): scripts/demo --short --no-build with a
 given build directory, then checks of its last line, the summary as JSON:
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Unit tests of the demo's analysis processes (examples/analytics): the
 QoC window and when it is reported, count accuracy, matching live frames to
 the reference samples by PTS with frame freezing, the recorder's continuity

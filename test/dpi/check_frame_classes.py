@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Checks `qocnetctl classify --frames` against FFmpeg's own reading of the
 same video, on a corpus made here with ffmpeg:
 

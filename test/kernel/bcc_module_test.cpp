@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The compiler module in use (lib/bcc_module.h): a compile maps libbcc and
 // LLVM through libqocnet-bcc.so and works; a QOCNET_BCC_MODULE that names a
 // missing file fails the compile with the named error, in a fresh process,

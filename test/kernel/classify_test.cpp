@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Offline classification (qocnet::classify, `qocnetctl classify`) with the
 // kernel's program: streams kept apart, IPv6 extension headers, loopback
 // captures in either byte order, frames over the test-run limit.

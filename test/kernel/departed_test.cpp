@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A process that leaves a stream (taken off its targets, or removed) keeps
 // its final count at the edge: Edge::departed_stats says exactly how many
 // datagrams the datapath sent it, every one of them counted, while the

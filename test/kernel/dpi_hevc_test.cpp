@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // HEVC intra pictures that are not IRAPs, run by the kernel's DPI on crafted
 // datagrams: their first slice segment's slice_type makes them ref, with the
 // slice header's num_extra_slice_header_bits taken from the stream's PPS, and

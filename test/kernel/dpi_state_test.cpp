@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // State the DPI keeps, or cannot keep: a datagram whose stream gets no state
 // borrows none (edge and sensor, a 1-entry stream table), the sensor's
 // per-stream state under flow churn, and PSI that must teach nothing.

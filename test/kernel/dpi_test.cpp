@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The DPI run by the kernel on crafted datagrams: frame classes, PID
 // discovery, state carried across datagrams, and a defined verdict for every
 // malformed input, with counters that add up.

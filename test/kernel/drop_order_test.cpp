@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // frame_aware's drop orders with real video: an ffmpeg-made H.264 TS stream,
 // cut at frame boundaries, is replayed from the sensor namespace into the
 // edge, which replicates it to one process namespace per (order, p). What

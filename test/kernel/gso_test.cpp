@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // UDP GSO (UDP_SEGMENT) from a real socket over veth: the super-packet is one
 // datagram to the DPI, classed ref (its packets beyond the first segment are
 // not inspected), replicated and policed as one, every segment with it

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A process that joins a stream mid-GOP (added as a target, or moved from a
 // policy that drops everything) gets the stream's video from its next random
 // access point on: before it a decoder can only fail. Real H.264 from ffmpeg,

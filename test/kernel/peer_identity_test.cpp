@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Peer identity against real namespaces, veths and processes: what
 // identify_peer and find_attachment find for a process living in a
 // "container" namespace, asked from a thread in the "edge" namespace (the way

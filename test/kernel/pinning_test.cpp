@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Pinning and restart without loss: a pinned, kept datapath keeps replicating
 // a sequence-numbered stream after its process is killed with SIGKILL; a new
 // Edge adopts it without compiling and knows what the old one knew; changed

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Real, sequence-numbered UDP from a sensor namespace through the edge to
 // process namespaces: every datagram goes where the port pair says, a live
 // change switches cleanly, and without a pair the edge's own stack gets it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Each bad input or missing prerequisite gives its named error.
 #include <sys/syscall.h>
 #include <sys/wait.h>

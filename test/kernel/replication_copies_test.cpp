@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Every copy of a replicated datagram carries exactly its own process's
 // destination (MAC, IPv4 address, UDP port) and the sensor's where the
 // process keeps it, with valid IP and UDP checksums, whatever the targets

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Replication at the datapath's limits: 128 clone targets on one stream, each
 // process in its own namespace with its own MAC, address and UDP port, and
 // the edge's full complement of processes and (stream, process)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Selective replication with real video: an ffmpeg-made H.264 TS stream is
 // replayed as UDP datagrams from the sensor namespace into the edge, which
 // replicates it to 4 process namespaces with their own addresses, each under

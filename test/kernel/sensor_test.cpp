@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The sensor's egress datapath with real video: an ffmpeg-made H.264 TS
 // stream leaves the sensor namespace through its uplink (s0, TC egress)
 // towards the edge namespace (e0), where a plain UDP socket receives it.

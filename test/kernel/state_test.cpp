@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The pinned edge's state file and its transactions:
 // - a corrupt state file (too many targets, values out of range, wrong
 //   shapes, cut short, changed by hand) is refused at restart with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TC attachments: detach on destruction, qdisc ownership, and a filter left
 // by a qocnet process that died is found and replaced.
 #include <signal.h>

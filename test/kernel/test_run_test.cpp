@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The edge program run by the kernel on crafted frames (BPF_PROG_TEST_RUN):
 // table-driven fixtures of a frame, the port it arrives on, the verdict and
 // the counters it must leave.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """clients/python/qocnet_client.py without qocnetd: the messages it builds,
 its parsing of streams and addresses, and its session handling (token kept
 and sent, policy stream followed in a thread, unregister) against a stub

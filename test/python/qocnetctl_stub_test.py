@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """qocnetctl against a stub ControlService: every subcommand reaches its RPC
 with the request the command line describes, answers print as tables or as
 JSON, refusals give the status name, message and exit code (2 for

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Default options of the sanitizer runtimes, linked into every executable of
 // a QOCNET_SANITIZE or QOCNET_FUZZ build (cmake/QocnetSanitize.cmake). The
 // runtimes call these hooks at start-up; ASAN_OPTIONS, LSAN_OPTIONS and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Stand-ins for libqocnet-bcc.so that libqocnet must refuse (test/unit/
  * bcc_module_test.cpp): built once as a module of another ABI version
  * (QOCNET_STUB_ABI_VERSION) and once without the entry point

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Capture files built byte by byte, a scratch directory, and a child program
 // run with its output and peak memory: shared by the classify tests (unit
 // and kernel).

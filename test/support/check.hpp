@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Catch2 helpers for qocnet::Result.
 #pragma once
 

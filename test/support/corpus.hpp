@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Real H.264 test video for the kernel and daemon tests: an ffmpeg-made TS
 // corpus, cut into datagrams as ffmpeg's UDP output would (every 7 TS
 // packets, or flushed at frame boundaries), and a hash to recognise a

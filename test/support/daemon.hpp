@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A qocnetd process for tests: started inside a namespace (nsenter --net, so
 // /sys/fs/bpf stays visible for its pins), with its log in a file, and gRPC
 // stubs to its local socket. Killed (SIGKILL) when the object goes, unless

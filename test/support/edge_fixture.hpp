@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A topology of namespaces plus an Edge created inside its edge namespace.
 #pragma once
 

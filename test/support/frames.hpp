@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Builds Ethernet frames field by field for BPF_PROG_TEST_RUN fixtures.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Test runner for suites that need root: reports SKIPPED (exit 77, which CTest
 // shows as "Skipped") with the reason when the process cannot load BPF
 // programs or create namespaces. Under CI (CI set) a missing privilege is a

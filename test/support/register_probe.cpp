@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A computation process's RegisterProcess, made from wherever it runs: the
 // tests start it inside a process's namespace (nsenter --net=), so qocnetd
 // sees the caller's credentials and namespace as it would a container's.

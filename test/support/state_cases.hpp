@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Corrupt state files of a pinned edge (lib/state_file.hpp), made from a good
 // one: too many entries, values out of range, wrong YAML shapes, unknown or
 // missing keys, and (unsealed) files cut short or changed by hand. Every one

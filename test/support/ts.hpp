@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Builds MPEG-TS packets (PAT, PMT, PES starts with H.264/HEVC NAL units,
 // continuation, audio, null) for the DPI fixtures.
 #pragma once

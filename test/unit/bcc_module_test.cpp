@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The compiler module (lib/bcc_module.h, lib/bcc_loader.cpp): libbcc, LLVM
 // and Clang are mapped only by a compile, never by a program that links
 // libqocnet and does not compile; the module's lookup and every way it can

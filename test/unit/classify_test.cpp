@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The offline classifier's reader (qocnet::FrameSource) and the errors of
 // `qocnetctl classify` on bad input, without the kernel: formats recognised
 // from their first bytes, records streamed, every bad input a clear error.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The gRPC clients' shared pieces (clients/cpp, target qocnet_client):
 // --address forms, channels and TLS files, stream and policy strings to
 // messages, exit codes, the QoC table as YAML, tables.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The control core's machinery without a datapath (no root): the executor
 // runs everything posted on its one thread, in order; the watch hubs fan out
 // without a thread per subscriber and drop subscribers that are gone; a core

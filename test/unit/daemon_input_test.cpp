@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnetd's defences against careless or hostile input that need no daemon:
 // the rate limiter's memory, the limits of request fields, the config
 // parser on malformed YAML, and what --listen may replace.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // frame_aware's drop order (DropOrder) through every layer that carries a
 // policy without the kernel: its text form, validate(), the gRPC message, the
 // pinned edge's state file and the composition of a stream's policies.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The policy engine's pure functions (lib/control/policy_engine.hpp): the
 // closed loop (the QoC model), Eq. 3 and the edge's share after the sensor. No root.
 #include <catch2/catch.hpp>

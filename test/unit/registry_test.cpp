@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The control core's registry (lib/control/registry.hpp): processes, token
 // hashes and demands by stream, and their round trip through the daemon's
 // state. No root.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The rtnetlink parsers of peer identity (lib/control/rtnl.hpp), on messages
 // built by hand: well-formed dumps, every truncation, corrupted lengths and
 // attribute sizes, kernel errors; and the veth pairing rule, one condition

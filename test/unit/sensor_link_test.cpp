@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The gRPC SensorLink (lib/grpc/sensor_pusher) against a stub sensor agent
 // on a Unix socket (no root): a failed order is retried until the agent
 // takes it, with the edge's epoch; a newer order for a stream replaces one

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The pinned edge's state file as a pure function (lib/state_file.hpp): what
 // format_state writes, parse_state reads back; every corrupt file of
 // test/support/state_cases.hpp is refused with failed_precondition, and a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tenancy without a daemon: stream patterns, tenant rules and their
 // configuration (test/daemon/tenancy_test.cpp has them with real namespaces).
 #include <catch2/catch.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet-eval-cpu: the network side of the CPU measurements (scripts/evaluate-cpu,
 // docs/EVALUATION.md, Fig. 5 and Fig. 7). It builds consumer namespaces
 // behind qocnet Edges, replays camera captures through them in real time, and

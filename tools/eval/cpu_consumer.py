@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """cpu_consumer: the consumers of Fig. 5 and Fig. 7 (scripts/evaluate-cpu).
 
   cpu_consumer.py --port 5000 [--port 5001 ...] [--decode]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet-eval-replay: replays a camera's datagrams through a qocnet Edge to
 // several computation processes, each under its own drop policy, and keeps
 // what each process's socket received.

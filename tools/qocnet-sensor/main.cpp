@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnet-sensor: the sensor agent. Runs qocnet's egress program on the
 // sensor's uplink and serves SensorService, through which the edge sets each
 // stream's effective policy (the most any of its processes still needs), so

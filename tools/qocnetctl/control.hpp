@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnetctl's ControlService commands: one function per subcommand, each
 // making one call (watch: one stream) with a deadline and printing the answer
 // as a table or, with -o json, as one JSON object per response.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnetctl: qocnet's operator CLI.
 //
 //   qocnetctl classify [--frames] [--stream S] [--format csv|table] FILE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnetd's plain-HTTP health endpoint, for probes that carry no client
 // certificate (a kubelet, a load balancer, curl):
 //   GET /healthz  200 "serving" once the datapath serves, 503 before it does

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // qocnetd: owns the edge datapath and serves qocnet's gRPC services.
 //
 //   qocnetd [--config FILE] [--listen unix:/run/qocnet/qocnet.sock]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reaching qocnetd: the --address forms a client accepts, the channel for
 // one (Unix socket, plain TCP, or TCP with (mutual) TLS), and what a failed
 // call means for the user: the status code's name, the exit code, and a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Output of qocnet's clients: aligned text tables for people, one line of
 // JSON per message for programs.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The command-line spelling of qocnet.v1 values, both ways: streams as the
 // library's to_string(StreamId) prints them ("10.0.0.1:40000->:5000",
 // "[fd00::1]:40000->:5000"), policies as "keep", "uniform(0.05)",

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """qocnet evaluation: video preparation, datagram captures, decoding and
 quality metrics (PSNR with frame freezing, HOG recall, SIFT match share).
 

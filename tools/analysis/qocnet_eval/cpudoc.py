@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fig. 5 and Fig. 7 (CPU) of scripts/evaluate-cpu: CSV, PNG and the section
 of docs/EVALUATION.md between the markers below (scripts/evaluate's renderer
 puts the section back from cpu.json when it rewrites the page)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Decode an MPEG-TS file (possibly with lost datagrams) to luma frames with
 their PTS, using ffmpeg's H.264 decoder as a receiving process would.
 

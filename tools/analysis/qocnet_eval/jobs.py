@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Analysis jobs run in worker processes: decode a received TS and measure it
 against the loss-free decode of its clip. Decodes and detector results are
 cached per worker; identical received files are analysed once."""

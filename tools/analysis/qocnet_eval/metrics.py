@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Quality of what a computation process received, against the loss-free
 decode of the same stream.
 

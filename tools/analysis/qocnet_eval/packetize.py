@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Cut an MPEG-TS file into UDP datagrams and write them as a pcap capture.
 
 Two cuts:
