@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Unit tests of the evaluation's analysis (tools/analysis/qocnet_eval):
 frame matching by PTS, PSNR with frame freezing, detection matching (IoU),
 the frame-aligned packetizer, a decode of a clip with a frame cut out, the

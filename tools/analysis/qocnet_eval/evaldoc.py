@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """docs/EVALUATION.md from the evaluation's aggregated results."""
 from __future__ import annotations
 

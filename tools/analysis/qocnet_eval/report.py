@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """CSV, plots and docs/EVALUATION.md from the evaluation's per-run rows."""
 from __future__ import annotations
 
