@@ -21,7 +21,21 @@ namespace fs = std::filesystem;
 
 std::vector<fs::path> bcc_module_candidates(const char* env_value) {
   if (env_value && *env_value) return {fs::path(env_value)};
-  return {fs::path(QOCNET_BCC_MODULE_BUILD_PATH), fs::path(QOCNET_BCC_MODULE_INSTALL_PATH)};
+  std::vector<fs::path> out;
+  // The module installed beside the shared libqocnet that runs
+  // (<libdir>/qocnet/), wherever it was installed: a relocated prefix, or a
+  // package, uses its own module and not a build tree's.
+  static const char anchor = 0;
+  Dl_info info{};
+  if (::dladdr(&anchor, &info) != 0 && info.dli_fname) {
+    const fs::path lib(info.dli_fname);
+    std::error_code ec;
+    const fs::path beside = lib.parent_path() / "qocnet" / kBccModuleName;
+    if (lib.filename().string().starts_with("libqocnet.so") && fs::exists(beside, ec)) out.push_back(beside);
+  }
+  out.emplace_back(QOCNET_BCC_MODULE_BUILD_PATH);
+  out.emplace_back(QOCNET_BCC_MODULE_INSTALL_PATH);
+  return out;
 }
 
 namespace {
