@@ -36,6 +36,22 @@ Result<std::array<std::uint8_t, 6>> parse_mac(const std::string& text, const std
   return mac;
 }
 
+// A subscription slot's per-CPU counters summed into what its process got.
+void add_cpu_stats(TargetStats& s, const std::vector<qoc_tstats>& per_cpu) {
+  for (const auto& v : per_cpu) {
+    for (int c = 0; c < 4; ++c) {
+      s.delivered[c] += v.dlv_dgrams[c];
+      s.delivered_bytes[c] += v.dlv_bytes[c];
+      s.dropped[c] += v.drop_dgrams[c];
+      s.dropped_bytes[c] += v.drop_bytes[c];
+    }
+    s.clones += v.clones;
+    s.partial += v.partial;
+    s.held_until_rap += v.held;
+    s.held_until_rap_bytes += v.held_bytes;
+  }
+}
+
 }  // namespace
 
 Result<qoc_proc> make_proc(const ProcessSpec& spec, unsigned ifindex) {
@@ -234,19 +250,7 @@ void Edge::Impl::book_departed(const std::string& kb, std::uint32_t slot) {
     s.departed = true;
     departed_order.push_back(key);
   }
-  if (auto vals = sub_stats.lookup_all(slot); vals && *vals)
-    for (const auto& v : **vals) {
-      for (int c = 0; c < 4; ++c) {
-        s.delivered[c] += v.dlv_dgrams[c];
-        s.delivered_bytes[c] += v.dlv_bytes[c];
-        s.dropped[c] += v.drop_dgrams[c];
-        s.dropped_bytes[c] += v.drop_bytes[c];
-      }
-      s.clones += v.clones;
-      s.partial += v.partial;
-      s.held_until_rap += v.held;
-      s.held_until_rap_bytes += v.held_bytes;
-    }
+  if (auto vals = sub_stats.lookup_all(slot); vals && *vals) add_cpu_stats(s, **vals);
   while (departed_order.size() > QOC_MAX_SUBS) {
     departed.erase(departed_order.front());
     departed_order.pop_front();
@@ -564,19 +568,7 @@ Result<std::vector<TargetStats>> Edge::target_stats(const StreamId& stream) cons
       return make_error(Errc::internal, "process '" + t.process + "' is a target of stream " +
                                             to_string(stream) + " without a subscription slot");
     QOCNET_ASSIGN(vals, impl_->sub_stats.lookup_all(sub->second));
-    if (vals)
-      for (const auto& v : *vals) {
-        for (int c = 0; c < 4; ++c) {
-          s.delivered[c] += v.dlv_dgrams[c];
-          s.delivered_bytes[c] += v.dlv_bytes[c];
-          s.dropped[c] += v.drop_dgrams[c];
-          s.dropped_bytes[c] += v.drop_bytes[c];
-        }
-        s.clones += v.clones;
-        s.partial += v.partial;
-        s.held_until_rap += v.held;
-        s.held_until_rap_bytes += v.held_bytes;
-      }
+    if (vals) add_cpu_stats(s, *vals);
     out.push_back(std::move(s));
   }
   return out;
