@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& id : s.streams) check_stream(id);
   for (const auto& p : c.processes)
     if (p.mac.size() != 17 || p.name.empty() || p.name.size() > kMaxProcessName) fail("process not checked", p.name);
-  for (double v : {r->rate, r->burst, c.loop.margin, c.loop.gain, c.loop.floor})
+  for (double v : {r->rate, r->burst, c.loop.z, c.loop.sd_floor, c.loop.sd_prior})
     if (!std::isfinite(v)) fail("non-finite number", std::to_string(v));
   (void)validate(*r);
   return 0;
