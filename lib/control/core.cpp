@@ -182,11 +182,7 @@ Status ControlCore::check_token(const std::string& name, const std::string& toke
   }
   if (Status st = ready(); !st) return st;
   auto it = tokens->find(name);
-  if (it == tokens->end()) return unknown_process(name);
-  if (!token_matches(token, it->second))
-    return make_error(Errc::permission_denied, "the token does not belong to process '" + name + "'",
-                      "use the token RegisterProcess returned to this process");
-  return {};
+  return check_token_hash(name, it == tokens->end() ? nullptr : &it->second, token);
 }
 
 void ControlCore::publish_tokens() {

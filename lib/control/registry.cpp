@@ -8,6 +8,16 @@ Error unknown_process(const std::string& name) {
                     "register it (QocService.RegisterProcess) or add it (ControlService.AddProcess) first");
 }
 
+Status check_token_hash(const std::string& name, const std::string* token_hash, const std::string& token) {
+  // token_matches() on a hash even for an unknown name: the same work either way.
+  static const std::string no_hash(64, '0');
+  const bool ok = token_matches(token, token_hash ? *token_hash : no_hash) && token_hash != nullptr;
+  if (ok) return {};
+  return make_error(Errc::permission_denied, "the token is not that of a registered process '" + name + "'",
+                    "use the token RegisterProcess returned to this process; if qocnetd lost the registration "
+                    "(its state file was removed), register again");
+}
+
 const ProcessRecord* Registry::find(const std::string& name) const {
   auto it = processes_.find(name);
   return it == processes_.end() ? nullptr : &it->second;
@@ -67,11 +77,7 @@ std::string Registry::issue_token(const std::string& name) {
 
 Status Registry::check_token(const std::string& name, const std::string& token) const {
   const ProcessRecord* p = find(name);
-  if (!p) return unknown_process(name);
-  if (!token_matches(token, p->token_hash))
-    return make_error(Errc::permission_denied, "the token does not belong to process '" + name + "'",
-                      "use the token RegisterProcess returned to this process");
-  return {};
+  return check_token_hash(name, p ? &p->token_hash : nullptr, token);
 }
 
 void Registry::save(DaemonState& state) const {

@@ -39,6 +39,12 @@ struct ProcessRecord {
 // not_found "no process 'NAME'" with the fix (register or add it).
 Error unknown_process(const std::string& name);
 
+// The answer to a process call's name and token: `token_hash` is the
+// process's (nullptr: no such process). An unknown name and a wrong token
+// get the same answer, permission_denied, so a caller without the token
+// cannot tell which names exist.
+Status check_token_hash(const std::string& name, const std::string* token_hash, const std::string& token);
+
 class Registry {
  public:
   bool contains(const std::string& name) const { return processes_.count(name) != 0; }
@@ -67,8 +73,9 @@ class Registry {
   // Hands the process a fresh token and keeps its hash (the token itself is
   // never stored). The process must exist.
   std::string issue_token(const std::string& name);
-  // not_found for an unknown process, permission_denied for a token that is
-  // not the process's (also for an operator-added process, which has none).
+  // permission_denied for an unknown process and for a token that is not
+  // the process's (also for an operator-added process, which has none):
+  // check_token_hash().
   Status check_token(const std::string& name, const std::string& token) const;
 
   // The registered processes (token hashes and demands) into `state`.

@@ -76,7 +76,16 @@ TEST_CASE("registry: tokens are checked against their hash only", "[unit][regist
   CHECK(wrong.error().code == Errc::permission_denied);
   // An operator-added process has no token: nothing matches.
   CHECK(r.check_token("op-added", "").error().code == Errc::permission_denied);
-  CHECK(r.check_token("nobody", token).error().code == Errc::not_found);
+  // A name nobody registered gets the answer a wrong token gets: a caller
+  // without the token learns nothing of which names exist.
+  const auto unknown = r.check_token("nobody", token + "x");
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error().code == Errc::permission_denied);
+  const auto known = r.check_token("det", token + "x");
+  CHECK(unknown.error().message == "the token is not that of a registered process 'nobody'");
+  CHECK(known.error().message == "the token is not that of a registered process 'det'");
+  CHECK(unknown.error().fix == known.error().fix);
+  CHECK(r.check_token("nobody", token).error().code == Errc::permission_denied);
   // A fresh token replaces the old one.
   const std::string again = r.issue_token("det");
   CHECK(again != token);
