@@ -186,8 +186,9 @@ Result<PeerIdentity> identify_peer_pidfd(int pidfd, uid_t uid, gid_t gid) {
                       "the caller must stay alive until its call returns");
   QOCNET_ASSIGN(id, identify_peer(static_cast<pid_t>(pid), uid, gid));
   // Still the pidfd's process (alive or a zombie, so its pid not reused):
-  // what /proc/PID showed was this process.
-  if (::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) != 0) return gone(id.pid);
+  // what /proc/PID showed was this process. Signal 0 only asks whether it is
+  // there: EPERM (a caller of another uid, and no CAP_KILL here) says it is.
+  if (::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) != 0 && errno != EPERM) return gone(id.pid);
   return id;
 }
 

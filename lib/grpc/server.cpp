@@ -108,20 +108,33 @@ void capture_peer(int conn, PeerCredentials& peer) {
   socklen_t len = sizeof pidfd;
   if (::getsockopt(conn, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0 || pidfd < 0)
     pidfd = static_cast<int>(::syscall(SYS_pidfd_open, peer.pid, 0));
-  if (pidfd < 0) return;
+  if (pidfd < 0) {
+    peer.netns_errno = errno;
+    return;
+  }
   const std::string proc = "/proc/" + std::to_string(peer.pid);
   const int ns = ::open((proc + "/ns/net").c_str(), O_RDONLY | O_CLOEXEC);
+  const int open_errno = errno;
   std::string cgroup;
   {
     std::ifstream in(proc + "/cgroup");
     for (std::string line; std::getline(in, line);)
       if (line.rfind("0::", 0) == 0) cgroup = line.substr(3, 4096);
   }
-  const bool alive = ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0;
+  // Signal 0 only asks whether the process is there: EPERM (a caller of
+  // another uid, and qocnetd without CAP_KILL, as its systemd unit runs it)
+  // says it is; ESRCH that it exited.
+  const bool alive = ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0 || errno == EPERM;
   ::close(pidfd);
-  if (ns < 0) return;
+  if (ns < 0) {
+    peer.netns_errno = open_errno;
+    return;
+  }
   auto held = std::make_shared<const NamespaceFd>(ns);
-  if (!alive) return;
+  if (!alive) {
+    peer.netns_errno = ESRCH;
+    return;
+  }
   peer.netns = std::move(held);
   peer.cgroup = std::move(cgroup);
 }

@@ -64,6 +64,10 @@ struct PeerCredentials {
   // the pid was not reused meanwhile). Null if that could not be shown.
   std::shared_ptr<const NamespaceFd> netns;
   std::string cgroup;  // its cgroup v2 path, read with netns (empty if unknown)
+  // Why netns is null: errno of opening /proc/PID/ns/net (EACCES: qocnetd
+  // lacks CAP_SYS_PTRACE over a caller of another uid), or ESRCH when the
+  // caller was gone before the namespace was shown to be its own.
+  int netns_errno = 0;
 };
 std::optional<PeerCredentials> local_peer(const std::string& peer);
 

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <algorithm>
 
 #include "control/peer_identity.hpp"
@@ -132,11 +134,18 @@ Result<ProcessSpec> registration_spec(const ::grpc::CallbackServerContext* ctx, 
                           "sees only on a local socket",
                       "register over the process socket (bind-mount /run/qocnet/process into the container), "
                       "or have an operator add the process (AddProcess, SetCloneTargets)");
+  if (!local->netns && (local->netns_errno == EACCES || local->netns_errno == EPERM))
+    return make_error(Errc::permission_denied,
+                      "qocnetd may not read the network namespace of the caller (pid " + std::to_string(local->pid) +
+                          ", uid " + std::to_string(local->uid) + ")",
+                      "qocnetd needs CAP_SYS_PTRACE to read the namespace of a caller with another uid: grant it "
+                      "(its systemd unit does) or run the process as qocnetd's uid",
+                      local->netns_errno);
   if (!local->netns)
     return make_error(Errc::failed_precondition,
                       "the caller (pid " + std::to_string(local->pid) + ") exited or its namespace could not be read "
                       "while it connected",
-                      "connect again from the process itself");
+                      "connect again from the process itself", local->netns_errno);
   control::PeerIdentity peer;
   peer.pid = local->pid;
   peer.uid = local->uid;

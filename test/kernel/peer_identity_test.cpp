@@ -6,6 +6,7 @@
 // can make on its own (inside itself, or to a third namespace), with ifindex
 // numbers chosen to collide with the edge's, never pass for its attachment.
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -32,7 +34,8 @@ namespace {
 // A process that enters a namespace and waits there until destroyed.
 class NsProcess {
  public:
-  explicit NsProcess(const testbed::Namespace& ns) {
+  // `uid`: the process takes it after entering (-1: stays root).
+  explicit NsProcess(const testbed::Namespace& ns, int uid = -1) {
     int ready[2];
     REQUIRE(::pipe2(ready, O_CLOEXEC) == 0);
     int fd = ::open(ns.path().c_str(), O_RDONLY | O_CLOEXEC);
@@ -42,6 +45,7 @@ class NsProcess {
     if (pid_ == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::setns(fd, CLONE_NEWNET) != 0) ::_exit(1);
+      if (uid >= 0 && (::setresgid(uid, uid, uid) != 0 || ::setresuid(uid, uid, uid) != 0)) ::_exit(1);
       char c = 1;
       if (::write(ready[1], &c, 1) != 1) ::_exit(1);
       for (;;) ::pause();
@@ -96,6 +100,26 @@ std::string own_cgroup() {
   while (std::getline(f, line))
     if (line.rfind("0::", 0) == 0) return line.substr(3);
   return {};
+}
+
+// Runs `f` on a thread whose effective capabilities lack `cap`, as in a
+// daemon whose bounding set omits it (capabilities are per thread).
+template <class F>
+auto without_capability(int cap, F f) -> decltype(f()) {
+  std::optional<decltype(f())> out;
+  bool dropped = false;
+  std::thread t([&] {
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (::syscall(SYS_capget, &hdr, data) != 0) return;
+    data[cap / 32].effective &= ~(1u << (cap % 32));
+    if (::syscall(SYS_capset, &hdr, data) != 0) return;
+    dropped = true;
+    out.emplace(f());
+  });
+  t.join();
+  REQUIRE(dropped);
+  return std::move(*out);
 }
 
 PeerIdentity identify_from(const testbed::Namespace& edge, pid_t pid) {
@@ -327,4 +351,22 @@ TEST_CASE("identify_peer_pidfd: the process the pidfd names, not_found once it i
   CHECK(notpid.message.find("not a pidfd") != std::string::npos);
   ::close(null);
   REQUIRE_ERROR(closed, control::identify_peer_pidfd(null, 0, 0), Errc::invalid_argument);
+}
+
+TEST_CASE("identify_peer_pidfd: a caller of another uid is identified without CAP_KILL", "[peer]") {
+  // qocnetd's systemd unit grants no CAP_KILL: asking whether a process of
+  // another uid is still there (signal 0) gets EPERM, which says it is.
+  auto cont = make_ns("pk");
+  NsProcess proc(cont, 65534);
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, proc.pid(), 0));
+  REQUIRE(pidfd >= 0);
+  auto id = without_capability(CAP_KILL, [&] { return control::identify_peer_pidfd(pidfd, 65534, 65534); });
+  REQUIRE_OK(id);
+  CHECK(id->pid == proc.pid());
+  CHECK(id->netns_inode == inode_of(cont.path()));
+  proc.stop();
+  auto gone = without_capability(CAP_KILL, [&] { return control::identify_peer_pidfd(pidfd, 65534, 65534); });
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.error().code == Errc::not_found);
+  ::close(pidfd);
 }
