@@ -3,7 +3,9 @@
 #
 # QOCNET_SANITIZE=<list>  e.g. "address,undefined": every target of the build
 #   (libqocnet, the gRPC layer, tools, tests) compiled and linked with
-#   -fsanitize=<list>, frame pointers kept, -O1; UBSan findings are fatal
+#   -fsanitize=<list>, frame pointers kept, -O1 (test code -O0: see
+#   test/CMakeLists.txt), line tables only (-g1: every report names file and
+#   line; full debug info doubles the build); UBSan findings are fatal
 #   (-fno-sanitize-recover). Every executable gets the defaults of
 #   test/sanitizers/sanitizer_defaults.cpp, so the checked-in suppression
 #   files apply to tests, qocnetd, qocnet-sensor and qocnetctl however they
@@ -20,7 +22,7 @@ set(QOCNET_SANITIZER_DEFAULTS ${PROJECT_SOURCE_DIR}/test/sanitizers/sanitizer_de
 function(_qocnet_sanitize_all sanitizers extra_compile)
   string(REPLACE ";" "," sanitizers "${sanitizers}")
   add_compile_options(-fsanitize=${sanitizers} ${extra_compile} -fno-omit-frame-pointer
-                      -fno-optimize-sibling-calls -g)
+                      -fno-optimize-sibling-calls -g1)
   add_link_options(-fsanitize=${sanitizers})
   if(sanitizers MATCHES "undefined")
     add_compile_options(-fno-sanitize-recover=undefined)
