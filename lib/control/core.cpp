@@ -344,7 +344,7 @@ Status ControlCore::apply_stream(const StreamKey& stream, const char* reason) {
 }
 
 StreamPolicy ControlCore::stream_policy(const Demand& d) const {
-  return StreamPolicy{d.stream, d.wanted, d.required, d.target};
+  return StreamPolicy{d.stream, d.wanted, d.required, d.target, d.measured};
 }
 
 void ControlCore::notify(const std::string& process, const Demand& d, const char* reason) {
@@ -657,7 +657,7 @@ Result<StatsSnapshot> ControlCore::sample() const {
       for (const auto& t : *ts) {
         r.targets.push_back(t);
         const Demand* d = registry_.find_demand(t.process, st.key);
-        r.requirements.push_back(d ? stream_policy(*d) : StreamPolicy{st.key, t.policy, 0, 0});
+        r.requirements.push_back(d ? stream_policy(*d) : StreamPolicy{st.key, t.policy, 0, 0, std::nullopt});
         wanted.push_back(d ? d->wanted : t.policy);
       }
     }
@@ -777,6 +777,7 @@ void ControlCore::report_measured(std::string name, std::optional<StreamKey> str
     if (!std::isfinite(measured) || measured < 0 || measured > table_.lossless())
       return out_of_range("measured", measured, table_, "report the metric the process measured over its last interval");
     QOCNET_ASSIGN(d, registry_.demand_for(name, stream));
+    d->measured = measured;
     // No requirement (or one an operator's policy replaced): nothing to hold.
     if (d->required <= 0) return Measurement{stream_policy(*d), LoopAction::held};
     if (d->model.empty()) d->model = QocModel(table_, options_.loop);  // restored from a saved state

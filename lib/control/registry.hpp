@@ -24,6 +24,7 @@ struct Demand {
   StreamKey stream;
   double required = 0;  // 0: none reported
   double target = 0;    // the QoC the closed loop expects under `wanted`
+  std::optional<double> measured;  // the QoC the process last reported (not saved across restarts)
   Policy wanted;        // what the process gets end to end
   QocModel model;       // its QoC against the drop, learnt from its reports (empty: none yet)
   bool changed = false; // `wanted` changed since its last report, from `before`

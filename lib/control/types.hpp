@@ -21,6 +21,7 @@ struct StreamPolicy {
   Policy policy;          // wanted: what it gets end to end
   double required = 0;    // 0: no requirement (operator policy or none)
   double target = 0;      // the closed loop's target
+  std::optional<double> measured;  // the QoC it last reported (none yet: empty)
 };
 
 struct Registration {

@@ -426,6 +426,7 @@ void to_proto(const control::StreamPolicy& p, v1::StreamPolicy* out) {
   to_proto(p.policy, out->mutable_policy());
   out->set_required(p.required);
   out->set_target(p.target);
+  if (p.measured) out->set_measured(*p.measured);
 }
 
 void to_proto(const control::PolicyChange& c, v1::PolicyUpdate* out) {

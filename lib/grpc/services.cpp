@@ -8,6 +8,7 @@
 
 #include "convert.hpp"
 #include "stream_writer.hpp"
+#include "qocnet/version.hpp"
 #include "server.hpp"
 
 namespace qocnet::grpc_api {
@@ -507,7 +508,10 @@ QueueWriter<Proto>* closed_stream(const ::grpc::Status& st) {
   if (auto st = admit_operator(ctx, access_, core_, *req); !st.ok()) return finish(ctx, st);
   auto* reactor = ctx->DefaultReactor();
   core_.status(reply<control::CoreStatus>(reactor, [resp](const control::CoreStatus& s) {
-    resp->set_version(QOCNET_VERSION);
+    const auto& v = qocnet::version();
+    resp->set_version(v.version);
+    resp->set_git_describe(v.describe);
+    resp->set_bcc_version(v.bcc);
     to_proto(s, resp);
   }));
   return reactor;

@@ -14,18 +14,6 @@ using namespace qocnet;
 using namespace qocnet::test;
 namespace fs = std::filesystem;
 
-namespace {
-
-struct PinDir {
-  std::string path = "/sys/fs/bpf/" + testbed::unique_name("pin");
-  ~PinDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-}  // namespace
-
 TEST_CASE("a pinned edge's QoC table stays in force across a qocnetd restart", "[daemon][state]") {
   auto t = testbed::Topology::create(1, true);
   REQUIRE_OK(t);

@@ -342,7 +342,7 @@ TEST_CASE("a client over its rate limit gets RESOURCE_EXHAUSTED, metrics answer"
   CHECK(fetch(health_port, "/livez") == "200 alive\n");
   CHECK_THAT(fetch(health_port, "/other"), Catch::StartsWith("404"));
   CHECK_THAT(fetch(metrics_port, "/metrics"), Catch::Contains("qocnet_up 1") &&
-                                                  Catch::Contains("qocnet_policy_generation") &&
+                                                  Catch::Contains("qocnet_policy_changes_total") &&
                                                   Catch::Contains("qocnet_serving 1"));
   auto c = d.control();
   int ok = 0, limited = 0;

@@ -11,10 +11,12 @@
 #include <atomic>
 #include <cmath>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "../support/corpus.hpp"
 #include "../support/daemon.hpp"
+#include "qocnet/version.hpp"
 
 using namespace qocnet;
 using namespace qocnet::test;
@@ -56,6 +58,59 @@ constexpr const char* kTable =
     "  uniform: {loss: [0.01, 0.05], qoc: [0.9, 0.3]}\n"
     "  differential: {loss: [0.1, 0.3, 0.5], qoc: [0.95, 0.8, 0.5]}\n";
 
+// One sample of a scrape: its name, labels ("k=v,k=v", sorted) and value.
+struct Sample {
+  std::string name, labels;
+  double value;
+};
+
+// Scrapes http://127.0.0.1:PORT/metrics inside `ns` through
+// test/daemon/metrics_check.py, which fails on any break of Prometheus's
+// conventions or a missing `require`d family (NAME:TYPE).
+std::vector<Sample> scrape(const testbed::Namespace& ns, int port, const std::vector<std::string>& require) {
+  std::vector<std::string> argv{"nsenter", "--net=" + ns.path(), "/usr/bin/python3",
+                                QOCNET_SOURCE_DIR "/test/daemon/metrics_check.py", "--url",
+                                "http://127.0.0.1:" + std::to_string(port) + "/metrics"};
+  for (const auto& r : require) argv.insert(argv.end(), {"--require", r});
+  auto out = testbed::run(argv);
+  INFO((out ? std::string() : out.error().to_string()));
+  REQUIRE(out.ok());
+  std::vector<Sample> samples;
+  std::istringstream lines(*out);
+  for (std::string line; std::getline(lines, line);) {
+    const auto t1 = line.find('\t'), t2 = line.rfind('\t');
+    REQUIRE(t1 != std::string::npos);
+    samples.push_back({line.substr(0, t1), line.substr(t1 + 1, t2 - t1 - 1), std::stod(line.substr(t2 + 1))});
+  }
+  return samples;
+}
+
+// The sum of the samples named `name` whose labels contain every `want`.
+double sum_of(const std::vector<Sample>& samples, const std::string& name, const std::vector<std::string>& want,
+              int* count = nullptr) {
+  double sum = 0;
+  int n = 0;
+  for (const auto& s : samples) {
+    if (s.name != name) continue;
+    const std::string labels = "," + s.labels + ",";
+    bool all = true;
+    for (const auto& w : want) all = all && labels.find("," + w + ",") != std::string::npos;
+    if (!all) continue;
+    sum += s.value;
+    ++n;
+  }
+  if (count) *count = n;
+  return sum;
+}
+
+std::uint64_t total(const google::protobuf::RepeatedField<std::uint64_t>& v) {
+  std::uint64_t t = 0;
+  for (auto x : v) t += x;
+  return t;
+}
+
+constexpr int kMetricsPort = 9464;  // inside each test namespace
+
 }  // namespace
 
 TEST_CASE("the sensor sends the strictest process's need, and less once it leaves", "[daemon][feedback]") {
@@ -72,8 +127,9 @@ TEST_CASE("the sensor sends the strictest process's need, and less once it leave
 
   // The agent takes policies from the edge only: qocnetd runs as root, the
   // allowed uid on the agent's local socket (SO_PEERCRED).
-  Daemon sensor(topo.sensor, {"--uplink", "s0", "--edge-uid", "0"}, "sa", QOCNET_SENSOR_PATH);
-  Daemon edge(topo.edge, {"--no-pin", "--port", "e0"}, "ed");
+  const std::string metrics = "127.0.0.1:" + std::to_string(kMetricsPort);
+  Daemon sensor(topo.sensor, {"--uplink", "s0", "--edge-uid", "0", "--metrics", metrics}, "sa", QOCNET_SENSOR_PATH);
+  Daemon edge(topo.edge, {"--no-pin", "--port", "e0", "--metrics", metrics}, "ed");
   REQUIRE(sensor.wait_serving());
   REQUIRE(edge.wait_serving());
   auto control = edge.control();
@@ -210,4 +266,75 @@ TEST_CASE("the sensor sends the strictest process's need, and less once it leave
   REQUIRE(sensors.sensors_size() == 1);
   CHECK(sensors.sensors(0).last_error().empty());
   CHECK(sensors.sensors(0).applied().drop() == Approx(0.3).margin(1e-9));
+
+  // Both metrics endpoints, by Prometheus's conventions, say what the gRPC
+  // calls say (no traffic flows now, so the counts are final).
+  const auto sensor_samples = scrape(topo.sensor, kMetricsPort,
+                                     {"qocnet_sensor_up:gauge", "qocnet_sensor_build_info:gauge",
+                                      "qocnet_sensor_stream_sent_bytes_total:counter",
+                                      "qocnet_sensor_stream_sent_datagrams_total:counter",
+                                      "qocnet_sensor_stream_dropped_bytes_total:counter",
+                                      "qocnet_sensor_stream_policy_drop_ratio:gauge",
+                                      "qocnet_sensor_dpi_datagrams_total:counter",
+                                      "qocnet_sensor_dpi_anomalies_total:counter"});
+  v1::GetSensorStatusResponse sst;
+  REQUIRE_GRPC_OK(sensor.sensor()->GetSensorStatus(ctx().get(), {}, &sst));
+  REQUIRE(sst.streams_size() >= 1);
+  const auto& ss = sst.streams(0);
+  const std::vector<std::string> cam{"source=" + std::string(testbed::Topology::sensor_ip),
+                                     "source_port=" + std::to_string(kSensorPort),
+                                     "destination_port=" + std::to_string(kServicePort)};
+  CHECK(sum_of(sensor_samples, "qocnet_sensor_stream_sent_bytes_total", cam) == static_cast<double>(total(ss.sent().bytes())));
+  CHECK(sum_of(sensor_samples, "qocnet_sensor_stream_sent_datagrams_total", cam) ==
+        static_cast<double>(total(ss.sent().datagrams())));
+  CHECK(sum_of(sensor_samples, "qocnet_sensor_stream_dropped_bytes_total", cam) ==
+        static_cast<double>(total(ss.dropped().bytes())));
+  CHECK(total(ss.dropped().bytes()) > 0);
+  CHECK(sum_of(sensor_samples, "qocnet_sensor_stream_policy_drop_ratio", cam) == Approx(0.3).margin(1e-9));
+  CHECK(sum_of(sensor_samples, "qocnet_sensor_dpi_datagrams_total", {"kind=seen"}) ==
+        static_cast<double>(sst.dpi().seen()));
+
+  // proc1 reports a measured QoC; proc2 reports none.
+  v1::ReportMeasuredQocRequest mr;
+  mr.set_name("proc1");
+  mr.set_measured(0.85);
+  v1::ReportMeasuredQocResponse mresp;
+  REQUIRE_GRPC_OK(q->ReportMeasuredQoc(ctx(tokens[1]).get(), mr, &mresp));
+  const auto edge_samples = scrape(topo.edge, kMetricsPort,
+                                   {"qocnet_up:gauge", "qocnet_serving:gauge", "qocnet_build_info:gauge",
+                                    "qocnet_policy_changes_total:counter", "qocnet_stream_bytes_total:counter",
+                                    "qocnet_stream_datagrams_total:counter", "qocnet_stream_anomalies_total:counter",
+                                    "qocnet_stream_bandwidth_reduction_ratio:gauge",
+                                    "qocnet_target_delivered_bytes_total:counter",
+                                    "qocnet_target_delivered_datagrams_total:counter",
+                                    "qocnet_target_dropped_bytes_total:counter",
+                                    "qocnet_process_qoc_required:gauge", "qocnet_process_qoc_measured:gauge",
+                                    "qocnet_dpi_datagrams_total:counter", "qocnet_dpi_anomalies_total:counter",
+                                    "qocnet_port_bytes_total:counter"});
+  CHECK(sum_of(edge_samples, "qocnet_up", {}) == 1);
+  int n = 0;
+  CHECK(sum_of(edge_samples, "qocnet_build_info", {std::string("version=") + qocnet::version().version}, &n) == 1);
+  CHECK(n == 1);
+  v1::GetTargetStatsRequest tr;
+  *tr.mutable_stream() = stream_msg();
+  v1::GetTargetStatsResponse ts;
+  REQUIRE_GRPC_OK(control->GetTargetStats(ctx().get(), tr, &ts));
+  for (const auto& target : ts.targets()) {
+    INFO(target.process());
+    auto who = cam;
+    who.push_back("process=" + target.process());
+    CHECK(sum_of(edge_samples, "qocnet_target_delivered_bytes_total", who) ==
+          static_cast<double>(total(target.delivered().bytes())));
+    CHECK(sum_of(edge_samples, "qocnet_target_delivered_datagrams_total", who) ==
+          static_cast<double>(total(target.delivered().datagrams())));
+    CHECK(sum_of(edge_samples, "qocnet_target_dropped_bytes_total", who) ==
+          static_cast<double>(total(target.dropped().bytes())));
+  }
+  CHECK(sum_of(edge_samples, "qocnet_process_qoc_required", {"process=proc1"}) == Approx(0.8));
+  CHECK(sum_of(edge_samples, "qocnet_process_qoc_required", {"process=proc2"}) == Approx(0.5));
+  CHECK(sum_of(edge_samples, "qocnet_process_qoc_measured", {"process=proc1"}, &n) == Approx(0.85));
+  CHECK(n == 1);
+  CHECK(sum_of(edge_samples, "qocnet_process_qoc_measured", {"process=proc2"}, &n) == 0);
+  CHECK(n == 0);
+  CHECK(sum_of(edge_samples, "qocnet_policy_changes_total", {}) > 0);
 }

@@ -229,14 +229,6 @@ TEST_CASE("refused calls with fresh names cost the daemon no memory", "[daemon][
 
 namespace {
 
-struct PinDir {
-  std::string path = "/sys/fs/bpf/" + testbed::unique_name("pin");
-  ~PinDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;

@@ -74,7 +74,8 @@ ANSWERS = {
     "ListSensors": control_pb2.ListSensorsResponse(sensors=[control_pb2.Sensor(
         name="cam1", address="unix:/run/qocnet/sensor.sock", streams=[stream_msg()],
         applied=policy(types_pb2.POLICY_KIND_KEEP))]),
-    "GetStatus": control_pb2.GetStatusResponse(version="0.1.0", ports=["e0", "e2"], generation=7,
+    "GetStatus": control_pb2.GetStatusResponse(version="0.1.0", git_describe="v0.1.0-7-gabcdef0",
+                                               bcc_version="0.26.0", ports=["e0", "e2"], generation=7,
                                                uptime_seconds=12, compile_seconds=1.5, programs=[
                                                    control_pb2.ProgramInfo(name="qoc_edge_in", id=42)]),
 }
@@ -283,6 +284,62 @@ class Qocnetctl(unittest.TestCase):
                 self.assertEqual(self.stub.calls, [])
         p = self.run_ctl("status", address="fd00::1:7000", expect=2)
         self.assertIn("[fd00::1]:7000", p.stderr)
+
+    def test_versions_here_and_of_the_daemon(self):
+        p = self.run_ctl("--version")
+        self.assertRegex(p.stdout, r"^qocnetctl \d+\.\d+\.\d+\nlibqocnet \d+\.\d+\.\d+ \(git [^)]+\), "
+                                   r"libbcc \d+\.\d+\.\d+\n$")
+        self.assertEqual(self.stub.calls, [])
+        p = self.run_ctl("version")
+        self.only_call("GetStatus")
+        lines = p.stdout.splitlines()
+        self.assertEqual(len(lines), 3, p.stdout)
+        self.assertRegex(lines[0], r"^qocnetctl \d+\.\d+\.\d+$")
+        self.assertEqual(lines[2], "qocnetd 0.1.0 (git v0.1.0-7-gabcdef0), libbcc 0.26.0")
+        p = self.run_ctl("-o", "json", "version")
+        objs = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual(set(objs[0]["qocnetctl"]), {"version", "libqocnet", "git_describe", "libbcc"})
+        self.assertEqual((objs[1]["version"], objs[1]["bcc_version"]), ("0.1.0", "0.26.0"))
+        # Its own versions print even when qocnetd is not there.
+        p = self.run_ctl("version", address=f"unix:{self.dir.name}/nobody.sock", expect=1)
+        self.assertRegex(p.stdout, r"^qocnetctl \d")
+        self.assertIn("cannot reach qocnetd", p.stderr)
+
+    def test_bash_completion_follows_the_command_tree(self):
+        script = self.run_ctl("completion", "bash").stdout
+        self.assertEqual(self.stub.calls, [])
+
+        def complete(*words):
+            line = " ".join(f"'{w}'" for w in words)
+            p = subprocess.run(["bash", "-c", f"{script}\nCOMP_WORDS=(qocnetctl {line}); COMP_CWORD={len(words)}; "
+                                              "_qocnetctl; printf '%s\\n' \"${COMPREPLY[@]}\""],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stderr, "")
+            return set(p.stdout.split())
+
+        self.assertEqual(complete("pa"), {"pair"})
+        self.assertEqual(complete("pair", ""), {"set", "rm", "ls", "--help", "-h", "--address", "--tls-ca", "--tls-cert",
+                                                "--tls-key", "--tls-server-name", "--timeout", "--output"})
+        self.assertEqual(complete("sensor", "a"), {"add"})
+        self.assertEqual(complete("--address", "unix:/x", "sensor", "a"), {"add"})
+        self.assertIn("--interval", complete("watch", "--"))
+        self.assertEqual(complete("completion", "x"), set())
+        self.assertIn("version", complete(""))
+        # A file argument completes file names.
+        here = pathlib.Path(__file__).resolve().parent
+        self.assertIn(str(here / "table.yaml"), complete("table", "set", str(here / "tab")))
+        p = self.run_ctl("completion", "zsh", expect=2)
+        self.assertIn("zsh", p.stderr)
+
+    def test_an_unknown_subcommand_is_named(self):
+        for args, parent in ((["frobnicate"], "qocnetctl"), (["pair", "frob"], "qocnetctl pair"),
+                             (["-o", "json", "sensor", "frob", "x"], "qocnetctl sensor")):
+            with self.subTest(args=args):
+                p = self.run_ctl(*args, expect=2)
+                self.assertIn(f"qocnetctl: unknown subcommand '{args[-2] if args[-1] == 'x' else args[-1]}' "
+                              f"of '{parent}'", p.stderr)
+                self.assertEqual(self.stub.calls, [])
 
     def test_a_missing_daemon_is_named(self):
         missing = f"unix:{self.dir.name}/nobody.sock"

@@ -38,18 +38,39 @@ namespace qocnet::test {
 // of a test's qocnetd (append it to a test's own configuration).
 inline constexpr const char* kRootTenant = "tenants:\n  - {name: root, uid: 0, streams: [\"*\"]}\n";
 
+// How a test's daemon is started besides its arguments: a command that runs
+// it (e.g. setpriv with a bounding set), and environment variables.
+struct Launch {
+  std::vector<std::string> wrapper;  // argv before the program's own
+  std::vector<std::string> env;      // NAME=VALUE, added to the test's
+};
+
+// A directory in the BPF file system for one test's pins, removed with it.
+struct PinDir {
+  std::string path = "/sys/fs/bpf/" + testbed::unique_name("pin");
+  PinDir() = default;
+  PinDir(const PinDir&) = delete;
+  PinDir& operator=(const PinDir&) = delete;
+  ~PinDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
 class Daemon {
  public:
   // Starts qocnetd in `ns` with `args` (besides --listen). Does not wait.
   // `program` is qocnetd unless given (e.g. the sensor agent).
   Daemon(const testbed::Namespace& ns, std::vector<std::string> args, std::string tag = "d",
-         const std::string& program = QOCNETD_PATH)
-      : dir_("/tmp/" + testbed::unique_name(tag)) {
+         const std::string& program = QOCNETD_PATH, const Launch& launch = {})
+      : dir_("/tmp/" + testbed::unique_name(tag)), env_(launch.env) {
     std::filesystem::create_directories(dir_);
     socket_ = dir_ + "/grpc.sock";
     log_ = dir_ + "/daemon.log";
     process_socket_ = dir_ + "/process/grpc.sock";
-    std::vector<std::string> argv{"nsenter", "--net=" + ns.path(), program, "--listen", "unix:" + socket_};
+    std::vector<std::string> argv{"nsenter", "--net=" + ns.path()};
+    argv.insert(argv.end(), launch.wrapper.begin(), launch.wrapper.end());
+    argv.insert(argv.end(), {program, "--listen", "unix:" + socket_});
     if (program == QOCNETD_PATH) {
       argv.push_back("--process-listen");
       argv.push_back("unix:" + process_socket_);
@@ -154,6 +175,7 @@ class Daemon {
       int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::dup2(fd, 1);
       ::dup2(fd, 2);
+      for (auto& e : env_) ::putenv(e.data());
       std::vector<char*> cargv;
       for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
       cargv.push_back(nullptr);
@@ -162,6 +184,7 @@ class Daemon {
     }
   }
   std::string dir_, socket_, process_socket_, log_;
+  std::vector<std::string> env_;
   pid_t pid_ = -1;
 };
 
@@ -239,11 +262,15 @@ struct Registered {
   ::grpc::Status status;
   v1::RegisterProcessResponse response;
 };
+// `as` runs the probe (e.g. setpriv --reuid=65534 for another user).
 inline Registered register_from(const testbed::Namespace& ns, const std::string& address,
-                                const v1::RegisterProcessRequest& req) {
+                                const v1::RegisterProcessRequest& req, const std::vector<std::string>& as = {}) {
   std::string text;
   google::protobuf::TextFormat::PrintToString(req, &text);
-  auto out = testbed::run({"nsenter", "--net=" + ns.path(), QOCNET_REGISTER_PROBE, address, text});
+  std::vector<std::string> argv{"nsenter", "--net=" + ns.path()};
+  argv.insert(argv.end(), as.begin(), as.end());
+  argv.insert(argv.end(), {QOCNET_REGISTER_PROBE, address, text});
+  auto out = testbed::run(argv);
   if (!out) FAIL("register probe: " << out.error().to_string());
   const auto nl1 = out->find('\n');
   const auto nl2 = out->find('\n', nl1 + 1);

@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "convert.hpp"
+#include "../support/check.hpp"
 #include "daemon_config.hpp"
 #include "qocnet/v1/control.pb.h"
 #include "qocnet/v1/qoc.pb.h"
@@ -328,4 +329,17 @@ TEST_CASE("qocnetd's --listen replaces only a stale socket, never another file",
     remove_socket(local_only("unix:" + sock.string()));
     CHECK(fs::is_regular_file(sock));
   }
+}
+
+TEST_CASE("the configuration qocnetd installs with reads back: default deny, loopback endpoints, no ports",
+          "[unit][config]") {
+  auto c = load_daemon_config(std::string(QOCNET_SOURCE_DIR) + "/deploy/qocnetd.yaml");
+  REQUIRE_OK(c);
+  CHECK(c->tenancy.tenants.empty());
+  CHECK(c->tenancy.operators.empty());
+  CHECK(c->metrics.rfind("127.0.0.1:", 0) == 0);
+  CHECK(c->health.rfind("127.0.0.1:", 0) == 0);
+  CHECK(c->controller.ports.empty());
+  CHECK(c->tcp.empty());
+  REQUIRE_OK(validate(*c));
 }

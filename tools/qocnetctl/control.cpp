@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "control.hpp"
+#include "qocnet/version.hpp"
 
 #include <grpcpp/client_context.h>
 
@@ -421,6 +422,21 @@ int Control::status() {
       std::printf("\n");
       t.print();
     }
+  });
+}
+
+int Control::version(const std::string& local) {
+  if (json_) {
+    const auto& v = qocnet::version();
+    std::printf("{\"qocnetctl\":{\"version\":\"%s\",\"libqocnet\":\"%s\",\"git_describe\":\"%s\",\"libbcc\":\"%s\"}}\n",
+                QOCNET_VERSION_STRING, v.version, v.describe, v.bcc);
+  } else {
+    std::printf("%s\n", local.c_str());
+  }
+  std::fflush(stdout);
+  return call(&v1::ControlService::Stub::GetStatus, v1::GetStatusRequest{}, [](const v1::GetStatusResponse& r) {
+    std::printf("qocnetd %s (git %s), libbcc %s\n", r.version().c_str(), dash_if_empty(r.git_describe()).c_str(),
+                dash_if_empty(r.bcc_version()).c_str());
   });
 }
 

@@ -53,6 +53,8 @@ class Control {
   int sensor_remove(const std::string& name);
   int sensor_list();
   int status();
+  // Prints `local` (this program's versions), then asks qocnetd for its own.
+  int version(const std::string& local);
   int watch(unsigned interval_ms, unsigned count);
 
  private:

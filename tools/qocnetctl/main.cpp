@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +33,7 @@
 #include "qocnet/cleanup.hpp"
 #include "qocnet/edge.hpp"
 #include "qocnet_client/proto_text.hpp"
+#include "qocnet/version.hpp"
 
 namespace {
 
@@ -205,11 +207,84 @@ int run_cleanup(const std::string& pin_dir, const std::string& lock_dir, bool js
   return 0;
 }
 
+// The word a command line put where a subcommand belongs and that names
+// none ("qocnetctl frobnicate", "qocnetctl pair frob"), with the command it
+// followed; nothing when the line has no such word.
+std::optional<std::pair<std::string, std::string>> unknown_subcommand(CLI::App& app) {
+  CLI::App* cur = &app;
+  std::string path = "qocnetctl";
+  for (auto parsed = cur->get_subcommands(); !parsed.empty(); parsed = cur->get_subcommands()) {
+    cur = parsed.front();
+    path += " " + cur->get_name();
+  }
+  if (cur->get_subcommands([](CLI::App*) { return true; }).empty()) return std::nullopt;
+  for (const auto& word : app.remaining())
+    if (!word.empty() && word[0] != '-') return std::make_pair(word, path);
+  return std::nullopt;
+}
+
+// The words that may follow `path` (subcommands and options of that level,
+// with the global options), for every command path of `app`.
+void completion_words(const CLI::App& at, const std::string& path, const std::string& globals,
+                      std::vector<std::pair<std::string, std::string>>& out) {
+  std::string words;
+  auto add = [&](const std::string& w) { words += (words.empty() ? "" : " ") + w; };
+  for (const CLI::App* sub : at.get_subcommands([](const CLI::App*) { return true; })) add(sub->get_name());
+  for (const CLI::Option* o : at.get_options([](const CLI::Option* o) { return o->nonpositional(); })) {
+    for (const auto& l : o->get_lnames()) add("--" + l);
+    for (const auto& s : o->get_snames()) add("-" + s);
+  }
+  if (!path.empty() && !globals.empty()) add(globals);
+  out.emplace_back(path, words);
+  for (const CLI::App* sub : at.get_subcommands([](const CLI::App*) { return true; }))
+    completion_words(*sub, path.empty() ? sub->get_name() : path + " " + sub->get_name(), globals, out);
+}
+
+// `qocnetctl completion bash`: a bash completion function made from the
+// command tree itself, so it lists exactly the subcommands and options this
+// qocnetctl has. Words that name no subcommand (option values, arguments)
+// are skipped while finding where the cursor is; commands that take a file
+// complete file names too.
+std::string bash_completion(const CLI::App& app) {
+  std::string globals;
+  for (const CLI::Option* o : app.get_options([](const CLI::Option* o) { return o->nonpositional(); }))
+    for (const auto& l : o->get_lnames())
+      if (l != "help" && l != "version") globals += (globals.empty() ? "--" : " --") + l;
+  std::vector<std::pair<std::string, std::string>> levels;
+  completion_words(app, "", globals, levels);
+  std::string paths, cases;
+  for (const auto& [path, words] : levels) {
+    if (!path.empty()) paths += (paths.empty() ? "" : "|") + ("\"" + path + "\"");
+    cases += "    \"" + path + "\") words=\"" + words + "\" ;;\n";
+  }
+  return "# bash completion for qocnetctl (qocnetctl completion bash); source it, or install it as\n"
+         "# /usr/share/bash-completion/completions/qocnetctl\n"
+         "_qocnetctl() {\n"
+         "  local cur=${COMP_WORDS[COMP_CWORD]} path= next w i words\n"
+         "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
+         "    w=${COMP_WORDS[i]}\n"
+         "    next=${path:+$path }$w\n"
+         "    case \"$next\" in\n"
+         "      " + paths + ") path=$next ;;\n"
+         "    esac\n"
+         "  done\n"
+         "  case \"$path\" in\n" + cases +
+         "  esac\n"
+         "  COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
+         "  case \"$path\" in\n"
+         "    classify|\"table set\") [[ $cur == -* ]] || COMPREPLY+=($(compgen -f -- \"$cur\")) ;;\n"
+         "  esac\n"
+         "}\n"
+         "complete -F _qocnetctl qocnetctl\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"qocnetctl: operate a qocnet edge"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", qocnet::version_text("qocnetctl"),
+                       "Print the versions of qocnetctl, libqocnet and libbcc and exit");
   // Global options may also follow the subcommand: qocnetctl pair ls -o json.
   app.fallthrough();
 
@@ -364,6 +439,8 @@ int main(int argc, char** argv) {
 
   on(app.add_subcommand("status", "qocnetd's version, ports, programs, uptime"),
      [&](C& ctl) { return ctl.status(); });
+  on(app.add_subcommand("version", "The versions of qocnetctl and libqocnet here, then qocnetd's"),
+     [&](C& ctl) { return ctl.version(qocnet::version_text("qocnetctl")); });
 
   unsigned interval = 1000, count = 0;
   auto* watch = app.add_subcommand("watch", "Statistics every interval (JSON: one object per line)");
@@ -379,10 +456,25 @@ int main(int argc, char** argv) {
   cleanup->add_option("--pin-dir", pin_dir, "Where the datapath was pinned (qocnetd's default)")->capture_default_str();
   cleanup->add_option("--lock-dir", lock_dir, "qocnet's lock directory")->capture_default_str();
 
+  std::string shell;
+  auto* completion = app.add_subcommand("completion", "Print a shell completion script (bash): "
+                                                      "source <(qocnetctl completion bash)");
+  completion->add_option("SHELL", shell, "The shell")->required()->check(CLI::IsMember({"bash"}));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() != 0)
+      if (auto unknown = unknown_subcommand(app)) {
+        std::fprintf(stderr, "qocnetctl: unknown subcommand '%s' of '%s' (%s --help lists them)\n",
+                     unknown->first.c_str(), unknown->second.c_str(), unknown->second.c_str());
+        return 2;
+      }
     return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (completion->parsed()) {
+    std::fputs(bash_completion(app).c_str(), stdout);
+    return 0;
   }
   if (classify->parsed()) return run_classify(file, frames, format, per_dgram, classify_only);
   if (cleanup->parsed()) return run_cleanup(pin_dir, lock_dir, g.output == "json");

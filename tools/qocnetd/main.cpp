@@ -21,6 +21,7 @@
 #include <prometheus/metric_type.h>
 #include <prometheus/client_metric.h>
 #include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -28,7 +29,9 @@
 
 #include <chrono>
 #include <future>
+#include <initializer_list>
 #include <memory>
+#include <tuple>
 
 #include "control/core.hpp"
 #include "control/daemon_state.hpp"
@@ -37,7 +40,9 @@
 #include "sensor_pusher.hpp"
 #include "server.hpp"
 #include "health_http.hpp"
+#include "../common/metrics.hpp"
 #include "services.hpp"
+#include "qocnet/version.hpp"
 
 using namespace qocnet;
 using namespace qocnet::grpc_api;
@@ -60,50 +65,84 @@ Result<v1::StatsUpdate> scrape(control::ControlCore& core) {
   return u;
 }
 
-// Prometheus metrics, read from the datapath at each scrape.
+// Prometheus metrics, read from the datapath at each scrape (docs/SERVICE.md,
+// Metrics).
 class EdgeMetrics : public prometheus::Collectable {
  public:
   explicit EdgeMetrics(control::ControlCore& core) : ctl_(core) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
-    using prometheus::MetricType;
-    std::vector<prometheus::MetricFamily> out;
-    auto family = [&](const char* name, const char* help, MetricType type) -> prometheus::MetricFamily& {
-      out.push_back({name, help, type, {}});
-      return out.back();
-    };
-    auto add = [](prometheus::MetricFamily& f, double v, std::vector<prometheus::ClientMetric::Label> labels) {
-      prometheus::ClientMetric m;
-      m.label = std::move(labels);
-      if (f.type == MetricType::Counter) m.counter.value = v;
-      else m.gauge.value = v;
-      f.metric.push_back(std::move(m));
-    };
-    add(family("qocnet_up", "1 once the datapath serves, else 0", MetricType::Gauge), ctl_.is_ready() ? 1 : 0, {});
-    add(family("qocnet_policy_generation", "policy changes applied", MetricType::Counter),
-        static_cast<double>(ctl_.generation()), {});
+    using metrics::Families;
+    Families fam;
+    Families::add(fam.gauge("qocnet_up", "1 once the datapath serves, else 0"), ctl_.is_ready() ? 1 : 0);
+    metrics::add_build_info(fam, "qocnet_build_info");
+    Families::add(fam.counter("qocnet_policy_changes_total", "policy changes applied (the edge's generation)"),
+                  static_cast<double>(ctl_.generation()));
     auto stats = scrape(ctl_);
-    if (!stats) return out;
-    static const char* classes[] = {"other", "disp", "diff", "ref"};
-    auto& seen = family("qocnet_stream_bytes_total", "bytes of each stream the DPI classified", MetricType::Counter);
-    auto& delivered = family("qocnet_target_delivered_bytes_total", "bytes delivered to a process", MetricType::Counter);
-    auto& dropped = family("qocnet_target_dropped_bytes_total", "bytes a process's policy dropped", MetricType::Counter);
-    auto& reduction = family("qocnet_stream_reduction", "Eq. 4 bandwidth reduction of the stream", MetricType::Gauge);
+    if (!stats) return fam.take();
+
+    auto& seen_d = fam.counter("qocnet_stream_datagrams_total", "datagrams of the stream the DPI classified");
+    auto& seen_b = fam.counter("qocnet_stream_bytes_total", "bytes of the stream the DPI classified");
+    auto& anomalies = fam.counter("qocnet_stream_anomalies_total",
+                                  "datagrams or frames of the stream the DPI found wrong, by kind (docs/DPI.md)");
+    auto& frames = fam.counter("qocnet_stream_frames_total", "video frames (PES starts) of the stream");
+    auto& reduction = fam.gauge("qocnet_stream_bandwidth_reduction_ratio",
+                                "Eq. 4: 1 - (what the sensor sends) / (every process its own stream)");
+    auto& del_d = fam.counter("qocnet_target_delivered_datagrams_total", "datagrams delivered to the process");
+    auto& del_b = fam.counter("qocnet_target_delivered_bytes_total", "bytes delivered to the process");
+    auto& drop_d = fam.counter("qocnet_target_dropped_datagrams_total", "datagrams the process's policy dropped");
+    auto& drop_b = fam.counter("qocnet_target_dropped_bytes_total", "bytes the process's policy dropped");
+    auto& held = fam.counter("qocnet_target_held_until_rap_datagrams_total",
+                             "video datagrams held back from a joining process until a random access point");
+    auto& required = fam.gauge("qocnet_process_qoc_required", "the QoC the process requires (its metric's unit)");
+    auto& target = fam.gauge("qocnet_process_qoc_target", "the QoC the closed loop expects under its policy");
+    auto& measured = fam.gauge("qocnet_process_qoc_measured", "the QoC the process last reported");
+    auto& drop = fam.gauge("qocnet_process_policy_drop_ratio", "the share of the stream its policy drops");
     for (const auto& s : stats->streams()) {
-      const auto& id = s.stream().stream();
-      const std::string sid = id.source() + ":" + std::to_string(id.source_port()) + "->:" +
-                              std::to_string(id.destination_port());
-      for (int c = 0; c < 4 && c < s.stream().seen().bytes_size(); ++c)
-        add(seen, static_cast<double>(s.stream().seen().bytes(c)), {{"stream", sid}, {"class", classes[c]}});
-      add(reduction, s.bandwidth().reduction(), {{"stream", sid}});
-      for (const auto& t : s.targets())
-        for (int c = 0; c < 4 && c < t.delivered().bytes_size(); ++c) {
-          add(delivered, static_cast<double>(t.delivered().bytes(c)),
-              {{"stream", sid}, {"process", t.process()}, {"class", classes[c]}});
-          add(dropped, static_cast<double>(t.dropped().bytes(c)),
-              {{"stream", sid}, {"process", t.process()}, {"class", classes[c]}});
+      const auto& st = s.stream();
+      const auto& id = st.stream();
+      metrics::add_by_class(seen_d, st.seen().datagrams(), id);
+      metrics::add_by_class(seen_b, st.seen().bytes(), id);
+      metrics::add_stream_anomalies(anomalies, id,
+                                    {{"misaligned", st.misaligned()}, {"cc_error", st.cc_errors()},
+                                     {"ts_partial", st.ts_partial()}, {"ts_bad_sync", st.ts_bad_sync()},
+                                     {"ts_malformed", st.ts_malformed()}, {"ts_unparsed", st.ts_unparsed()},
+                                     {"hevc_pps_unknown", st.hevc_pps_unknown()}});
+      Families::add(frames, st.frames(), metrics::stream_labels(id));
+      Families::add(reduction, s.bandwidth().reduction(), metrics::stream_labels(id));
+      for (int i = 0; i < s.targets_size(); ++i) {
+        const auto& t = s.targets(i);
+        const metrics::Labels who{{"process", t.process()}};
+        metrics::add_by_class(del_d, t.delivered().datagrams(), id, who);
+        metrics::add_by_class(del_b, t.delivered().bytes(), id, who);
+        metrics::add_by_class(drop_d, t.dropped().datagrams(), id, who);
+        metrics::add_by_class(drop_b, t.dropped().bytes(), id, who);
+        Families::add(held, static_cast<double>(t.held_until_rap()), metrics::stream_labels(id, who));
+        if (i >= s.requirements_size()) continue;
+        const auto& r = s.requirements(i);
+        Families::add(drop, r.policy().drop(), metrics::stream_labels(id, who));
+        if (r.required() > 0) {
+          Families::add(required, r.required(), metrics::stream_labels(id, who));
+          Families::add(target, r.target(), metrics::stream_labels(id, who));
         }
+        if (r.has_measured()) Families::add(measured, r.measured(), metrics::stream_labels(id, who));
+      }
     }
-    return out;
+
+    metrics::add_dpi(fam, stats->dpi(), "qocnet");
+
+    auto& port_d = fam.counter("qocnet_port_datagrams_total",
+                               "packets of an attached port: received, forwarded along its pair, passed to the "
+                               "stack, transmitted by a pair");
+    auto& port_b = fam.counter("qocnet_port_bytes_total", "bytes of an attached port, as for datagrams");
+    for (const auto& p : stats->ports()) {
+      for (const auto& [dir, n, b] : std::initializer_list<std::tuple<const char*, std::uint64_t, std::uint64_t>>{
+               {"received", p.rx_packets(), p.rx_bytes()}, {"forwarded", p.fwd_packets(), p.fwd_bytes()},
+               {"passed", p.pass_packets(), p.pass_bytes()}, {"transmitted", p.tx_packets(), p.tx_bytes()}}) {
+        Families::add(port_d, static_cast<double>(n), {{"port", p.name()}, {"direction", dir}});
+        Families::add(port_b, static_cast<double>(b), {{"port", p.name()}, {"direction", dir}});
+      }
+    }
+    return fam.take();
   }
 
  private:
@@ -131,6 +170,7 @@ class Healthz : public prometheus::Collectable {
 
 int main(int argc, char** argv) {
   CLI::App app{"qocnetd: the qocnet edge daemon (gRPC: ControlService, QocService, health, reflection)"};
+  app.set_version_flag("--version", qocnet::version_text("qocnetd"), "Print the versions of qocnetd, libqocnet and libbcc and exit");
   std::string config_file, listen, tcp, tls_cert, tls_key, tls_ca, metrics, pin_dir, log_level, bpf_src;
   std::vector<std::string> ports;
   bool keep = false, no_pin = false;
@@ -280,6 +320,7 @@ int main(int argc, char** argv) {
   ctl.start([&](const Status& s) {
     if (!s) {
       spdlog::error("event=datapath_failed error=\"{}\"", s.error().to_string());
+      (void)sd_notifyf(0, "STATUS=datapath failed: %s", s.error().to_string().c_str());
       failed = true;
       ::kill(::getpid(), SIGTERM);
       return;
@@ -293,6 +334,9 @@ int main(int argc, char** argv) {
                      st->ports.size());
       health->SetServingStatus(true);
       serving = true;
+      // Under systemd (Type=notify): ready only now that the datapath serves.
+      (void)sd_notifyf(0, "READY=1\nSTATUS=serving, %zu port(s), %s", st ? st->ports.size() : std::size_t{0},
+                       st && st->adopted ? "datapath re-adopted from its pins" : "datapath compiled");
     });
   });
 
@@ -300,6 +344,7 @@ int main(int argc, char** argv) {
   spdlog::info("event=shutdown signal={} keep_datapath={}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                cfg.keep_datapath);
   serving = false;
+  (void)sd_notify(0, "STOPPING=1");
   ctl.keep_datapath(cfg.keep_datapath);
   ctl.cancel_start();  // a compile under way finishes, but nothing more is applied
   health->SetServingStatus(false);
