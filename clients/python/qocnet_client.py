@@ -298,8 +298,10 @@ class QocClient:
 
     def _error(self, e: grpc.RpcError) -> QocError:
         code = e.code()
-        if code == grpc.StatusCode.UNAVAILABLE or (
-                code == grpc.StatusCode.DEADLINE_EXCEEDED and not self._connected()):
+        # UNAVAILABLE over a connected channel is qocnetd's own answer (its
+        # datapath still compiling, or it is shutting down), not a failure to
+        # reach it.
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and not self._connected():
             return QocError(f"cannot reach qocnetd at {self.address or 'its address'} "
                             f"({code.name}: {e.details()}): qocnetd must be running and serving "
                             "that address", code)
@@ -307,7 +309,7 @@ class QocClient:
 
     def _connected(self) -> bool:
         try:
-            grpc.channel_ready_future(self.channel).result(timeout=0)
+            grpc.channel_ready_future(self.channel).result(timeout=0.2)
             return True
         except grpc.FutureTimeoutError:
             return False

@@ -144,6 +144,8 @@ class StubQoc(qoc_pb2_grpc.QocServiceServicer):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "token: not this process's")
         if request.required > 1:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "required: above the best achievable 1")
+        if request.required == 0.5:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the datapath is still compiling")
         return qoc_pb2.ReportRequirementResponse(policies=[self._policy(0.01)])
 
     def ReportMeasuredQoc(self, request, context):
@@ -224,6 +226,14 @@ class Session(unittest.TestCase):
                 client.report_requirement(1.5)
             self.assertEqual(e.exception.code, grpc.StatusCode.FAILED_PRECONDITION)
             self.assertEqual(str(e.exception), "FAILED_PRECONDITION: required: above the best achievable 1")
+
+    def test_unavailable_from_a_connected_daemon_is_its_own_answer(self):
+        with qc.connect(self.address) as client:
+            client.register("detector", [STREAM])
+            with self.assertRaises(qc.QocError) as e:
+                client.report_requirement(0.5)
+            self.assertEqual(e.exception.code, grpc.StatusCode.UNAVAILABLE)
+            self.assertEqual(str(e.exception), "UNAVAILABLE: the datapath is still compiling")
 
     def test_unreachable_daemon_names_the_address(self):
         address = f"unix:{self.dir.name}/nobody.sock"
