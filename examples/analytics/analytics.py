@@ -475,7 +475,7 @@ class Process:
     timeline: Timeline = field(default_factory=Timeline)
 
     def __post_init__(self):
-        import qocnet_client as qc
+        import qocnet.client as qc
         self.qc = qc
         self.client = qc.connect(self.args.address)
         self.lock = threading.Lock()

@@ -34,10 +34,10 @@ import sys
 import threading
 import time
 
-import analytics  # noqa: F401  (puts clients/python on sys.path)
+import analytics  # noqa: F401  (puts clients/python, package qocnet, on sys.path)
 import bandwidth
 import windows
-import qocnet_client as qc
+import qocnet.client as qc
 from qocnet.v1 import control_pb2, control_pb2_grpc, sensor_pb2, sensor_pb2_grpc
 
 CLASSES = ("other", "disp", "diff", "ref")  # FrameClass order

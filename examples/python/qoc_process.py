@@ -13,7 +13,10 @@ the edge), with qocnetd's process socket directory bind-mounted at
 Prints each PolicyUpdate as it arrives ("registered", "requirement",
 "measured", "operator", "sensor"). With --measured it also reports a measured
 QoC every --every seconds (what a real analytics process would compute from
-its detections) and prints the edge's closed-loop answer.
+its detections) and prints the edge's closed-loop answer. It runs on
+qocnet.Process: when qocnetd restarts, the process registers again by itself.
+Run it from the source tree (it finds clients/python) or with the package
+installed (pip install clients/python, or Debian's python3-qocnet).
 """
 
 import argparse
@@ -23,16 +26,21 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "clients" / "python"))
+# The in-tree package when run from the source tree; an installed one otherwise.
+_TREE = pathlib.Path(__file__).resolve().parents[2] / "clients" / "python"
+if (_TREE / "qocnet" / "__init__.py").is_file():
+    sys.path.insert(0, str(_TREE))
 
-import qocnet_client as qc  # noqa: E402
+import grpc  # noqa: E402
+
+import qocnet  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     conn = ap.add_argument_group("connection")
-    conn.add_argument("--address", default=qc.DEFAULT_ADDRESS,
+    conn.add_argument("--address", default=qocnet.DEFAULT_ADDRESS,
                       help="qocnetd: unix:/PATH, tcp:HOST:PORT or HOST:PORT (default %(default)s)")
     conn.add_argument("--tls-ca", help="PEM CA that verifies qocnetd (TCP)")
     conn.add_argument("--tls-cert", help="PEM client certificate for mutual TLS (TCP)")
@@ -58,33 +66,28 @@ def main() -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
-    def show(update):
+    def show(update: qocnet.qoc_pb2.PolicyUpdate) -> None:
         p = update.policy
-        line = (f"[{update.reason}] gen {update.generation}  {qc.stream_text(p.stream)}  "
-                f"{qc.policy_text(p.policy)}")
+        line = (f"[{update.reason}] gen {update.generation}  {qocnet.stream_text(p.stream)}  "
+                f"{qocnet.policy_text(p.policy)}")
         if p.required:
             line += f"  (required {p.required:g}, target {p.target:g})"
         print(line, flush=True)
 
-    def failed(error):
-        print(f"qoc_process: policy stream ended: {error}", file=sys.stderr, flush=True)
-        stop.set()
+    def event(text: str) -> None:
+        print(f"{args.name}: {text}", flush=True)
 
     try:
-        client = qc.connect(args.address, args.tls_ca, args.tls_cert, args.tls_key, args.timeout)
-        with client:
-            # keep everything until required
-            policies = client.register(args.name, args.stream, udp_port=args.udp_port, interface=args.interface)
-            p = client.process
-            print(f"registered {args.name} on {len(policies)} stream(s): copies to {p.mac} "
-                  f"{p.ip or '(sensor IP)'}:{p.udp_port or '(sensor port)'} via {p.port}", flush=True)
-            for p in policies:
-                print(f"  {qc.stream_text(p.stream)}  {qc.policy_text(p.policy)}", flush=True)
-            if args.required:
-                for p in client.report_requirement(args.required):
-                    print(f"required {args.required:g} on {qc.stream_text(p.stream)}: "
-                          f"{qc.policy_text(p.policy)}", flush=True)
-            client.follow_policy(show, failed)
+        # Registered with the requirement (0: keep everything until one is reported).
+        process = qocnet.Process(args.name, args.stream, required=args.required, udp_port=args.udp_port,
+                                 interface=args.interface, address=args.address, tls_ca=args.tls_ca,
+                                 tls_cert=args.tls_cert, tls_key=args.tls_key, timeout=args.timeout,
+                                 on_policy=show, on_event=event)
+        with process:
+            p = process.client.process
+            if p is not None:
+                print(f"registered {args.name} on {len(args.stream)} stream(s): copies to {p.mac} "
+                      f"{p.ip or '(sensor IP)'}:{p.udp_port or '(sensor port)'} via {p.port}", flush=True)
             deadline = time.monotonic() + args.duration if args.duration > 0 else None
             next_report = time.monotonic() + args.every
             while not stop.is_set():
@@ -92,17 +95,20 @@ def main() -> int:
                 if deadline is not None and now >= deadline:
                     break
                 if args.measured is not None and now >= next_report:
-                    r = client.report_measured(args.measured)
-                    action = qc.qoc_pb2.LoopAction.Name(r.action).removeprefix("LOOP_ACTION_").lower()
-                    print(f"measured {args.measured:g}: {action}, now "
-                          f"{qc.policy_text(r.policy.policy)}", flush=True)
+                    r = process.report_measured(args.measured)
+                    if r is None:
+                        print(f"measured {args.measured:g}: qocnetd away, not reported", flush=True)
+                    else:
+                        action = qocnet.qoc_pb2.LoopAction.Name(r.action).removeprefix("LOOP_ACTION_").lower()
+                        print(f"measured {args.measured:g}: {action}, now "
+                              f"{qocnet.policy_text(r.policy.policy)}", flush=True)
                     next_report = now + args.every
                 stop.wait(0.1)
         print(f"unregistered {args.name}", flush=True)
-    except qc.QocError as e:
+    except qocnet.QocError as e:
         print(f"qoc_process: {e}", file=sys.stderr)
-        return 2 if e.code in (qc.grpc.StatusCode.INVALID_ARGUMENT, qc.grpc.StatusCode.NOT_FOUND,
-                               qc.grpc.StatusCode.ALREADY_EXISTS, None) else 1
+        return 2 if e.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                               grpc.StatusCode.ALREADY_EXISTS, None) else 1
     return 0
 
 

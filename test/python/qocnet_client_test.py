@@ -1,28 +1,36 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""clients/python/qocnet_client.py without qocnetd: the messages it builds,
-its parsing of streams and addresses, and its session handling (token kept
-and sent, policy stream followed in a thread, unregister) against a stub
-QocService served by this test on a Unix socket in a temporary directory.
-The stub only records requests and answers fixed messages; the end-to-end
-test against qocnetd lives with the daemon.
+"""The Python SDK (clients/python, package qocnet) without qocnetd: the
+messages it builds, its parsing of streams and addresses, its session
+handling (token kept and sent, policy stream followed in a thread,
+unregister) with the synchronous client (qocnet.client) and the asyncio one
+(qocnet.aio), and qocnet.Process registering again by itself when the
+service it talks to is stopped and started again. The service is a stub
+QocService served by this test on a Unix socket in a temporary directory:
+it only records requests and answers fixed messages; the end-to-end test
+against qocnetd lives with the daemon (test/daemon/python_sdk_test.cpp).
 
-Run by CTest with QOCNET_PYTHON_STUBS=<build>/python.
+Run by CTest with /usr/bin/python3 (python3-grpcio, python3-protobuf).
 """
 
+import asyncio
 import pathlib
 import sys
 import tempfile
 import threading
+import time
 import unittest
 from concurrent import futures
 
+# The in-tree package (no installation needed).
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "clients" / "python"))
 
-import qocnet_client as qc  # noqa: E402
 import grpc  # noqa: E402
 
-qoc_pb2, qoc_pb2_grpc, types_pb2 = qc.qoc_pb2, qc.qoc_pb2_grpc, qc.types_pb2
+import qocnet  # noqa: E402
+import qocnet.aio  # noqa: E402
+import qocnet.client as qc  # noqa: E402
+from qocnet.v1 import qoc_pb2, qoc_pb2_grpc, types_pb2  # noqa: E402
 
 STREAM = "10.0.0.1:40000->:5000"
 
@@ -243,6 +251,237 @@ class Session(unittest.TestCase):
         self.assertEqual(e.exception.code, grpc.StatusCode.UNAVAILABLE)
         self.assertIn(f"cannot reach qocnetd at {address}", str(e.exception))
         client.close()
+
+
+
+class Package(unittest.TestCase):
+    def test_the_package_exports_the_client_and_its_version(self):
+        self.assertEqual(qocnet.__version__, "0.1.0")
+        self.assertIs(qocnet.connect, qc.connect)
+        self.assertIs(qocnet.QocError, qc.QocError)
+        self.assertIs(qocnet.qoc_pb2, qoc_pb2)
+        root = pathlib.Path(qocnet.__file__).parent
+        self.assertTrue((root / "py.typed").is_file())
+        for stem in ("types", "qoc", "control", "sensor"):
+            for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"):
+                self.assertTrue((root / "v1" / (stem + suffix)).is_file(), stem + suffix)
+
+
+class AsyncSession(unittest.TestCase):
+    """qocnet.aio against the same stub: the same calls, awaited."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.address = f"unix:{self.dir.name}/qoc.sock"
+        self.stub = StubQoc()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        qoc_pb2_grpc.add_QocServiceServicer_to_server(self.stub, self.server)
+        self.server.add_insecure_port(self.address)
+        self.server.start()
+
+    def tearDown(self):
+        self.stub.release.set()
+        self.server.stop(None)
+        self.dir.cleanup()
+
+    def test_register_report_watch_unregister(self):
+        async def session():
+            async with qocnet.aio.connect(self.address, timeout=5) as client:
+                policies = await client.register("detector", [STREAM], required=0.9, udp_port=6000)
+                self.assertEqual(client.token, "tok-1")
+                self.assertEqual(qc.policy_text(policies[0].policy), "differential(0)")
+                policies = await client.report_requirement(0.9)
+                self.assertEqual(qc.policy_text(policies[0].policy), "differential(0.01)")
+                r = await client.report_measured(0.85, STREAM)
+                self.assertEqual(r.action, qoc_pb2.LOOP_ACTION_TIGHTENED)
+                reasons = []
+                async for update in client.watch_policy():
+                    reasons.append(update.reason)
+                    if len(reasons) == 2:
+                        break
+                self.assertEqual(reasons, ["registered", "requirement"])
+                with self.assertRaises(qocnet.QocError) as e:
+                    await client.report_requirement(1.5)
+                self.assertEqual(e.exception.code, grpc.StatusCode.FAILED_PRECONDITION)
+                await client.unregister()
+                self.assertIsNone(client.token)
+
+        asyncio.run(session())
+        kinds = [type(r).__name__ for r in self.stub.requests]
+        self.assertEqual(kinds, ["RegisterProcessRequest", "ReportRequirementRequest", "ReportMeasuredQocRequest",
+                                 "WatchPolicyRequest", "ReportRequirementRequest", "UnregisterProcessRequest"])
+        self.assertEqual(self.stub.requests[0].udp_port, 6000)
+        self.assertEqual(self.stub.tokens, [None] + ["Bearer tok-1"] * 5)
+
+    def test_unreachable_daemon_names_the_address(self):
+        address = f"unix:{self.dir.name}/nobody.sock"
+
+        async def session():
+            client = qocnet.aio.connect(address, timeout=2)
+            try:
+                with self.assertRaises(qocnet.QocError) as e:
+                    await client.register("detector", [STREAM])
+                self.assertEqual(e.exception.code, grpc.StatusCode.UNAVAILABLE)
+                self.assertIn(f"cannot reach qocnetd at {address}", str(e.exception))
+                with self.assertRaises(qocnet.QocError) as e:
+                    await client.report_measured(0.5)
+                self.assertIn("register()", str(e.exception))
+            finally:
+                await client.close()
+
+        asyncio.run(session())
+
+
+class EdgeStub(qoc_pb2_grpc.QocServiceServicer):
+    """A QocService that knows the tokens it gave out (and those `known`
+    from before, as a qocnetd restarted with its state would), refuses
+    others with NOT_FOUND as qocnetd does, and keeps policy streams open."""
+
+    def __init__(self, epoch, known=()):
+        self.epoch = epoch
+        self.tokens = set(known)
+        self.requests = []
+        self.lock = threading.Lock()
+        self.closing = threading.Event()
+
+    def _check(self, context):
+        token = dict(context.invocation_metadata()).get("authorization", "").removeprefix("Bearer ")
+        if token not in self.tokens:
+            context.abort(grpc.StatusCode.NOT_FOUND, "no process 'detector'")
+
+    def _policy(self):
+        return qoc_pb2.StreamPolicy(stream=qc.parse_stream(STREAM),
+                                    policy=types_pb2.Policy(kind=types_pb2.POLICY_KIND_UNIFORM,
+                                                            drop=0.1 * self.epoch))
+
+    def RegisterProcess(self, request, context):
+        with self.lock:
+            self.requests.append(request)
+            token = f"tok-{self.epoch}-{len(self.tokens)}"
+            self.tokens.add(token)
+        return qoc_pb2.RegisterProcessResponse(token=token, policies=[self._policy()])
+
+    def ReportMeasuredQoc(self, request, context):
+        self._check(context)
+        with self.lock:
+            self.requests.append(request)
+        return qoc_pb2.ReportMeasuredQocResponse(policy=self._policy(), action=qoc_pb2.LOOP_ACTION_HELD)
+
+    def ReportRequirement(self, request, context):
+        self._check(context)
+        with self.lock:
+            self.requests.append(request)
+        return qoc_pb2.ReportRequirementResponse(policies=[self._policy()])
+
+    def WatchPolicy(self, request, context):
+        self._check(context)
+        with self.lock:
+            self.requests.append(request)
+        yield qoc_pb2.PolicyUpdate(policy=self._policy(), reason="current", generation=self.epoch)
+        while not self.closing.wait(0.05) and context.is_active():
+            pass
+
+    def UnregisterProcess(self, request, context):
+        self._check(context)
+        with self.lock:
+            self.requests.append(request)
+        return qoc_pb2.UnregisterProcessResponse()
+
+
+class ProcessAcrossRestarts(unittest.TestCase):
+    """qocnet.Process when the service goes away and comes back."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.path = f"{self.dir.name}/qoc.sock"
+        self.address = f"unix:{self.path}"
+        self.server = None
+
+    def serve(self, stub):
+        self.stub = stub
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        qoc_pb2_grpc.add_QocServiceServicer_to_server(stub, self.server)
+        self.server.add_insecure_port(self.address)
+        self.server.start()
+
+    def halt(self):
+        self.stub.closing.set()
+        self.server.stop(None)
+        self.server = None
+        pathlib.Path(self.path).unlink(missing_ok=True)
+
+    def tearDown(self):
+        if self.server is not None:
+            self.halt()
+        self.dir.cleanup()
+
+    def wait_for(self, what, predicate, timeout=15):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return
+            time.sleep(0.05)
+        self.fail(f"not within {timeout} s: {what}")
+
+    def test_registers_again_after_a_restart_that_lost_it(self):
+        self.serve(EdgeStub(1))
+        updates, events = [], []
+        process = qocnet.Process("detector", [STREAM], required=0.8, udp_port=6000, address=self.address,
+                                 on_policy=updates.append, on_event=events.append, max_backoff=0.5)
+        with process:
+            self.assertEqual(process.registrations, 1)
+            self.wait_for("the first policy", lambda: len(updates) >= 1)
+            self.assertEqual(qc.policy_text(updates[0].policy.policy), "uniform(0.1)")
+            self.assertEqual(process.report_measured(0.9).action, qoc_pb2.LOOP_ACTION_HELD)
+            process.report_requirement(0.7)  # kept for the next registration
+            first = self.stub
+
+            self.halt()  # qocnetd stops: the stream breaks, reports find nobody
+            self.assertIsNone(process.report_measured(0.9))
+            time.sleep(0.5)
+            self.serve(EdgeStub(2))  # a new qocnetd without the old state
+            self.assertTrue(process.wait_registrations(2, 15), f"registered again; events: {events}")
+            self.wait_for("the policy again", lambda: any(u.generation == 2 for u in updates))
+            self.assertEqual(qc.policy_text(process.policies[STREAM].policy), "uniform(0.2)")
+            self.wait_for("a measured report to the new service",
+                          lambda: process.report_measured(0.95) is not None)
+
+        again = [r for r in self.stub.requests if isinstance(r, qoc_pb2.RegisterProcessRequest)]
+        self.assertEqual(len(again), 1)
+        r = again[0]
+        self.assertEqual((r.name, r.udp_port, [qc.stream_text(s) for s in r.streams]), ("detector", 6000, [STREAM]))
+        self.assertAlmostEqual(r.required, 0.7)  # the requirement reported since, not the first 0.8
+        self.assertIsInstance(self.stub.requests[-1], qoc_pb2.UnregisterProcessRequest)
+        self.assertIsInstance(first.requests[0], qoc_pb2.RegisterProcessRequest)
+        self.assertIn("registered again", events)
+
+    def test_resumes_with_its_token_when_the_restart_kept_it(self):
+        self.serve(EdgeStub(1))
+        updates = []
+        process = qocnet.Process("detector", [STREAM], address=self.address, on_policy=updates.append,
+                                 max_backoff=0.5)
+        with process:
+            self.wait_for("the first policy", lambda: len(updates) >= 1)
+            token = process.client.token
+            self.halt()
+            self.serve(EdgeStub(2, known=[token]))  # restarted with its state: the token holds
+            self.wait_for("the policy again", lambda: any(u.generation == 2 for u in updates))
+            self.assertEqual(process.registrations, 1)
+            self.assertEqual(process.client.token, token)
+        kinds = [type(r).__name__ for r in self.stub.requests]
+        self.assertEqual(kinds, ["WatchPolicyRequest", "UnregisterProcessRequest"])
+
+    def test_start_waits_for_qocnetd_and_refusals_are_raised(self):
+        process = qocnet.Process("detector", [STREAM], address=self.address, max_backoff=0.2)
+        threading.Timer(0.5, lambda: self.serve(EdgeStub(1))).start()
+        process.start(wait=10)
+        self.assertEqual(process.registrations, 1)
+        process.stop()
+        with self.assertRaises(qocnet.QocError):
+            qocnet.Process("detector", [])
+        with self.assertRaises(qocnet.QocError) as e:
+            qocnet.Process("detector", [STREAM], address=f"unix:{self.dir.name}/nobody.sock").start(wait=0.5)
+        self.assertEqual(e.exception.code, grpc.StatusCode.UNAVAILABLE)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ that is not there is named with its address.
 The stub, served by this test on a Unix socket in a temporary directory,
 records each request and answers fixed messages; it stands in for qocnetd
 only to check the client. Run by CTest:
-    qocnetctl_stub_test.py --qocnetctl <qocnetctl>   (QOCNET_PYTHON_STUBS=<build>/python)
+    qocnetctl_stub_test.py --qocnetctl <qocnetctl>   (the stubs: package qocnet in clients/python)
 """
 
 import argparse
@@ -26,8 +26,9 @@ from concurrent import futures
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "clients" / "python"))
 
-import qocnet_client as qc  # noqa: E402  (finds the generated stubs)
 import grpc  # noqa: E402
+
+import qocnet.client as qc  # noqa: E402
 from qocnet.v1 import control_pb2, control_pb2_grpc, qoc_pb2, types_pb2  # noqa: E402
 
 QOCNETCTL = None

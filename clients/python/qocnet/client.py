@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""qocnet_client: a small client of qocnetd's QocService for analytics processes.
+"""qocnet.client: the synchronous client of qocnetd's QocService.
 
 A computation process registers itself (its name, the UDP port it receives
 on and the streams it consumes), says which QoC it requires, reports what it
@@ -7,56 +7,40 @@ measures, and follows the policy the edge applies to it. Where its copies go
 is not for it to say: qocnetd finds the process's own veth toward the edge
 from the caller's network namespace (docs/SECURITY.md, Tenancy).
 
-    import qocnet_client as qc
+    import qocnet
 
-    client = qc.connect()                        # unix:/run/qocnet/process/qocnet.sock
+    client = qocnet.connect()                    # unix:/run/qocnet/process/qocnet.sock
     client.register("detector", ["10.0.0.1:40000->:5000"], required=0.9, udp_port=6000)
     client.follow_policy(lambda update: print(update.policy))
     client.report_measured(0.93)
     client.unregister()
 
-Runs on Debian's /usr/bin/python3 with python3-grpcio and python3-protobuf.
-The messages and stubs are the ones the build generates from
-proto/qocnet/v1 (target qocnet_python_stubs); they are looked up in
-$QOCNET_PYTHON_STUBS, else <repo>/build/python.
+qocnet.aio has the same calls for asyncio; qocnet.Process keeps a
+registration alive across qocnetd restarts. The messages and stubs are
+qocnet.v1's, generated from proto/qocnet/v1 (clients/python/generate-stubs.sh).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import pathlib
 import re
-import sys
 import threading
-from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple, Union
+
+import grpc
+
+from qocnet.v1 import qoc_pb2, qoc_pb2_grpc, types_pb2
 
 DEFAULT_ADDRESS = "unix:/run/qocnet/process/qocnet.sock"
 
-
-def _stubs_dir() -> pathlib.Path:
-    env = os.environ.get("QOCNET_PYTHON_STUBS")
-    if env:
-        return pathlib.Path(env)
-    return pathlib.Path(__file__).resolve().parents[2] / "build" / "python"
-
-
-def _import_stubs():
-    where = _stubs_dir()
-    if not (where / "qocnet" / "v1" / "qoc_pb2.py").is_file():
-        raise ImportError(
-            f"qocnet's Python stubs are not in {where}: build the target qocnet_python_stubs "
-            "(cmake --build build --target qocnet_python_stubs) or point QOCNET_PYTHON_STUBS "
-            "at <build>/python")
-    if str(where) not in sys.path:
-        sys.path.insert(0, str(where))
-    from qocnet.v1 import qoc_pb2, qoc_pb2_grpc, types_pb2  # noqa: E402
-    return qoc_pb2, qoc_pb2_grpc, types_pb2
-
-
-qoc_pb2, qoc_pb2_grpc, types_pb2 = _import_stubs()
-
-import grpc  # noqa: E402  (after the stubs: their error is the more useful one)
+# How soon a channel dials qocnetd again after losing it (gRPC's own default
+# starts at 1 s and grows to 120 s): a restarted qocnetd is found within 2 s.
+CHANNEL_OPTIONS: Tuple[Tuple[str, int], ...] = (
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
 
 
 class QocError(Exception):
@@ -76,7 +60,8 @@ class QocError(Exception):
 
 _STREAM = re.compile(r"^(?:\[(?P<v6>[^\]]*)\]|(?P<v4>[^:\[\]]+)):(?P<sport>[^:]*?)(?:->:|:)(?P<dport>[^:]*)$")
 
-StreamLike = Union[str, Sequence, "types_pb2.StreamId"]
+StreamLike = Union[str, Sequence[Any], types_pb2.StreamId]
+"""A stream: "10.0.0.1:40000->:5000", a (source, sport, dport) tuple or a StreamId."""
 
 
 def _port(text: str, which: str, whole: str) -> int:
@@ -88,7 +73,7 @@ def _port(text: str, which: str, whole: str) -> int:
     return value
 
 
-def parse_stream(stream: StreamLike) -> "types_pb2.StreamId":
+def parse_stream(stream: StreamLike) -> types_pb2.StreamId:
     """A StreamId message from its text, a (source, sport, dport) tuple or a StreamId."""
     if isinstance(stream, types_pb2.StreamId):
         return stream
@@ -115,7 +100,7 @@ def parse_stream(stream: StreamLike) -> "types_pb2.StreamId":
     return types_pb2.StreamId(source=source, source_port=sport, destination_port=dport)
 
 
-def stream_text(stream: "types_pb2.StreamId") -> str:
+def stream_text(stream: types_pb2.StreamId) -> str:
     """The library's spelling: 10.0.0.1:40000->:5000, [fd00::1]:40000->:5000."""
     source = f"[{stream.source}]" if ":" in stream.source else stream.source
     return f"{source}:{stream.source_port}->:{stream.destination_port}"
@@ -136,7 +121,7 @@ _ORDER_SUFFIXES = {
 }
 
 
-def policy_text(policy: "types_pb2.Policy") -> str:
+def policy_text(policy: types_pb2.Policy) -> str:
     """keep, uniform(0.05), differential(0.1), frame_aware(0.3), frame_aware(0.3,tail)."""
     name = _KIND_NAMES.get(policy.kind, "unspecified")
     if policy.kind in (types_pb2.POLICY_KIND_KEEP, types_pb2.POLICY_KIND_UNSPECIFIED):
@@ -147,7 +132,7 @@ def policy_text(policy: "types_pb2.Policy") -> str:
 
 # Addresses: unix:/PATH (or /PATH), tcp:HOST:PORT, tcp://HOST:PORT, HOST:PORT, [IPV6]:PORT.
 
-def parse_address(address: str) -> tuple[str, str]:
+def parse_address(address: str) -> Tuple[str, str]:
     """(kind, target): kind 'unix' or 'tcp', target what gRPC dials."""
     if not address:
         raise QocError("address is empty: write unix:/PATH or tcp:HOST:PORT")
@@ -184,30 +169,40 @@ def _read(path: Optional[str], what: str) -> Optional[bytes]:
         raise QocError(f"{what} '{path}' cannot be read: {e.strerror}") from None
 
 
-def make_channel(address: str = DEFAULT_ADDRESS, tls_ca: Optional[str] = None,
-                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None) -> grpc.Channel:
-    """A channel to qocnetd: a Unix socket, plain TCP, or TCP with TLS (a CA
-    to verify the daemon, and a certificate + key for mutual TLS)."""
+def channel_credentials(address: str, tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
+                        tls_key: Optional[str] = None) -> Tuple[str, Optional[grpc.ChannelCredentials]]:
+    """(target, credentials) of a channel to qocnetd; credentials None for an
+    insecure channel (a Unix socket, or TCP without TLS files)."""
     kind, target = parse_address(address)
     tls = any((tls_ca, tls_cert, tls_key))
     if kind == "unix":
         if tls:
             raise QocError(f"TLS files were given for the Unix socket {address}: TLS is for TCP addresses")
-        return grpc.insecure_channel(target)
+        return target, None
     if not tls:
-        return grpc.insecure_channel(target)
+        return target, None
     if bool(tls_cert) != bool(tls_key):
         raise QocError("give both the TLS client certificate and its key, or neither")
     creds = grpc.ssl_channel_credentials(root_certificates=_read(tls_ca, "TLS CA file"),
                                          private_key=_read(tls_key, "TLS key"),
                                          certificate_chain=_read(tls_cert, "TLS certificate"))
-    return grpc.secure_channel(target, creds)
+    return target, creds
+
+
+def make_channel(address: str = DEFAULT_ADDRESS, tls_ca: Optional[str] = None,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None) -> grpc.Channel:
+    """A channel to qocnetd: a Unix socket, plain TCP, or TCP with TLS (a CA
+    to verify the daemon, and a certificate + key for mutual TLS)."""
+    target, creds = channel_credentials(address, tls_ca, tls_cert, tls_key)
+    if creds is None:
+        return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+    return grpc.secure_channel(target, creds, options=CHANNEL_OPTIONS)
 
 
 # Requests, built apart from the calls so they can be checked without a server.
 
 def register_request(name: str, streams: Iterable[StreamLike], required: float = 0.0,
-                     udp_port: int = 0, interface: str = "") -> "qoc_pb2.RegisterProcessRequest":
+                     udp_port: int = 0, interface: str = "") -> qoc_pb2.RegisterProcessRequest:
     if not name:
         raise QocError("register: name is empty")
     if not 0 <= int(udp_port) <= 65535:
@@ -221,13 +216,13 @@ def register_request(name: str, streams: Iterable[StreamLike], required: float =
                                           udp_port=int(udp_port), interface=interface)
 
 
-def token_metadata(token: str) -> tuple:
+def token_metadata(token: str) -> Tuple[Tuple[str, str], ...]:
     """The call metadata that carries a process's token."""
     return (("authorization", f"Bearer {token}"),)
 
 
 def requirement_request(name: str, required: float,
-                        stream: Optional[StreamLike] = None) -> "qoc_pb2.ReportRequirementRequest":
+                        stream: Optional[StreamLike] = None) -> qoc_pb2.ReportRequirementRequest:
     req = qoc_pb2.ReportRequirementRequest(name=name, required=float(required))
     if stream is not None:
         req.stream.CopyFrom(parse_stream(stream))
@@ -235,17 +230,22 @@ def requirement_request(name: str, required: float,
 
 
 def measured_request(name: str, measured: float,
-                     stream: Optional[StreamLike] = None) -> "qoc_pb2.ReportMeasuredQocRequest":
+                     stream: Optional[StreamLike] = None) -> qoc_pb2.ReportMeasuredQocRequest:
     req = qoc_pb2.ReportMeasuredQocRequest(name=name, measured=float(measured))
     if stream is not None:
         req.stream.CopyFrom(parse_stream(stream))
     return req
 
 
+PolicyCallback = Callable[[qoc_pb2.PolicyUpdate], None]
+ErrorCallback = Callable[["QocError"], None]
+
+
 class PolicyWatch:
     """A thread that follows WatchPolicy and calls back for every update."""
 
-    def __init__(self, calls: grpc.Future, callback: Callable, on_error: Optional[Callable]):
+    def __init__(self, calls: Iterator[qoc_pb2.PolicyUpdate], callback: PolicyCallback,
+                 on_error: Optional[ErrorCallback]):
         self._calls = calls
         self._callback = callback
         self._on_error = on_error
@@ -253,7 +253,7 @@ class PolicyWatch:
         self._thread = threading.Thread(target=self._run, name="qocnet-watch-policy", daemon=True)
         self._thread.start()
 
-    def _run(self):
+    def _run(self) -> None:
         try:
             for update in self._calls:
                 self._callback(update)
@@ -264,12 +264,12 @@ class PolicyWatch:
             if self._on_error:
                 self._on_error(self.error)
 
-    def stop(self, timeout: Optional[float] = 5.0):
+    def stop(self, timeout: Optional[float] = 5.0) -> None:
         """Cancels the stream and waits for the thread."""
-        self._calls.cancel()
+        self._calls.cancel()  # type: ignore[attr-defined]  # a grpc call object
         self._thread.join(timeout)
 
-    def join(self, timeout: Optional[float] = None):
+    def join(self, timeout: Optional[float] = None) -> None:
         self._thread.join(timeout)
 
     @property
@@ -287,10 +287,11 @@ class QocClient:
         self.stub = qoc_pb2_grpc.QocServiceStub(channel)
         self.name: Optional[str] = None
         self.token: Optional[str] = None
-        self.process = None  # the ProcessSpec qocnetd found for it (RegisterProcessResponse.process)
+        # Where its copies go, as qocnetd found it (RegisterProcessResponse.process).
+        self.process: Optional[types_pb2.ProcessSpec] = None
         self._watches: list[PolicyWatch] = []
 
-    def _call(self, method, request, **kwargs):
+    def _call(self, method: Callable[..., Any], request: Any, **kwargs: Any) -> Any:
         try:
             return method(request, timeout=self.timeout, **kwargs)
         except grpc.RpcError as e:
@@ -314,13 +315,13 @@ class QocClient:
         except grpc.FutureTimeoutError:
             return False
 
-    def _session(self) -> tuple[str, str]:
-        if not self.token:
+    def _session(self) -> Tuple[str, str]:
+        if not self.token or not self.name:
             raise QocError("not registered: call register() first")
         return self.name, self.token
 
     def register(self, name: str, streams: Iterable[StreamLike], required: float = 0.0,
-                 udp_port: int = 0, interface: str = "") -> list:
+                 udp_port: int = 0, interface: str = "") -> list[qoc_pb2.StreamPolicy]:
         """Registers the process; keeps its token. Returns the StreamPolicy list.
         `udp_port`: where it receives (0: the sensor's destination port);
         `interface`: its own interface toward the edge, only if it has several."""
@@ -330,34 +331,36 @@ class QocClient:
         self.process = response.process
         return list(response.policies)
 
-    def report_requirement(self, required: float, stream: Optional[StreamLike] = None) -> list:
+    def report_requirement(self, required: float,
+                           stream: Optional[StreamLike] = None) -> list[qoc_pb2.StreamPolicy]:
         """The process needs QoC >= required (on one stream, or all of them)."""
         name, token = self._session()
         return list(self._call(self.stub.ReportRequirement, requirement_request(name, required, stream),
                                metadata=token_metadata(token)).policies)
 
-    def report_measured(self, measured: float, stream: Optional[StreamLike] = None):
+    def report_measured(self, measured: float,
+                        stream: Optional[StreamLike] = None) -> qoc_pb2.ReportMeasuredQocResponse:
         """The QoC measured over the last interval; returns the ReportMeasuredQocResponse
         (the policy now applied and whether it was tightened, loosened or held)."""
         name, token = self._session()
         return self._call(self.stub.ReportMeasuredQoc, measured_request(name, measured, stream),
                           metadata=token_metadata(token))
 
-    def watch_policy(self) -> Iterator:
+    def watch_policy(self) -> Iterator[qoc_pb2.PolicyUpdate]:
         """PolicyUpdate messages as the edge changes this process's policies;
         the first lists every stream's. Blocks; cancel with .cancel() on the
         returned iterator (a grpc call object)."""
         name, token = self._session()
         return self.stub.WatchPolicy(qoc_pb2.WatchPolicyRequest(name=name), metadata=token_metadata(token))
 
-    def follow_policy(self, callback: Callable, on_error: Optional[Callable] = None) -> PolicyWatch:
+    def follow_policy(self, callback: PolicyCallback, on_error: Optional[ErrorCallback] = None) -> PolicyWatch:
         """watch_policy() in a thread: callback(update) for each PolicyUpdate,
         on_error(QocError) if the stream fails. Stop it with .stop()."""
         watch = PolicyWatch(self.watch_policy(), callback, on_error)
         self._watches.append(watch)
         return watch
 
-    def unregister(self):
+    def unregister(self) -> None:
         """Stops the policy watches and unregisters the process."""
         for w in self._watches:
             w.stop()
@@ -369,16 +372,16 @@ class QocClient:
                    metadata=token_metadata(token))
         self.token = None
 
-    def close(self):
+    def close(self) -> None:
         for w in self._watches:
             w.stop()
         self._watches.clear()
         self.channel.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "QocClient":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         try:
             if self.token:
                 self.unregister()
@@ -390,3 +393,11 @@ def connect(address: str = DEFAULT_ADDRESS, tls_ca: Optional[str] = None, tls_ce
             tls_key: Optional[str] = None, timeout: float = 5.0) -> QocClient:
     """A QocClient for qocnetd at `address` (nothing is dialled until the first call)."""
     return QocClient(make_channel(address, tls_ca, tls_cert, tls_key), address, timeout)
+
+
+__all__ = [
+    "CHANNEL_OPTIONS", "DEFAULT_ADDRESS", "ErrorCallback", "PolicyCallback", "PolicyWatch", "QocClient", "QocError",
+    "StreamLike", "channel_credentials", "connect", "make_channel", "measured_request", "parse_address",
+    "parse_stream", "policy_text", "register_request", "requirement_request", "stream_text", "token_metadata",
+    "qoc_pb2", "qoc_pb2_grpc", "types_pb2",
+]
