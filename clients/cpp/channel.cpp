@@ -86,7 +86,11 @@ Result<Address> parse_address(const std::string& text) {
 }
 
 Result<std::shared_ptr<::grpc::Channel>> make_channel(const Address& address, const TlsFiles& tls) {
-  ::grpc::ChannelArguments args;
+  return make_channel(address, tls, ::grpc::ChannelArguments());
+}
+
+Result<std::shared_ptr<::grpc::Channel>> make_channel(const Address& address, const TlsFiles& tls,
+                                                      ::grpc::ChannelArguments args) {
   if (address.kind == Address::Kind::unix_socket) {
     if (!tls.empty() || !tls.server_name.empty())
       return make_error(Errc::invalid_argument,

@@ -7,6 +7,7 @@
 
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
+#include <grpcpp/support/channel_arguments.h>
 #include <grpcpp/support/status.h>
 
 #include <chrono>
@@ -47,6 +48,9 @@ struct TlsFiles {
 // its key, and (not_found) on a file that cannot be read; nothing is dialled
 // yet.
 Result<std::shared_ptr<::grpc::Channel>> make_channel(const Address& address, const TlsFiles& tls);
+// The same with the caller's channel arguments (e.g. reconnect back-off).
+Result<std::shared_ptr<::grpc::Channel>> make_channel(const Address& address, const TlsFiles& tls,
+                                                      ::grpc::ChannelArguments args);
 
 // Sets the call's deadline `timeout` from now.
 void set_timeout(::grpc::ClientContext& context, std::chrono::milliseconds timeout);
