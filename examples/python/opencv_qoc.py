@@ -56,7 +56,7 @@ def main() -> int:
     os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "f;mpegts")
     stop = video_qoc.stopper(args.duration)
     try:
-        proc = video_qoc.process(args, "opencv_qoc")
+        proc = video_qoc.process(args, "opencv_qoc", stop)
     except qocnet.QocError as e:
         print(f"opencv_qoc: {e}", file=sys.stderr)
         return 1

@@ -56,7 +56,7 @@ def main() -> int:
     args = video_qoc.arguments(__doc__.split("\n\n")[0]).parse_args()
     stop = video_qoc.stopper(args.duration)
     try:
-        proc = video_qoc.process(args, "pyav_qoc")
+        proc = video_qoc.process(args, "pyav_qoc", stop)
     except qocnet.QocError as e:
         print(f"pyav_qoc: {e}", file=sys.stderr)
         return 1

@@ -18,6 +18,8 @@ import threading
 import time
 from typing import Callable, List, Optional, Tuple
 
+import grpc
+
 import qocnet
 
 
@@ -56,8 +58,9 @@ def stopper(duration: float) -> threading.Event:
     return stop
 
 
-def process(args: argparse.Namespace, tag: str) -> qocnet.Process:
-    """The registered process (printing its policies and what befalls its session)."""
+def process(args: argparse.Namespace, tag: str, stop: threading.Event) -> qocnet.Process:
+    """The registered process (printing its policies and what befalls its session);
+    waits for qocnetd until it answers or `stop` is set."""
 
     def on_policy(update: qocnet.qoc_pb2.PolicyUpdate) -> None:
         print(f"{tag}: policy [{update.reason}] {qocnet.stream_text(update.policy.stream)} "
@@ -66,8 +69,15 @@ def process(args: argparse.Namespace, tag: str) -> qocnet.Process:
     def on_event(text: str) -> None:
         print(f"{tag}: {text}", flush=True)
 
-    return qocnet.Process(args.name, args.stream, required=args.required, udp_port=args.udp_port,
-                          address=args.address, on_policy=on_policy, on_event=on_event).start(wait=None)
+    proc = qocnet.Process(args.name, args.stream, required=args.required, udp_port=args.udp_port,
+                          address=args.address, on_policy=on_policy, on_event=on_event)
+    while True:  # until qocnetd answers, or `stop` is set
+        try:
+            return proc.start(wait=2.0)
+        except qocnet.QocError as e:
+            if e.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) or stop.is_set():
+                raise
+            print(f"{tag}: waiting for qocnetd ({e})", flush=True)
 
 
 class FrameWindow:
