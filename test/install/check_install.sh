@@ -6,7 +6,11 @@
 # each build in an edge namespace where it replicates a real H.264 stream
 # from a sensor namespace to two process namespaces: every datagram the
 # kernel counted delivered to a process arrived there, and the installed
-# libqocnet loaded the compiler module installed beside it.
+# libqocnet loaded the compiler module installed beside it. Then builds
+# examples/cpp_process against the installed qocnet::client
+# (find_package(qocnet COMPONENTS client)): it must compile against the
+# prefix's headers, link the installed libqocnet and, run without a
+# qocnetd, name the socket it tried.
 #
 #   test/install/check_install.sh SOURCE_DIR BUILD_DIR
 # Exit 77 (SKIPPED) without root, after the build steps.
@@ -59,6 +63,42 @@ for bin in "$work/cmake-build/qocnet-consumer" "$work/pc-build/qocnet-consumer";
   [ "$(realpath "$lib")" = "$(realpath "$libdir/libqocnet.so.0")" ] || die "$bin links $lib, not the installed library"
   "$bin" --version | grep -q "running libqocnet" || die "$bin --version"
 done
+
+# The C++ process SDK: qocnet::client (and qocnet::grpc) from the installed
+# package, examples/cpp_process built against it out of the tree.
+for f in include/qocnet_client/process.hpp include/qocnet_client/channel.hpp include/qocnet/v1/qoc.pb.h \
+         include/qocnet/v1/qoc.grpc.pb.h; do
+  [ -f "$prefix/$f" ] || die "$f is not installed"
+done
+say "build examples/cpp_process with find_package(qocnet COMPONENTS client)"
+cmake -S "$src/examples/cpp_process" -B "$work/process-build" -DCMAKE_PREFIX_PATH="$prefix" \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g0" \
+      >"$work/process-cmake.log" 2>&1 || { cat "$work/process-cmake.log"; die "configure examples/cpp_process"; }
+cmake --build "$work/process-build" -j2 >>"$work/process-cmake.log" 2>&1 \
+  || { cat "$work/process-cmake.log"; die "build examples/cpp_process against the installed qocnet::client"; }
+flags=$(cat "$work/process-build/CMakeFiles/qocnet-cpp-process.dir/flags.make")
+case "$flags" in *"$prefix/include"*) ;; *) die "examples/cpp_process was not compiled against $prefix/include: $flags" ;; esac
+case "$flags" in *"$src/"*) die "examples/cpp_process was compiled against the source tree: $flags" ;; esac
+bin=$work/process-build/qocnet-cpp-process
+lib=$(ldd "$bin" | awk '/libqocnet\.so/ { print $3 }')
+[ "$(realpath "$lib")" = "$(realpath "$libdir/libqocnet.so.0")" ] || die "$bin links $lib, not the installed library"
+# It runs: without qocnetd it names the socket it tried and what must run.
+if "$bin" --address "unix:$work/none.sock" --stream "10.0.0.1:40000->:47123" --seconds 1 >"$work/process.out" 2>&1; then
+  die "examples/cpp_process ran without a qocnetd"
+fi
+grep -q "$work/none.sock does not exist" "$work/process.out" && grep -q "qocnetd must be running" "$work/process.out" \
+  || { cat "$work/process.out"; die "examples/cpp_process did not say that qocnetd's socket is missing"; }
+# A component the package does not have is refused, naming it.
+mkdir -p "$work/nosuch"
+cat >"$work/nosuch/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.25)
+project(nosuch LANGUAGES CXX)
+find_package(qocnet 0.1 REQUIRED COMPONENTS nosuch)
+CMAKE
+if cmake -S "$work/nosuch" -B "$work/nosuch/build" -DCMAKE_PREFIX_PATH="$prefix" >"$work/nosuch.log" 2>&1; then
+  die "find_package(qocnet COMPONENTS nosuch) succeeded"
+fi
+grep -q "no component 'nosuch'" "$work/nosuch.log" || { cat "$work/nosuch.log"; die "the unknown component is not named"; }
 
 if [ "$(id -u)" != 0 ]; then
   say "SKIPPED: running the consumer needs root (BPF programs, network namespaces); the builds passed"

@@ -5,7 +5,8 @@
 # Protobuf, builds libqocnet and its compiler module (unoptimised: this
 # checks that it builds, not how fast it runs), installs them into a
 # temporary prefix and builds examples/consumer against that with
-# pkg-config: nothing of it names gRPC or protobuf. No root needed.
+# pkg-config: nothing of it names gRPC or protobuf; find_package(qocnet
+# COMPONENTS client) is refused, saying why. No root needed.
 #   test/install/check_without_grpc.sh SOURCE_DIR
 set -euo pipefail
 src=$(realpath "$1")
@@ -48,4 +49,16 @@ flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs qocnet)
 c++ -std=c++20 -O0 "$src/examples/consumer/main.cpp" $flags -Wl,-rpath,"$(dirname "$lib")" -o "$work/consumer" \
   || die "build the consumer (flags: $flags)"
 "$work/consumer" --version | grep -q "running libqocnet" || die "the consumer's --version"
+
+say "find_package(qocnet COMPONENTS client) says this qocnet has no gRPC components"
+mkdir -p "$work/client"
+cat >"$work/client/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.25)
+project(client LANGUAGES CXX)
+find_package(qocnet 0.1 REQUIRED COMPONENTS client)
+CMAKE
+if cmake -S "$work/client" -B "$work/client/build" -DCMAKE_PREFIX_PATH="$work/prefix" >"$work/client.log" 2>&1; then
+  die "find_package(qocnet COMPONENTS client) succeeded against a qocnet without gRPC"
+fi
+grep -q "built without gRPC" "$work/client.log" || { cat "$work/client.log"; die "the refusal does not say why"; }
 say "ok"

@@ -14,7 +14,8 @@
 // The socket and the timer run on a Boost.Asio io_context the caller owns
 // and runs; every callback is called on a thread running it. The policy
 // stream is read on a thread of the Process's own, which posts each update
-// into the io_context; reports are asynchronous gRPC calls.
+// into the io_context; reports are asynchronous gRPC calls. The io_context
+// must outlive the Process.
 //
 //   boost::asio::io_context io;
 //   qocnet::client::ProcessOptions o;
