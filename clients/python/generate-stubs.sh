@@ -27,3 +27,10 @@ mkdir -p "$out/qocnet/v1"
 cd "$repo/proto"
 "$protoc" --proto_path=. --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" \
   --plugin=protoc-gen-grpc_python="$plugin" qocnet/v1/*.proto
+# qocnet's files name their licence (scripts/check-spdx): after the encoding
+# line protoc writes first in *_pb2.py, on the first line of the others.
+for f in qocnet/v1/*.proto; do
+  stem="$out/${f%.proto}"
+  sed -i '1a # SPDX-License-Identifier: Apache-2.0' "${stem}_pb2.py"
+  sed -i '1i # SPDX-License-Identifier: Apache-2.0' "${stem}_pb2_grpc.py" "${stem}_pb2.pyi"
+done

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 from qocnet.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
