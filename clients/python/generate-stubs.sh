@@ -13,6 +13,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 out=${1:-$here}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)  # absolute: protoc runs from proto/
 protoc=${PROTOC:-protoc}
 plugin=${GRPC_PYTHON_PLUGIN:-$(command -v grpc_python_plugin || true)}
 if ! command -v "$protoc" >/dev/null 2>&1; then
