@@ -4,12 +4,14 @@
 daemon's namespace with nsenter) or over its Unix socket. Prints "OK" (for
 reflection: the services it lists, one per line) or "<STATUS_CODE> <details>"."""
 import argparse
+import pathlib
 import sys
 
 import grpc
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--stubs", required=True, help="directory of the generated Python stubs")
+ap.add_argument("--stubs", default=str(pathlib.Path(__file__).resolve().parents[2] / "clients" / "python"),
+                help="directory holding qocnet/v1 (default: the Python SDK's checked-in stubs, clients/python)")
 ap.add_argument("--address", required=True)
 ap.add_argument("--ca", help="CA of the server certificate (TLS); without it: plaintext (unix: addresses)")
 ap.add_argument("--cert")
