@@ -239,3 +239,65 @@ TEST_CASE("a C++ Process measures and reports the QoC of real H.264 and register
   CHECK_FALSE(listed(*d, name));
   fs::remove_all(dir);
 }
+
+TEST_CASE("a C++ Process whose registration qocnetd kept across a restart goes on with its token",
+          "[daemon][process][restart]") {
+  auto t = testbed::Topology::create(1, true);
+  REQUIRE_OK(t);
+  const auto& topo = **t;
+  PinDir pins;
+  const std::string dir = "/tmp/" + testbed::unique_name("cpr");
+  fs::create_directories(dir);
+  // Pinned, with its state file: the registration and its token survive.
+  const std::vector<std::string> args{"--pin-dir", pins.path, "--keep-datapath", "--port", "e0", "--state-file",
+                                      dir + "/state.yaml"};
+  auto d = std::make_unique<Daemon>(topo.edge, args, "cq");
+  REQUIRE(d->wait_serving());
+  const std::string sock = dir + "/qoc.sock";
+  point(sock, d->process_address().substr(5));
+  const std::string name = "cppkept";
+  const std::string stream = std::string(testbed::Topology::sensor_ip) + ":" + std::to_string(kSensorPort) +
+                             "->:" + std::to_string(kServicePort);
+  Example ex(topo.procs[0],
+             {"--address", "unix:" + sock, "--name", name, "--stream", stream, "--port", "6000", "--interval",
+              "0.5", "--seconds", "300", "--ready", dir + "/ready"},
+             dir + "/out.txt");
+  for (int i = 0; i < 200 && !fs::exists(dir + "/ready") && !ex.exited(); ++i)
+    std::this_thread::sleep_for(milliseconds(100));
+  INFO("the example's output:\n" << ex.output());
+  REQUIRE(fs::exists(dir + "/ready"));
+  REQUIRE(listed(*d, name));
+
+  REQUIRE(d->stop(SIGTERM) == 0);
+  d = std::make_unique<Daemon>(topo.edge, args, "cq");
+  point(sock, d->process_address().substr(5));
+  REQUIRE(d->wait_serving());
+  // The policy stream comes back with the token it has: no second registration.
+  bool resumed = false;
+  for (int i = 0; i < 300 && !(resumed = ex.output().find("session resumed") != std::string::npos); ++i)
+    std::this_thread::sleep_for(milliseconds(100));
+  INFO("the example's output:\n" << ex.output() << "\nqocnetd's log:\n" << d->log());
+  CHECK(resumed);
+  CHECK(listed(*d, name));
+  CHECK(ex.output().find("session registered again") == std::string::npos);
+
+  // Its reports reach the new daemon.
+  const auto& dgrams = [] {
+    static const auto v = cut_every_7(corpus_ts(25, 2));
+    return std::cref(v);
+  }().get();
+  auto snd = testbed::UdpSocket::open(topo.sensor, testbed::Topology::sensor_ip, kSensorPort);
+  REQUIRE_OK(snd);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < dgrams.size(); ++i) {
+    std::this_thread::sleep_until(t0 + microseconds(400 * i));
+    REQUIRE_OK(snd->send_to(testbed::Topology::service_ip, kServicePort, dgrams[i]));
+  }
+  auto m = wait_measured(*d, name, [](double v) { return v >= 0.95; });
+  REQUIRE(m);
+  CHECK(*m >= 0.95);
+  CHECK(ex.stop(SIGTERM) == 0);
+  CHECK_THAT(ex.output(), Catch::Contains("registrations 1"));
+  CHECK(d->stop(SIGTERM) == 0);
+  fs::remove_all(dir);
+}
