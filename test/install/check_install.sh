@@ -27,9 +27,12 @@ trap cleanup EXIT
 say() { echo "check_install: $*"; }
 die() { echo "check_install: FAILED: $*" >&2; exit 1; }
 
-prefix=$work/prefix
-say "cmake --install $build --prefix $prefix"
-cmake --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log"; die "install"; }
+# DESTDIR as well as --prefix: a few files install to absolute paths (the
+# configuration in the full sysconfdir, /etc for the prefix /usr).
+say "DESTDIR=$work/root cmake --install $build --prefix $work/prefix"
+DESTDIR=$work/root cmake --install "$build" --prefix "$work/prefix" >"$work/install.log" \
+  || { cat "$work/install.log"; die "install"; }
+prefix=$work/root$work/prefix
 pc=$(find "$prefix" -name qocnet.pc -path '*/pkgconfig/*' | head -1)
 [ -n "$pc" ] || die "qocnet.pc is not installed under $prefix"
 pcdir=$(dirname "$pc")

@@ -49,8 +49,14 @@ for want in "/run/qocnet 755" "/run/qocnet/process 755" "/run/qocnet/state 700" 
   [ -d "$root$1" ] || die "systemd-tmpfiles did not make $1"
   [ "$(stat -c %a "$root$1")" = "$2" ] || die "$1 has mode $(stat -c %a "$root$1"), not $2"
 done
-[ -f "$root$prefix/etc/qocnet/qocnetd.yaml" ] || [ -f "$root/etc/qocnet/qocnetd.yaml" ] \
-  || die "qocnetd's configuration (etc/qocnet/qocnetd.yaml) is not installed"
+# The configuration is installed where the unit reads it (for the prefix
+# /usr that is /etc/qocnet, not /usr/etc/qocnet).
+config=$(sed -n 's/^ExecStart=.* --config \([^ ]*\).*/\1/p' "$root$units/qocnetd.service")
+[ -n "$config" ] || die "qocnetd.service's ExecStart names no --config"
+[ -f "$root$config" ] || die "qocnetd.service reads $config, which is not installed" \
+  "(installed: $(cd "$root" && find . -name qocnetd.yaml | sed 's/^\.//' | paste -sd ' '))"
+[ "$prefix" != /usr ] || [ "$config" = /etc/qocnet/qocnetd.yaml ] \
+  || die "with the prefix /usr, qocnetd.service reads $config, not /etc/qocnet/qocnetd.yaml"
 
 say "--version of every installed program"
 for b in qocnetd qocnetctl qocnet-sensor; do
