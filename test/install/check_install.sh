@@ -13,9 +13,18 @@
 # qocnetd, name the socket it tried.
 #
 #   test/install/check_install.sh SOURCE_DIR BUILD_DIR
+#   test/install/check_install.sh SOURCE_DIR --installed PREFIX
+# The second form installs nothing: it checks the qocnet installed at PREFIX
+# (e.g. /usr, from the Debian packages: test/install/check_packages.sh).
 # Exit 77 (SKIPPED) without root, after the build steps.
 set -euo pipefail
-src=$(realpath "$1") build=$(realpath "$2")
+src=$(realpath "$1")
+installed=
+if [ "${2:-}" = --installed ]; then
+  installed=$(realpath "$3")
+else
+  build=$(realpath "$2")
+fi
 py=/usr/bin/python3
 work=$(mktemp -d /tmp/qocnet-install-check.XXXXXX)
 tag=qi$$
@@ -27,14 +36,21 @@ trap cleanup EXIT
 say() { echo "check_install: $*"; }
 die() { echo "check_install: FAILED: $*" >&2; exit 1; }
 
-# DESTDIR as well as --prefix: a few files install to absolute paths (the
-# configuration in the full sysconfdir, /etc for the prefix /usr).
-say "DESTDIR=$work/root cmake --install $build --prefix $work/prefix"
-DESTDIR=$work/root cmake --install "$build" --prefix "$work/prefix" >"$work/install.log" \
-  || { cat "$work/install.log"; die "install"; }
-prefix=$work/root$work/prefix
-pc=$(find "$prefix" -name qocnet.pc -path '*/pkgconfig/*' | head -1)
-[ -n "$pc" ] || die "qocnet.pc is not installed under $prefix"
+if [ -n "$installed" ]; then
+  prefix=$installed
+  say "the qocnet installed at $prefix"
+  pc=$(pkg-config --path qocnet) || die "pkg-config finds no qocnet.pc (is libqocnet-dev installed?)"
+  case "$pc" in "$prefix"/*) ;; *) die "pkg-config finds $pc, not one under $prefix" ;; esac
+else
+  # DESTDIR as well as --prefix: a few files install to absolute paths (the
+  # configuration in the full sysconfdir, /etc for the prefix /usr).
+  say "DESTDIR=$work/root cmake --install $build --prefix $work/prefix"
+  DESTDIR=$work/root cmake --install "$build" --prefix "$work/prefix" >"$work/install.log" \
+    || { cat "$work/install.log"; die "install"; }
+  prefix=$work/root$work/prefix
+  pc=$(find "$prefix" -name qocnet.pc -path '*/pkgconfig/*' | head -1)
+  [ -n "$pc" ] || die "qocnet.pc is not installed under $prefix"
+fi
 pcdir=$(dirname "$pc")
 # qocnet.pc is relocatable (its prefix is \${pcfiledir}/..): ask pkg-config.
 libdir=$(realpath "$(PKG_CONFIG_PATH=$pcdir pkg-config --variable=libdir qocnet)")
@@ -80,7 +96,10 @@ cmake -S "$src/examples/cpp_process" -B "$work/process-build" -DCMAKE_PREFIX_PAT
 cmake --build "$work/process-build" -j2 >>"$work/process-cmake.log" 2>&1 \
   || { cat "$work/process-cmake.log"; die "build examples/cpp_process against the installed qocnet::client"; }
 flags=$(cat "$work/process-build/CMakeFiles/qocnet-cpp-process.dir/flags.make")
-case "$flags" in *"$prefix/include"*) ;; *) die "examples/cpp_process was not compiled against $prefix/include: $flags" ;; esac
+# (The prefix /usr's include directory is the compiler's own: no -I names it.)
+if [ "$prefix" != /usr ]; then
+  case "$flags" in *"$prefix/include"*) ;; *) die "examples/cpp_process was not compiled against $prefix/include: $flags" ;; esac
+fi
 case "$flags" in *"$src/"*) die "examples/cpp_process was compiled against the source tree: $flags" ;; esac
 bin=$work/process-build/qocnet-cpp-process
 lib=$(ldd "$bin" | awk '/libqocnet\.so/ { print $3 }')

@@ -12,7 +12,13 @@
 #   4. the installed qocnetd starts in a network namespace of this test's own
 #      with the installed configuration, answers the installed qocnetctl and
 #      stops cleanly on SIGTERM;
-#   5. `apt-get purge` removes every file again, the conffile too.
+#   5. the installed PyAV example (python3-qocnet) registers with that
+#      qocnetd from a process namespace and reports the share of a real
+#      H.264 stream's frames it decoded;
+#   6. examples/consumer and examples/cpp_process build out of the tree
+#      against the installed libqocnet-dev, and the consumer replicates a
+#      stream between namespaces (check_install.sh --installed /usr);
+#   7. `apt-get purge` removes every file again, the conffile too.
 # Root (it installs packages; SKIPPED without). It refuses to run when any of
 # the packages is installed already: it would replace and then purge them.
 #   test/install/check_packages.sh SOURCE_DIR BUILD_DIR
@@ -248,6 +254,13 @@ rc=0
 wait $daemon || rc=$?
 daemon=
 [ $rc = 0 ] || { logs; die "the installed qocnetd exited with $rc on SIGTERM"; }
+
+# An application developer's view of the installed libqocnet-dev: the
+# out-of-tree consumer (find_package and pkg-config) replicating a stream
+# between namespaces, and examples/cpp_process against qocnet::client.
+say "test/install/check_install.sh --installed /usr"
+"$src/test/install/check_install.sh" "$src" --installed /usr 2>&1 | sed 's/^/  /'
+[ "${PIPESTATUS[0]}" = 0 ] || die "the out-of-tree applications against the installed packages (above)"
 
 say "apt-get purge"
 apt-get purge -y "${pkgs[@]}" >"$work/purge.log" 2>&1 || { tail -n 30 "$work/purge.log"; die "apt-get purge"; }
