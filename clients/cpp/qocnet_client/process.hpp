@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // qocnet::client::Process: the contract of a C++ computation process with
-// qocnetd's QocService, as clients/python/qocnet_client.py keeps it for
+// qocnetd's QocService, as qocnet.Process (clients/python/qocnet/process.py) keeps it for
 // Python. A Process
 //   - registers (its name, the streams it consumes, the QoC it requires and
 //     the UDP port it receives on) over qocnetd's process socket,
